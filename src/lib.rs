@@ -1,0 +1,9 @@
+//! voicebench: a benchmark harness for voice agents.
+//!
+//! The library holds everything; `src/main.rs` only parses arguments, runs, and maps errors to exit codes. No
+//! terminal formatting lives below [`cli`].
+
+pub mod audio;
+pub mod cli;
+pub mod corpus;
+pub mod scenario;

@@ -1,0 +1,361 @@
+//! The scenario file format, v1, exactly as a user writes it (TOML). docs/scenario.md documents every key.
+//!
+//! Every table rejects unknown keys. Values whose problems are found after parsing (a WAV that does not exist, a
+//! tool a turn names, a regex) are kept [`Spanned`] so the error can point at them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name; used in report directory names.
+    pub name: Spanned<String>,
+    /// What the scenario tests, for reports.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The audio corpus directory (holding manifest.json), relative to this file. Default: the nearest
+    /// `audio-corpus/` in this file's directory or one of its parents.
+    #[serde(default)]
+    pub corpus: Option<Spanned<String>>,
+    /// Run-wide defaults.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The systems under test.
+    #[serde(default, rename = "target")]
+    pub targets: Vec<Spanned<Target>>,
+    /// The agent every target is asked to be: instructions and tools.
+    #[serde(default)]
+    pub agent: Agent,
+    /// The caller's script, in order.
+    #[serde(default, rename = "turn")]
+    pub turns: Vec<Spanned<Turn>>,
+    /// Service-level objectives for `voicebench gate`.
+    #[serde(default)]
+    pub slo: BTreeMap<Spanned<String>, Spanned<f64>>,
+}
+
+/// `[defaults]`: how many calls, how fast, and timing limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Calls per target.
+    pub calls: Spanned<u32>,
+    /// Calls in flight at once (closed loop), per run.
+    pub concurrency: Spanned<u32>,
+    /// Duration of one outgoing audio frame, ms.
+    pub frame_ms: Spanned<u32>,
+    /// A turn with no complete reply after this long is a timeout failure, ms.
+    pub turn_timeout_ms: Spanned<u32>,
+    /// Connection and session set-up limit, ms (never part of TTFA).
+    pub connect_timeout_ms: Spanned<u32>,
+    /// Seed for every random choice (call phases, sim latencies).
+    pub seed: u64,
+    /// Corpus voice for turns that name a corpus utterance without a voice.
+    pub voice: Spanned<String>,
+    /// Silence between the end of the agent's reply and the caller's next utterance, ms.
+    pub gap_ms: Spanned<u32>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            calls: Spanned::new(0..0, 10),
+            concurrency: Spanned::new(0..0, 1),
+            frame_ms: Spanned::new(0..0, 20),
+            turn_timeout_ms: Spanned::new(0..0, 15_000),
+            connect_timeout_ms: Spanned::new(0..0, 10_000),
+            seed: 1,
+            voice: Spanned::new(0..0, "joe".into()),
+            gap_ms: Spanned::new(0..0, 600),
+        }
+    }
+}
+
+/// The wire protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// OpenAI Realtime over WebSocket (GA; `dialect = "beta"` for local servers on the beta names).
+    OpenaiRealtime,
+    /// Google Gemini Live (BidiGenerateContent).
+    GeminiLive,
+    /// ElevenLabs Agents (Conversational AI) WebSocket.
+    Elevenlabs,
+    /// Twilio Media Streams: voicebench plays Twilio toward your agent server.
+    Twilio,
+    /// Generic PCM over WebSocket (binary audio frames, JSON control messages).
+    WsPcm,
+    /// STT → LLM → TTS orchestrated by voicebench.
+    Pipeline,
+}
+
+impl Protocol {
+    /// The name used in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OpenaiRealtime => "openai-realtime",
+            Protocol::GeminiLive => "gemini-live",
+            Protocol::Elevenlabs => "elevenlabs",
+            Protocol::Twilio => "twilio",
+            Protocol::WsPcm => "ws-pcm",
+            Protocol::Pipeline => "pipeline",
+        }
+    }
+}
+
+/// OpenAI Realtime event-name dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// The GA API (default).
+    Ga,
+    /// The legacy beta names, for local servers that still speak them.
+    Beta,
+}
+
+/// Audio encoding on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    /// 16-bit little-endian PCM at the protocol's rate.
+    Pcm16,
+    /// G.711 μ-law, 8 kHz (telephony).
+    G711Ulaw,
+}
+
+/// A system under test: a real endpoint or an embedded simulated one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Unique name; used in reports and `--target`.
+    pub name: Spanned<String>,
+    /// Wire protocol.
+    pub protocol: Spanned<Protocol>,
+    /// Embedded simulated provider profile (`native`, `fixed`, `pipeline`); excludes `url`.
+    #[serde(default)]
+    pub sim: Option<Spanned<String>>,
+    /// Endpoint URL (`ws://` / `wss://`).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(default)]
+    pub api_key_env: Option<Spanned<String>>,
+    /// Model id, where the protocol takes one.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Output voice, where the protocol takes one.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// OpenAI Realtime only: `ga` (default) or `beta`.
+    #[serde(default)]
+    pub dialect: Option<Spanned<Dialect>>,
+    /// Audio encoding: `pcm16` (default) or `g711_ulaw` (telephony).
+    #[serde(default)]
+    pub audio_format: Option<Spanned<AudioFormat>>,
+    /// `ws-pcm` only: sample rate of the PCM both ways, Hz (default 16000).
+    #[serde(default)]
+    pub sample_rate: Option<Spanned<u32>>,
+    /// OpenAI Realtime only: the provider's turn detection.
+    #[serde(default)]
+    pub turn_detection: Option<Spanned<TurnDetection>>,
+    /// ElevenLabs only: the agent id.
+    #[serde(default)]
+    pub agent_id: Option<Spanned<String>>,
+    /// Pipeline only: local endpointing before the STT.
+    #[serde(default)]
+    pub endpointing: Option<Spanned<Endpointing>>,
+    /// Pipeline only: speech-to-text stage.
+    #[serde(default)]
+    pub stt: Option<Spanned<Stage>>,
+    /// Pipeline only: language-model stage.
+    #[serde(default)]
+    pub llm: Option<Spanned<Stage>>,
+    /// Pipeline only: text-to-speech stage.
+    #[serde(default)]
+    pub tts: Option<Spanned<Stage>>,
+}
+
+/// Provider turn detection (OpenAI Realtime `audio.input.turn_detection`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnDetection {
+    /// `server_vad`, `semantic_vad` or `none`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// server_vad: activation threshold, 0–1.
+    #[serde(default)]
+    pub threshold: Option<Spanned<f64>>,
+    /// server_vad: audio kept before detected speech, ms.
+    #[serde(default)]
+    pub prefix_padding_ms: Option<u32>,
+    /// server_vad: silence that ends a turn, ms.
+    #[serde(default)]
+    pub silence_duration_ms: Option<u32>,
+    /// semantic_vad: `low`, `medium`, `high` or `auto`.
+    #[serde(default)]
+    pub eagerness: Option<Spanned<String>>,
+}
+
+/// Local endpointing of a pipeline target.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpointing {
+    /// `local` (voicebench's VAD decides the end of the caller's turn) or `stt` (the STT's own endpointing).
+    #[serde(default = "default_endpointing_mode")]
+    pub mode: Spanned<String>,
+    /// Silence that ends the caller's turn, ms.
+    #[serde(default = "default_endpointing_silence")]
+    pub silence_ms: u32,
+}
+
+fn default_endpointing_mode() -> Spanned<String> {
+    Spanned::new(0..0, "local".into())
+}
+
+fn default_endpointing_silence() -> u32 {
+    500
+}
+
+/// One stage of a pipeline target.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The stage's API: STT `openai` or `deepgram`; LLM `openai`; TTS `openai` or `elevenlabs`.
+    pub provider: Spanned<String>,
+    /// Base URL (`http(s)://…/v1` for OpenAI-compatible, `wss://…` for Deepgram live). Not with a sim target.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Environment variable holding this stage's key.
+    #[serde(default)]
+    pub api_key_env: Option<Spanned<String>>,
+    /// Model id.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// TTS voice.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Use the stage's streaming form (SSE transcription, chunked TTS). Default true.
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// `[agent]`: what every target is told to be, and the tools it may call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// System instructions sent to every target.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// The agent's idea of today's date (ISO), so "this Friday" has one meaning.
+    #[serde(default)]
+    pub today: Option<Spanned<String>>,
+    /// Tools the agent may call.
+    #[serde(default, rename = "tool")]
+    pub tools: Vec<Spanned<Tool>>,
+}
+
+/// A tool (function) the agent may call, with canned results so the call can go on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// Function name (letters, digits, `_`, `-`; at most 64).
+    pub name: Spanned<String>,
+    /// What the tool does, as the model sees it.
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub parameters: Spanned<toml::Table>,
+    /// Canned results, the first whose `when` matches the call's arguments wins.
+    #[serde(default, rename = "result")]
+    pub results: Vec<CannedResult>,
+    /// The result when no `result` entry matches.
+    pub default_result: toml::Value,
+}
+
+/// A canned tool result chosen by argument matchers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedResult {
+    /// Argument matchers; all must match.
+    #[serde(default)]
+    pub when: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// The tool output returned to the agent (any TOML value, sent as JSON).
+    pub output: toml::Value,
+}
+
+/// When a turn's utterance starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// After the agent's reply has finished playing, plus `gap_ms`.
+    AfterAgentDone,
+    /// After the agent's reply started playing, plus `delay_ms`: a barge-in or a backchannel.
+    AfterAgentStart,
+}
+
+/// What the agent is expected to do with a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Reply (the default).
+    Respond,
+    /// Stop talking: a barge-in.
+    Stop,
+    /// Keep talking: a cough or a backchannel ("mm-hmm").
+    Ignore,
+    /// The utterance has a pause inside; the agent must not start before it is over, then reply.
+    NoTakeover,
+}
+
+/// One caller turn.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    /// A label for reports (default: the utterance id or `turn<N>`).
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// A corpus line id (audio-corpus/manifest.json).
+    #[serde(default)]
+    pub utterance: Option<Spanned<String>>,
+    /// A WAV file (mono 16-bit PCM), relative to the scenario file.
+    #[serde(default)]
+    pub wav: Option<Spanned<String>>,
+    /// Corpus voice for `utterance` (default `defaults.voice`).
+    #[serde(default)]
+    pub voice: Option<Spanned<String>>,
+    /// Transcript of a `wav` utterance (corpus utterances carry their own).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// When the utterance starts.
+    #[serde(default)]
+    pub start: Option<Spanned<Start>>,
+    /// With `after_agent_done`: silence before the utterance, ms (default `defaults.gap_ms`).
+    #[serde(default)]
+    pub gap_ms: Option<Spanned<u32>>,
+    /// With `after_agent_start`: delay after the agent's first audible sample, ms.
+    #[serde(default)]
+    pub delay_ms: Option<Spanned<u32>>,
+    /// What the agent should do.
+    #[serde(default)]
+    pub expect: Option<Spanned<Expect>>,
+    /// Tool calls the agent should make in reply to this turn.
+    #[serde(default, rename = "tool_call")]
+    pub tool_calls: Vec<Spanned<ExpectedToolCall>>,
+    /// Simulated providers only: the agent corpus line the sim says in reply.
+    #[serde(default)]
+    pub reply: Option<Spanned<String>>,
+}
+
+/// A tool call a turn expects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedToolCall {
+    /// The tool's name (one of `[[agent.tool]]`).
+    pub name: Spanned<String>,
+    /// Argument matchers; arguments not named are not checked.
+    #[serde(default)]
+    pub args: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
