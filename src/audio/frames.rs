@@ -5,7 +5,7 @@ use super::Pcm;
 /// Samples in one frame of `frame_ms` at `rate`, or `None` when the frame is not a whole number of samples.
 pub fn samples_per_frame(rate: u32, frame_ms: u32) -> Option<usize> {
     let num = rate as u64 * frame_ms as u64;
-    (frame_ms > 0 && num % 1000 == 0).then_some((num / 1000) as usize)
+    (frame_ms > 0 && num.is_multiple_of(1000)).then_some((num / 1000) as usize)
 }
 
 /// Cuts audio into frames of `frame_ms`; the last frame is padded with silence to full length.

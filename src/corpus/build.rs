@@ -137,7 +137,7 @@ pub fn read_lines(dir: &Path) -> Result<LinesFile> {
     })?;
     for l in &lines.line {
         ensure!(
-            l.text.is_some() != !l.parts.is_empty(),
+            l.text.is_some() == l.parts.is_empty(),
             "{}: line `{}` needs either `text` or `parts`",
             path.display(),
             l.id

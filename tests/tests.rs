@@ -1,0 +1,22 @@
+//! voicebench's integration tests: one binary (one link), one module per area.
+
+mod corpus;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the voicebench binary with arguments, from `dir`.
+pub fn voicebench(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_voicebench")).args(args).current_dir(dir).output().expect("voicebench runs")
+}
+
+/// Exit code, stdout and stderr of a run, as text.
+pub fn text(o: &Output) -> (i32, String, String) {
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}

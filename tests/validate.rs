@@ -1,0 +1,151 @@
+//! `voicebench validate`: the booking scenario passes; each kind of mistake exits 2 and points at file:line:col.
+
+use std::path::Path;
+
+use super::{root, text, voicebench};
+
+/// Writes `scenario` next to a copy of nothing else, in a temp dir whose parent-walk finds no corpus unless given.
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// The booking scenario with one line replaced, `corpus` pointed at the repo's corpus.
+fn booking_with(replace: &str, with: &str) -> String {
+    let src = std::fs::read_to_string(root().join("scenarios/booking.toml")).unwrap();
+    assert!(src.contains(replace), "booking.toml no longer contains {replace:?}");
+    let corpus = root().join("audio-corpus");
+    let src = src.replacen(replace, with, 1);
+    format!("corpus = {:?}\n{src}", corpus.to_string_lossy())
+}
+
+/// Line and column (1-based) of the first occurrence of `needle` in `src`.
+fn pos(src: &str, needle: &str) -> (usize, usize) {
+    let off = src.find(needle).unwrap_or_else(|| panic!("{needle:?} not in scenario"));
+    let line = src[..off].matches('\n').count() + 1;
+    let col = off - src[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// Runs validate on a scenario body and returns (code, stderr), asserting the diagnostic location.
+fn expect_error(name: &str, body: &str, at: &str, message: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("not-audio.wav"), "this is a text file, not audio").unwrap();
+    let path = write(tmp.path(), name, body);
+    let (code, _, err) = text(&voicebench(tmp.path(), &["validate", &path]));
+    assert_eq!(code, 2, "{name}: expected exit 2\n{err}");
+    let (line, col) = pos(body, at);
+    let loc = format!("{path}:{line}:{col}: ");
+    assert!(err.contains(&loc), "{name}: expected a diagnostic at {loc}\n{err}");
+    assert!(err.contains(message), "{name}: expected {message:?}\n{err}");
+    err
+}
+
+#[test]
+fn booking_scenario_is_valid() {
+    let (code, out, err) = text(&voicebench(&root(), &["validate", "scenarios/booking.toml"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok — scenario `booking`, 2 target(s), 8 turn(s), 3 expected tool call(s)"), "{out}");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_suggests() {
+    let body = booking_with("frame_ms = 20", "fram_ms = 20");
+    let err = expect_error("unknown-key.toml", &body, "fram_ms", "unknown key `fram_ms` in [defaults]");
+    assert!(err.contains("did you mean `frame_ms`?"), "{err}");
+}
+
+#[test]
+fn a_key_in_the_file_is_refused_without_echoing_it() {
+    let body = booking_with("sim = \"native\"", "url = \"wss://example.invalid/v1/realtime\"\napi_key = \"sk-secret-123\"");
+    let err = expect_error("key.toml", &body, "api_key = ", "unknown key `api_key`");
+    assert!(err.contains("api_key_env"), "{err}");
+    // The diagnostic shows the source line (the user's own file), but the hint must not add the secret elsewhere.
+    assert_eq!(err.matches("sk-secret-123").count(), 1, "{err}");
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    let body = booking_with("calls = 20 ", "calls = \"20\" ");
+    let err = expect_error("type.toml", &body, "\"20\"", "wrong type in [defaults]: found string \"20\"");
+    assert!(err.contains("write the number without quotes: 20"), "{err}");
+}
+
+#[test]
+fn missing_wav_is_located() {
+    let body = booking_with("utterance = \"choose\"", "wav = \"missing.wav\"");
+    expect_error("missing.toml", &body, "\"missing.wav\"", "WAV file not found");
+}
+
+#[test]
+fn non_wav_file_is_located_and_explained() {
+    let body = booking_with("utterance = \"choose\"", "wav = \"not-audio.wav\"");
+    expect_error("nonwav.toml", &body, "\"not-audio.wav\"", "not a WAV file");
+}
+
+#[test]
+fn unknown_tool_suggests_the_right_one() {
+    let body = booking_with("name = \"make_booking\"\nargs", "name = \"make_bookng\"\nargs");
+    let err = expect_error("tool.toml", &body, "\"make_bookng\"", "unknown tool `make_bookng`");
+    assert!(err.contains("did you mean `make_booking`?"), "{err}");
+}
+
+#[test]
+fn bad_regex_is_located() {
+    let body = booking_with("regex = '^\\D*(1\\D*)?555", "regex = '^\\D*(1\\D*?555");
+    expect_error("regex.toml", &body, "{ regex = '^", "bad regex");
+}
+
+#[test]
+fn unknown_corpus_line_and_voice() {
+    let body = booking_with("utterance = \"choose\"", "utterance = \"chose\"");
+    let err = expect_error("line.toml", &body, "\"chose\"", "the corpus has no caller line `chose`");
+    assert!(err.contains("did you mean `choose`?"), "{err}");
+    let body = booking_with("voice = \"joe\"", "voice = \"jo\"");
+    expect_error("voice.toml", &body, "\"jo\"", "no `greeting` line in voice `jo`");
+}
+
+#[test]
+fn incomplete_and_contradictory_targets() {
+    let body = booking_with("sim = \"native\"", "model = \"gpt-realtime\"");
+    expect_error("target.toml", &body, "\"sim-native\"", "has neither `url` nor `sim`");
+    let body = booking_with("sim = \"pipeline\"", "stt = { provider = \"deepgram\", url = \"https://x\" }");
+    expect_error("pipe.toml", &body, "\"https://x\"", "is not a WebSocket URL");
+    let body = booking_with("sim = \"native\"", "sim = \"nativ\"");
+    let err = expect_error("sim.toml", &body, "\"nativ\"", "unknown sim profile `nativ`");
+    assert!(err.contains("did you mean `native`?"), "{err}");
+}
+
+#[test]
+fn turn_timing_rules() {
+    let body = booking_with("delay_ms = 1500\n", "");
+    expect_error("delay.toml", &body, "\"after_agent_start\"", "needs `delay_ms`");
+    let body = booking_with("expect = \"no_takeover\"", "expect = \"stop\"");
+    expect_error("stop.toml", &body, "\"stop\"            #", "needs the utterance to overlap the agent");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let body = booking_with("utterance = \"choose\"", "utterance = \"chose\"").replacen("name = \"make_booking\"\nargs", "name = \"nope\"\nargs", 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "two.toml", &body);
+    let (code, _, err) = text(&voicebench(tmp.path(), &["validate", &path]));
+    assert_eq!(code, 2);
+    assert!(err.contains("2 problems in"), "{err}");
+}
+
+#[test]
+fn slo_keys_are_checked() {
+    let body = booking_with("\"ttfa.p95\" = 1500", "\"ttfa.p96\" = 1500");
+    expect_error("slo.toml", &body, "\"ttfa.p96\"", "unknown statistic `p96`");
+    let body = booking_with("tool_success_rate = 0.9", "tool_success_rate = 90");
+    expect_error("rate.toml", &body, "90", "is a rate between 0 and 1");
+}
+
+#[test]
+fn unreadable_file_exits_2() {
+    let (code, _, err) = text(&voicebench(&root(), &["validate", "scenarios/does-not-exist.toml"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("scenarios/does-not-exist.toml"), "{err}");
+}
