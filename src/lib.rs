@@ -1,9 +1,11 @@
 //! voicebench: a benchmark harness for voice agents.
 //!
 //! The library holds everything; `src/main.rs` only parses arguments, runs, and maps errors to exit codes. No
-//! terminal formatting lives below [`cli`].
+//! terminal formatting lives below [`cli`] but for the report renderers, which return strings.
 
 pub mod audio;
+pub mod caller;
 pub mod cli;
 pub mod corpus;
 pub mod scenario;
+pub mod targets;

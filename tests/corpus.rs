@@ -62,7 +62,11 @@ fn bounds_agree_with_an_independent_vad() {
         let pcm = voicebench::audio::read_wav(&dir.join(&u.file)).unwrap();
         let (s, e) = neural_bounds(&pcm).unwrap_or_else(|| panic!("{}: earshot hears no speech", u.id));
         let (ds, de) = (s - u.speech_start_ms, e - u.speech_end_ms);
-        assert!(ds > -30.0 && de < 30.0, "{}: earshot finds speech outside the manifest bounds: {ds:+.1} / {de:+.1} ms", u.id);
+        assert!(
+            ds > -30.0 && de < 30.0,
+            "{}: earshot finds speech outside the manifest bounds: {ds:+.1} / {de:+.1} ms",
+            u.id
+        );
         assert!(ds.abs() < 100.0 && de.abs() < 100.0, "{}: bounds {ds:+.1} / {de:+.1} ms from earshot's", u.id);
         if ds.abs() <= 30.0 && de.abs() <= 30.0 {
             within += 1;
@@ -159,9 +163,12 @@ text = "reply"
         s.extend(vec![0i16; rate as usize * 2 / 5]);
         Pcm::new(rate, s)
     };
-    for (voice, lines) in [("a", vec!["one.0", "two.0", "two.1"]), ("b", vec!["one.0", "two.0", "two.1"]), ("ag", vec!["reply.0"])] {
+    for (voice, lines) in
+        [("a", vec!["one.0", "two.0", "two.1"]), ("b", vec!["one.0", "two.0", "two.1"]), ("ag", vec!["reply.0"])]
+    {
         for (k, l) in lines.iter().enumerate() {
-            write_wav(&raw.join(voice).join(format!("{l}.wav")), &padded(vowel(rate, 600 + 100 * k as u32, k as u64))).unwrap();
+            write_wav(&raw.join(voice).join(format!("{l}.wav")), &padded(vowel(rate, 600 + 100 * k as u32, k as u64)))
+                .unwrap();
         }
     }
     let (code, out, err) = text(&voicebench(tmp.path(), &["corpus", "build", "--raw", "raw"]));

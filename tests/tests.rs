@@ -18,5 +18,9 @@ pub fn voicebench(dir: &Path, args: &[&str]) -> Output {
 
 /// Exit code, stdout and stderr of a run, as text.
 pub fn text(o: &Output) -> (i32, String, String) {
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }

@@ -58,7 +58,8 @@ fn unknown_key_names_the_key_and_suggests() {
 
 #[test]
 fn a_key_in_the_file_is_refused_without_echoing_it() {
-    let body = booking_with("sim = \"native\"", "url = \"wss://example.invalid/v1/realtime\"\napi_key = \"sk-secret-123\"");
+    let body =
+        booking_with("sim = \"native\"", "url = \"wss://example.invalid/v1/realtime\"\napi_key = \"sk-secret-123\"");
     let err = expect_error("key.toml", &body, "api_key = ", "unknown key `api_key`");
     assert!(err.contains("api_key_env"), "{err}");
     // The diagnostic shows the source line (the user's own file), but the hint must not add the secret elsewhere.
@@ -127,7 +128,11 @@ fn turn_timing_rules() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let body = booking_with("utterance = \"choose\"", "utterance = \"chose\"").replacen("name = \"make_booking\"\nargs", "name = \"nope\"\nargs", 1);
+    let body = booking_with("utterance = \"choose\"", "utterance = \"chose\"").replacen(
+        "name = \"make_booking\"\nargs",
+        "name = \"nope\"\nargs",
+        1,
+    );
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "two.toml", &body);
     let (code, _, err) = text(&voicebench(tmp.path(), &["validate", &path]));

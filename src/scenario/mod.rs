@@ -173,6 +173,8 @@ pub struct ExpectedCall {
     pub name: String,
     /// Argument matchers.
     pub args: Vec<(String, Matcher)>,
+    /// The arguments a simulated provider sends for this call (JSON object).
+    pub sim_args: Json,
 }
 
 impl ExpectedCall {

@@ -177,6 +177,38 @@ pub struct Target {
     /// Pipeline only: text-to-speech stage.
     #[serde(default)]
     pub tts: Option<Spanned<Stage>>,
+    /// Simulated targets only: timing and fault parameters overriding the profile's defaults.
+    #[serde(default)]
+    pub sim_options: Option<Spanned<SimOptions>>,
+}
+
+/// Parameters of an embedded simulated provider. Under `sim = "fixed"` each value is exact; under `native` or
+/// `pipeline` a latency value sets the median of the profile's skewed distribution.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimOptions {
+    /// The sim's end of speech (VAD) → first audio delta of the reply, ms.
+    pub reply_delay_ms: Option<f64>,
+    /// Silence at the start of each reply's audio, ms.
+    pub leading_silence_ms: Option<f64>,
+    /// server_vad silence that ends a turn, ms (a target's `turn_detection.silence_duration_ms` wins).
+    pub vad_silence_ms: Option<f64>,
+    /// The sim's detection of a barge-in → `speech_started` sent (and the response cancelled), ms.
+    pub interrupt_delay_ms: Option<f64>,
+    /// The sim's end of speech → first tool-call argument delta, ms.
+    pub tool_delay_ms: Option<f64>,
+    /// Argument deltas per tool call.
+    pub tool_arg_deltas: Option<u32>,
+    /// Probability that a tool call carries a wrong argument.
+    pub tool_arg_error_rate: Option<f64>,
+    /// Probability that the sim treats a backchannel as an interruption (a false stop).
+    pub false_stop_rate: Option<f64>,
+    /// Probability that the sim takes over during a pause inside an utterance.
+    pub takeover_rate: Option<f64>,
+    /// How many times faster than real time reply audio is sent.
+    pub realtime_factor: Option<f64>,
+    /// Audio per delta, ms.
+    pub chunk_ms: Option<f64>,
 }
 
 /// Provider turn detection (OpenAI Realtime `audio.input.turn_detection`).
@@ -358,4 +390,8 @@ pub struct ExpectedToolCall {
     /// Argument matchers; arguments not named are not checked.
     #[serde(default)]
     pub args: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Simulated providers only: the arguments the sim sends. Default: derived from the matchers (numbers, exact
+    /// values, `ci` text, dates as YYYY-MM-DD, times as HH:MM); an argument matched by `regex` must be given here.
+    #[serde(default)]
+    pub sim_args: Option<Spanned<toml::Table>>,
 }

@@ -574,6 +574,7 @@ fn check_turns(
         );
     }
     let tool_names: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
+    let uses_sim = f.targets.iter().any(|t| t.get_ref().sim.is_some());
     let mut ids = HashSet::new();
     let mut out = Vec::new();
     for (i, st) in f.turns.iter().enumerate() {
@@ -706,7 +707,8 @@ fn check_turns(
                 .and_then(|p| p.as_object())
                 .map(|o| o.keys().cloned().collect());
             let args = compile_matchers(c, &tc.args, props.as_deref(), name);
-            calls.push(ExpectedCall { name: name.clone(), args });
+            let sim_args = sim_arguments(c, tc, &args, agent.today.as_deref(), uses_sim);
+            calls.push(ExpectedCall { name: name.clone(), args, sim_args });
         }
         let reply = t.reply.as_ref().and_then(|r| {
             let agent_voices = corpus.map(|(_, m)| m.voices("agent")).unwrap_or_default();
@@ -718,6 +720,54 @@ fn check_turns(
         }
     }
     out
+}
+
+/// The concrete arguments a simulated provider sends: `sim_args` where given, else derived from the matchers.
+fn sim_arguments(
+    c: &mut Checker,
+    tc: &schema::ExpectedToolCall,
+    args: &[(String, Matcher)],
+    today: Option<&str>,
+    uses_sim: bool,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let given = tc.sim_args.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+    let year = today.and_then(|t| t.get(..4)).unwrap_or("2026").to_string();
+    for (k, m) in args {
+        if let Some(v) = given.get(k) {
+            out.insert(k.clone(), toml_to_json(v));
+            continue;
+        }
+        let v = match m {
+            Matcher::Exact(v) => v.clone(),
+            Matcher::CaseInsensitive(s) => serde_json::Value::String(s.clone()),
+            Matcher::Number { value, .. } if value.fract() == 0.0 => serde_json::Value::from(*value as i64),
+            Matcher::Number { value, .. } => serde_json::Value::from(*value),
+            Matcher::Date(d) => serde_json::Value::String(format!(
+                "{}-{:02}-{:02}",
+                d.year.map_or(year.clone(), |y| y.to_string()),
+                d.month,
+                d.day
+            )),
+            Matcher::Time(m) => serde_json::Value::String(format!("{:02}:{:02}", m / 60, m % 60)),
+            Matcher::Any => serde_json::Value::String("any".into()),
+            Matcher::Regex(_) => {
+                if uses_sim {
+                    c.err(
+                        tc.name.span(),
+                        format!("a simulated target cannot invent a value for `{k}` from its regex"),
+                        format!("add `sim_args = {{ {k} = \"…\" }}` with the value the simulated agent should send"),
+                    );
+                }
+                continue;
+            }
+        };
+        out.insert(k.clone(), v);
+    }
+    for (k, v) in &given {
+        out.entry(k.clone()).or_insert_with(|| toml_to_json(v));
+    }
+    serde_json::Value::Object(out)
 }
 
 fn check_slo(c: &mut Checker, slo: &BTreeMap<Spanned<String>, Spanned<f64>>) -> Vec<Slo> {

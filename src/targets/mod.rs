@@ -1,0 +1,178 @@
+//! Target adapters: each turns one wire protocol into the caller's normalized [`AgentEvent`]s and back.
+//!
+//! The caller (src/caller) knows nothing of protocols. An adapter connects, configures the session from the
+//! scenario (instructions, tools, audio format, turn detection), then:
+//! - takes the caller's audio frames ([`Session::send_audio`]), tool results ([`Session::send_tool_result`]) and
+//!   truncation requests ([`Session::truncate`]);
+//! - reads the socket in its own task, stamps every frame with [`tokio::time::Instant::now`] **before** decoding it,
+//!   and delivers [`AgentEvent`]s in arrival order on a channel.
+//!
+//! Adding a protocol is adding one file here.
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Why a call or turn failed. Every failure is a result with one of these categories; none disappears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// TCP/TLS/WebSocket connection or session set-up failed or timed out.
+    Connect,
+    /// The provider refused the credentials (401/403, or an auth error event).
+    Auth,
+    /// Rate limited (429, or a rate-limit error event).
+    RateLimit,
+    /// The provider sent an `error` event (or a 5xx) we cannot attribute to the categories above.
+    ProviderError,
+    /// The provider sent something we could not parse or that breaks the protocol.
+    Protocol,
+    /// The socket closed while the call was in progress.
+    Disconnect,
+    /// No complete reply within the turn timeout.
+    Timeout,
+    /// The run was interrupted (Ctrl-C) while the call was in progress.
+    Interrupted,
+}
+
+impl ErrorCategory {
+    /// The snake_case name used in CSV, JSON and terminal output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::Connect => "connect",
+            ErrorCategory::Auth => "auth",
+            ErrorCategory::RateLimit => "rate_limit",
+            ErrorCategory::ProviderError => "provider_error",
+            ErrorCategory::Protocol => "protocol",
+            ErrorCategory::Disconnect => "disconnect",
+            ErrorCategory::Timeout => "timeout",
+            ErrorCategory::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How a provider response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    /// Finished normally.
+    Completed,
+    /// Cancelled (barge-in, or client cancel).
+    Cancelled,
+    /// Failed on the provider's side.
+    Failed,
+    /// Cut short (token limit, content filter).
+    Incomplete,
+}
+
+/// What the provider did, normalized, each stamped when its bytes came off the socket.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// A chunk of agent audio, already decoded to PCM16 at the session's output rate.
+    Audio {
+        /// Receive instant.
+        at: Instant,
+        /// Adapter-assigned index of the audio item (one per provider response that speaks).
+        item: u32,
+        /// The samples.
+        samples: Vec<i16>,
+    },
+    /// The provider detected the caller starting to speak (OpenAI `speech_started`). While agent audio is playing,
+    /// this is the protocol's signal to flush playback.
+    SpeechStarted {
+        /// Receive instant.
+        at: Instant,
+    },
+    /// The provider's own end-of-speech signal (OpenAI `speech_stopped`).
+    SpeechStopped {
+        /// Receive instant.
+        at: Instant,
+    },
+    /// An explicit "drop unplayed audio" signal that is not a VAD event (Gemini `interrupted`, Twilio `clear`).
+    Interrupted {
+        /// Receive instant.
+        at: Instant,
+    },
+    /// A tool call whose arguments are complete.
+    ToolCall {
+        /// Receive instant of the last argument fragment (`…arguments.done`).
+        at: Instant,
+        /// Receive instant of the first argument fragment.
+        first_at: Instant,
+        /// Provider's call id, to answer with.
+        call_id: String,
+        /// Function name.
+        name: String,
+        /// Raw argument text (JSON, if the model behaved).
+        arguments: String,
+    },
+    /// A provider response ended.
+    ResponseDone {
+        /// Receive instant.
+        at: Instant,
+        /// How it ended.
+        status: ResponseStatus,
+        /// Whether the response contained a function call (another response follows the tool result).
+        had_tool_call: bool,
+    },
+    /// Transcript text of the agent's speech.
+    Transcript {
+        /// Receive instant.
+        at: Instant,
+        /// The text fragment.
+        text: String,
+    },
+    /// An error event from the provider; the session may continue.
+    Error {
+        /// Receive instant.
+        at: Instant,
+        /// Category.
+        category: ErrorCategory,
+        /// The provider's message (never contains our key).
+        message: String,
+    },
+    /// The socket closed.
+    Closed {
+        /// Receive instant.
+        at: Instant,
+        /// Close code and reason, or the I/O error.
+        reason: String,
+    },
+}
+
+/// A failure to set up or use a session.
+#[derive(Debug, thiserror::Error)]
+#[error("{category:?}: {message}")]
+pub struct SessionError {
+    /// Category.
+    pub category: ErrorCategory,
+    /// What happened (never contains a key).
+    pub message: String,
+}
+
+impl SessionError {
+    /// A new error.
+    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+        Self { category, message: message.into() }
+    }
+}
+
+/// An established session with a target: the caller's side of an adapter.
+#[allow(async_fn_in_trait)]
+pub trait Session {
+    /// Sample rate of the audio the caller must send.
+    fn input_rate(&self) -> u32;
+    /// Sample rate of the agent audio in [`AgentEvent::Audio`].
+    fn output_rate(&self) -> u32;
+    /// The provider's session id, if it gives one (used to join the sim's ground truth).
+    fn session_id(&self) -> Option<&str>;
+    /// Sends one frame of caller audio (PCM16 at [`Session::input_rate`]).
+    async fn send_audio(&mut self, samples: &[i16]) -> Result<(), SessionError>;
+    /// Answers a tool call; the adapter asks for the follow-up response once the current one is done.
+    async fn send_tool_result(&mut self, call_id: &str, output: &str) -> Result<(), SessionError>;
+    /// Tells the provider how much of audio item `item` the caller actually heard, after a flush.
+    async fn truncate(&mut self, item: u32, played_ms: u32) -> Result<(), SessionError>;
+    /// The event channel.
+    fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent>;
+    /// Closes the session.
+    async fn close(&mut self);
+}
