@@ -7,5 +7,7 @@ pub mod audio;
 pub mod caller;
 pub mod cli;
 pub mod corpus;
+pub mod metrics;
+pub mod report;
 pub mod scenario;
 pub mod targets;

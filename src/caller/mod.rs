@@ -1,4 +1,143 @@
 //! The caller: a protocol-free scripted caller that paces audio on absolute deadlines, plays the agent's audio on a
 //! playback timeline, answers tool calls from the scenario, and measures every per-turn metric of METRICS.md.
+//!
+//! [`run_call`] is one call: a loop that sends the frame that is due (an utterance frame or silence: a caller's
+//! microphone never stops), handles the adapter's events as they come, and hands finished turns to the recorder.
 
+pub mod pacer;
+pub mod playback;
 pub mod record;
+pub mod turns;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, Instant};
+
+use self::pacer::Pacer;
+use self::record::{CallRecord, Pacing, TurnRecord};
+use self::turns::{Action, CallId, Tracker};
+use crate::scenario::{ToolSpec, TurnSpec};
+use crate::targets::{ErrorCategory, Frame, Session};
+
+/// Everything one call of one target needs, prepared once per target (frames are encoded once and shared).
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    /// Target name.
+    pub target: String,
+    /// Whether the target is simulated.
+    pub simulated: bool,
+    /// The scenario's turns.
+    pub turns: Vec<TurnSpec>,
+    /// The scenario's tools.
+    pub tools: Vec<ToolSpec>,
+    /// Per turn: its utterance as wire frames.
+    pub frames: Vec<Arc<Vec<Frame>>>,
+    /// A frame of silence.
+    pub silence: Frame,
+    /// Frame duration, ms.
+    pub frame_ms: u32,
+    /// Per-turn timeout.
+    pub turn_timeout: Duration,
+}
+
+/// Percentile of a lateness record, µs.
+fn percentile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
+/// is returned. `stop` turning true ends the call at once (Ctrl-C), recording what was measured.
+pub async fn run_call<S: Session>(
+    session: &mut S,
+    plan: &CallPlan,
+    call: u32,
+    phase: Duration,
+    mut stop: watch::Receiver<bool>,
+    records: &mpsc::UnboundedSender<TurnRecord>,
+) -> CallRecord {
+    let t0 = Instant::now() + phase;
+    let mut pacer = Pacer::new(t0, plan.frame_ms);
+    let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
+    let mut tracker =
+        Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id);
+    let mut turns_ok = 0;
+    let mut stop_seen = *stop.borrow();
+    if stop_seen {
+        tracker.abort(ErrorCategory::Interrupted, "run interrupted");
+    }
+    loop {
+        tokio::select! {
+            biased;
+            res = stop.changed(), if !stop_seen => {
+                stop_seen = true;
+                if res.is_ok() && *stop.borrow() {
+                    tracker.abort(ErrorCategory::Interrupted, "run interrupted (Ctrl-C) during the call");
+                }
+            }
+            ev = session.events().recv() => match ev {
+                Some(ev) => {
+                    for a in tracker.on_event(&ev) {
+                        let r = match a {
+                            Action::ToolResult { call_id, output } => session.send_tool_result(&call_id, &output).await,
+                            Action::Truncate { item, played_ms } => session.truncate(item, played_ms).await,
+                        };
+                        if let Err(e) = r {
+                            tracker.abort(e.category, &e.message);
+                        }
+                    }
+                }
+                None => tracker.abort(ErrorCategory::Disconnect, "the session's event stream ended"),
+            },
+            _ = tokio::time::sleep_until(pacer.next_due()) => {
+                let k = pacer.next_index();
+                tracker.schedule(k, pacer.frame());
+                let frame = match tracker.utterance_frame(k) {
+                    Some((i, n)) if n < plan.frames[i].len() => &plan.frames[i][n],
+                    _ => &plan.silence,
+                };
+                let now = Instant::now();
+                pacer.sent(now);
+                if let Err(e) = session.send_frame(frame).await {
+                    tracker.abort(e.category, &e.message);
+                }
+            }
+        }
+        let over = tracker.poll(Instant::now());
+        for r in tracker.take_records() {
+            turns_ok += u32::from(r.error.is_none());
+            let _ = records.send(r);
+        }
+        if over {
+            break;
+        }
+    }
+    let mut lateness = pacer.take_lateness();
+    let mut sorted = lateness.clone();
+    sorted.sort_unstable();
+    let ended = tracker.ended().cloned();
+    let pacing = Pacing {
+        frames: sorted.len() as u64,
+        p50_us: percentile(&sorted, 0.5),
+        p99_us: percentile(&sorted, 0.99),
+        max_us: sorted.last().copied().unwrap_or(0),
+        lateness_us: std::mem::take(&mut lateness),
+    };
+    CallRecord {
+        target: plan.target.clone(),
+        simulated: plan.simulated,
+        call,
+        session_id: session.session_id().map(String::from),
+        connect_ms: None,
+        started_ms: 0.0,
+        duration_ms: Instant::now().saturating_duration_since(t0).as_secs_f64() * 1000.0,
+        turns_total: plan.turns.len() as u32,
+        turns_ok,
+        error: ended.as_ref().map(|e| e.0),
+        error_message: ended.map(|e| e.1),
+        pacing,
+    }
+}

@@ -9,8 +9,21 @@
 //!
 //! Adding a protocol is adding one file here.
 
+pub mod openai_realtime;
+
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// One frame of caller audio, encoded once for the wire (all calls of a target share the encoding).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The samples, at the session's input rate.
+    pub samples: Arc<[i16]>,
+    /// The message that carries them, ready to send (cloning it is a reference-count bump).
+    pub wire: tokio_tungstenite::tungstenite::Message,
+}
 
 /// Why a call or turn failed. Every failure is a result with one of these categories; none disappears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -165,8 +178,8 @@ pub trait Session {
     fn output_rate(&self) -> u32;
     /// The provider's session id, if it gives one (used to join the sim's ground truth).
     fn session_id(&self) -> Option<&str>;
-    /// Sends one frame of caller audio (PCM16 at [`Session::input_rate`]).
-    async fn send_audio(&mut self, samples: &[i16]) -> Result<(), SessionError>;
+    /// Sends one frame of caller audio, pre-encoded by the adapter's `encode_frame`.
+    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError>;
     /// Answers a tool call; the adapter asks for the follow-up response once the current one is done.
     async fn send_tool_result(&mut self, call_id: &str, output: &str) -> Result<(), SessionError>;
     /// Tells the provider how much of audio item `item` the caller actually heard, after a flush.

@@ -1,0 +1,136 @@
+//! The [`Recorder`]: the only part of reporting that does I/O. It opens the row files before the run (a bad path
+//! fails at once), appends and flushes one row per turn and call as they end (a crash or Ctrl-C keeps everything
+//! measured so far), keeps the histograms, and writes histograms and `summary.json` when the run ends.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::summary::summary_json;
+use super::{ReportError, RunMeta, Summary, hgrm, hlog, rows};
+use crate::caller::record::{CallRecord, TurnRecord};
+use crate::metrics::HistogramSet;
+
+/// Streams a run's records to a report directory and summarises them at the end.
+#[derive(Debug)]
+pub struct Recorder {
+    out_dir: PathBuf,
+    meta: RunMeta,
+    turns_csv: Sink,
+    turns_jsonl: Sink,
+    calls_csv: Sink,
+    set: HistogramSet,
+}
+
+/// An append-only row file. Each row goes out in one `write_all` on an unbuffered file, so it is in the OS's hands
+/// when `record_*` returns.
+#[derive(Debug)]
+struct Sink {
+    path: PathBuf,
+    file: File,
+}
+
+impl Sink {
+    fn create(path: PathBuf, header: &[u8]) -> Result<Sink, ReportError> {
+        let file = File::create(&path).map_err(ReportError::io("create", &path))?;
+        let mut sink = Sink { path, file };
+        sink.append(header)?;
+        Ok(sink)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), ReportError> {
+        self.file.write_all(bytes).and_then(|()| self.file.flush()).map_err(ReportError::io("write", &self.path))
+    }
+}
+
+impl Recorder {
+    /// Creates `out_dir` (and `out_dir/histograms`) and opens `turns.csv`, `turns.jsonl` and `calls.csv` with
+    /// their headers. Files from an earlier run in the same directory are overwritten.
+    pub fn create(out_dir: &Path, meta: RunMeta) -> Result<Recorder, ReportError> {
+        let histograms = out_dir.join("histograms");
+        fs::create_dir_all(&histograms).map_err(ReportError::io("create directory", &histograms))?;
+        let csv_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ReportError::Csv { path, source }
+        };
+        let path = out_dir.join("turns.csv");
+        let turns_csv = Sink::create(path.clone(), &rows::turns_csv_header().map_err(csv_err(&path))?)?;
+        let turns_jsonl = Sink::create(out_dir.join("turns.jsonl"), b"")?;
+        let path = out_dir.join("calls.csv");
+        let calls_csv = Sink::create(path.clone(), &rows::calls_csv_header().map_err(csv_err(&path))?)?;
+        let set = HistogramSet::new(meta.targets.iter().map(|t| t.name.clone())).with_slos(meta.slo.clone());
+        Ok(Recorder { out_dir: out_dir.to_owned(), meta, turns_csv, turns_jsonl, calls_csv, set })
+    }
+
+    /// The report directory.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// The run's description.
+    pub fn meta(&self) -> &RunMeta {
+        &self.meta
+    }
+
+    /// The histograms and counts so far.
+    pub fn histograms(&self) -> &HistogramSet {
+        &self.set
+    }
+
+    /// Records one turn: counts it, then appends it to `turns.csv` and `turns.jsonl` and flushes both.
+    pub fn record_turn(&mut self, turn: &TurnRecord) -> Result<(), ReportError> {
+        self.set.record_turn(turn);
+        let row = rows::turns_csv_row(turn)
+            .map_err(|source| ReportError::Csv { path: self.turns_csv.path.clone(), source })?;
+        self.turns_csv.append(&row)?;
+        let line = rows::turns_jsonl_line(turn)
+            .map_err(|source| ReportError::Json { path: self.turns_jsonl.path.clone(), source })?;
+        self.turns_jsonl.append(&line)
+    }
+
+    /// Records one call (after its turns): counts it, adds its frame pacing, appends it to `calls.csv` and flushes.
+    pub fn record_call(&mut self, call: &CallRecord) -> Result<(), ReportError> {
+        self.set.record_call(call);
+        let row = rows::calls_csv_row(call)
+            .map_err(|source| ReportError::Csv { path: self.calls_csv.path.clone(), source })?;
+        self.calls_csv.append(&row)
+    }
+
+    /// The summary of what has been recorded so far, as if the run ended now. No I/O.
+    pub fn summary(&self, interrupted: bool) -> Summary {
+        Summary::build(&self.meta, &self.set, SystemTime::now(), interrupted)
+    }
+
+    /// Ends the run: writes `histograms/*.hgrm`, `histograms.hlog` and `summary.json`, and returns the summary.
+    pub fn finish(self, interrupted: bool) -> Result<Summary, ReportError> {
+        let finished = SystemTime::now();
+        let dir = self.out_dir.join("histograms");
+        for t in self.set.targets() {
+            for (key, h) in t.histograms() {
+                let name = format!("{}.{}.{}.hgrm", t.name, key.metric(), key.scope.as_str());
+                write_file(&dir.join(name), hgrm::percentile_distribution(h, hgrm::US_PER_MS).as_bytes())?;
+            }
+        }
+        if !self.set.pacing().is_empty() {
+            let text = hgrm::percentile_distribution(self.set.pacing(), hgrm::US_PER_MS);
+            write_file(&dir.join("pacing.hgrm"), text.as_bytes())?;
+        }
+        let path = self.out_dir.join("histograms.hlog");
+        let log = hlog::interval_log(&self.set, self.meta.started_at, finished)
+            .map_err(|e| ReportError::Histogram { path: path.clone(), message: e.to_string() })?;
+        write_file(&path, &log)?;
+
+        let summary = Summary::build(&self.meta, &self.set, finished, interrupted);
+        // Written under a temporary name and renamed, so a CI job never reads half a summary.
+        let path = self.out_dir.join("summary.json");
+        let tmp = self.out_dir.join(".summary.json.tmp");
+        write_file(&tmp, summary_json(&summary).as_bytes())?;
+        fs::rename(&tmp, &path).map_err(ReportError::io("write", &path))?;
+        Ok(summary)
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    fs::write(path, bytes).map_err(ReportError::io("write", path))
+}

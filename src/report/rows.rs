@@ -1,0 +1,148 @@
+//! Row formats streamed during a run: `turns.csv`, `turns.jsonl` and `calls.csv`. Each function returns the bytes
+//! of one line (header or row); the [`Recorder`](super::Recorder) appends them.
+//!
+//! Turn columns are [`TurnRecord`]'s fields in declaration order, so the CSV follows the record without a second
+//! list to keep in step. Call rows flatten [`CallRecord`]'s pacing into `pacing_*` columns.
+
+use serde::Serialize;
+
+use crate::caller::record::{CallRecord, TurnRecord};
+use crate::targets::ErrorCategory;
+
+/// The header line of `turns.csv`.
+pub fn turns_csv_header() -> Result<Vec<u8>, csv::Error> {
+    header_of(&TurnRecord::default())
+}
+
+/// One row of `turns.csv`.
+pub fn turns_csv_row(t: &TurnRecord) -> Result<Vec<u8>, csv::Error> {
+    row_of(t)
+}
+
+/// One line of `turns.jsonl`.
+pub fn turns_jsonl_line(t: &TurnRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(t)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The header line of `calls.csv`.
+pub fn calls_csv_header() -> Result<Vec<u8>, csv::Error> {
+    header_of(&CallRow::from(&CallRecord::default()))
+}
+
+/// One row of `calls.csv`.
+pub fn calls_csv_row(c: &CallRecord) -> Result<Vec<u8>, csv::Error> {
+    row_of(&CallRow::from(c))
+}
+
+/// A call as a flat CSV row.
+#[derive(Serialize)]
+struct CallRow<'a> {
+    target: &'a str,
+    simulated: bool,
+    call: u32,
+    session_id: Option<&'a str>,
+    connect_ms: Option<f64>,
+    started_ms: f64,
+    duration_ms: f64,
+    turns_total: u32,
+    turns_ok: u32,
+    error: Option<ErrorCategory>,
+    error_message: Option<&'a str>,
+    pacing_frames: u64,
+    pacing_p50_us: u32,
+    pacing_p99_us: u32,
+    pacing_max_us: u32,
+}
+
+impl<'a> From<&'a CallRecord> for CallRow<'a> {
+    fn from(c: &'a CallRecord) -> Self {
+        CallRow {
+            target: &c.target,
+            simulated: c.simulated,
+            call: c.call,
+            session_id: c.session_id.as_deref(),
+            connect_ms: c.connect_ms,
+            started_ms: c.started_ms,
+            duration_ms: c.duration_ms,
+            turns_total: c.turns_total,
+            turns_ok: c.turns_ok,
+            error: c.error,
+            error_message: c.error_message.as_deref(),
+            pacing_frames: c.pacing.frames,
+            pacing_p50_us: c.pacing.p50_us,
+            pacing_p99_us: c.pacing.p99_us,
+            pacing_max_us: c.pacing.max_us,
+        }
+    }
+}
+
+fn header_of<T: Serialize>(example: &T) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new().has_headers(true).from_writer(Vec::new());
+    w.serialize(example)?;
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    // Column names are identifiers, never quoted over lines: the header is the first line.
+    let end = bytes.iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| i + 1);
+    Ok(bytes[..end].to_vec())
+}
+
+fn row_of<T: Serialize>(row: &T) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    w.serialize(row)?;
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::record::TurnKind;
+
+    #[test]
+    fn turn_row_matches_header() {
+        let header = String::from_utf8(turns_csv_header().unwrap()).unwrap();
+        assert!(header.starts_with("target,simulated,call,turn,turn_id,kind,"), "{header}");
+        let t = TurnRecord {
+            target: "sim".into(),
+            kind: Some(TurnKind::BargeIn),
+            ttfa_ms: Some(512.25),
+            error: Some(ErrorCategory::RateLimit),
+            error_message: Some("slow down, \"please\"\nnow".into()),
+            ..Default::default()
+        };
+        let row = turns_csv_row(&t).unwrap();
+        let text = [header.as_bytes(), &row].concat();
+        let mut r = csv::Reader::from_reader(text.as_slice());
+        let headers = r.headers().unwrap().clone();
+        let rec = r.records().next().unwrap().unwrap();
+        assert_eq!(headers.len(), rec.len());
+        let get = |name: &str| rec.get(headers.iter().position(|h| h == name).unwrap()).unwrap().to_owned();
+        assert_eq!(get("kind"), "barge_in");
+        assert_eq!(get("ttfa_ms"), "512.25");
+        assert_eq!(get("ttfb_ms"), "");
+        assert_eq!(get("error"), "rate_limit");
+        assert_eq!(get("error_message"), "slow down, \"please\"\nnow");
+    }
+
+    #[test]
+    fn call_row_matches_header() {
+        let header = calls_csv_header().unwrap();
+        let mut c = CallRecord { target: "sim".into(), session_id: Some("s1".into()), ..Default::default() };
+        c.pacing.p99_us = 420;
+        let row = calls_csv_row(&c).unwrap();
+        let text = [header, row].concat();
+        let mut r = csv::Reader::from_reader(text.as_slice());
+        let headers = r.headers().unwrap().clone();
+        let rec = r.records().next().unwrap().unwrap();
+        assert_eq!(headers.len(), rec.len());
+        assert_eq!(rec.get(headers.iter().position(|h| h == "pacing_p99_us").unwrap()), Some("420"));
+    }
+
+    #[test]
+    fn jsonl_is_one_line() {
+        let t = TurnRecord { error_message: Some("a\nb".into()), ..Default::default() };
+        let line = turns_jsonl_line(&t).unwrap();
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        assert!(line.ends_with(b"\n"));
+    }
+}

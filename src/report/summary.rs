@@ -1,0 +1,343 @@
+//! `summary.json`: the contract CI jobs rely on (schema: `docs/summary.schema.json`). [`Summary::build`] derives it
+//! from a run's [`HistogramSet`]; [`summary_json`] renders it. Latencies are in ms; metric objects list metrics in
+//! [`METRICS`] order and only metrics with samples; rates with no denominator are `null`, never a default pass.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::RunMeta;
+use super::time::rfc3339;
+use crate::caller::record::{METRICS, TurnKind};
+use crate::metrics::{HistogramSet, Scope, Stats, Tally, TargetMetrics};
+
+/// The whole summary of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// voicebench version that wrote it.
+    pub voicebench: String,
+    /// Which scenario, exactly.
+    pub scenario: ScenarioInfo,
+    /// Run parameters.
+    pub run: RunInfo,
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// UTC end, RFC 3339.
+    pub finished_at: String,
+    /// Whether the run was stopped early (Ctrl-C): the figures cover what was measured until then.
+    pub interrupted: bool,
+    /// Outgoing frame send lateness over the whole run.
+    pub pacing: PacingSummary,
+    /// One entry per target, in run order.
+    pub targets: Vec<TargetSummary>,
+}
+
+/// Provenance of the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInfo {
+    /// Scenario name.
+    pub name: String,
+    /// Scenario file, as given on the command line.
+    pub path: String,
+    /// SHA-256 of the scenario file, hex.
+    pub sha256: String,
+    /// SHA-256 of the corpus manifest, hex, when the scenario uses the corpus.
+    pub corpus_sha256: Option<String>,
+}
+
+/// Run parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// Seed.
+    pub seed: u64,
+    /// Calls per target.
+    pub calls: u32,
+    /// Concurrent calls.
+    pub concurrency: u32,
+    /// Outgoing frame duration, ms.
+    pub frame_ms: u32,
+}
+
+/// Frame send lateness, ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingSummary {
+    /// Frames sent.
+    pub frames: u64,
+    /// Median lateness (0 when no frame was sent).
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Worst.
+    pub max_ms: f64,
+}
+
+/// One target's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSummary {
+    /// Target name.
+    pub name: String,
+    /// Wire protocol.
+    pub protocol: String,
+    /// Whether the target is an embedded simulated provider (its figures say nothing about a real agent).
+    pub simulated: bool,
+    /// Model id, when the target names one.
+    pub model: Option<String>,
+    /// Calls recorded.
+    pub calls: u64,
+    /// Turns attempted (including turns a failed call never reached).
+    pub turns: u64,
+    /// Latency metrics over all turns.
+    pub metrics: Ordered<Stats>,
+    /// Latency metrics per turn kind (only kinds with samples).
+    pub by_kind: Ordered<Ordered<Stats>>,
+    /// Succeeded expected tool calls / expected tool calls; `null` when none was expected.
+    pub tool_success_rate: Option<f64>,
+    /// Barge-ins the agent yielded to in time / barge-ins; `null` without barge-in turns.
+    pub barge_in_success_rate: Option<f64>,
+    /// Backchannels the agent wrongly stopped for / backchannels; `null` without backchannel turns.
+    pub false_stop_rate: Option<f64>,
+    /// Paused utterances the agent talked into / paused utterances; `null` without such turns.
+    pub premature_takeover_rate: Option<f64>,
+    /// Turns meeting every SLO of the scenario at once / turns; `null` when the scenario has no SLOs.
+    pub goodput: Option<f64>,
+    /// Failed turns / turns attempted.
+    pub error_rate: f64,
+    /// Failed turns by error category.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed calls by error category.
+    pub call_errors: BTreeMap<String, u64>,
+    /// The counts behind the rates, so shards' summaries merge exactly.
+    pub counts: Counts,
+}
+
+/// The counts behind a target's rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// Calls that ended with an error.
+    pub calls_failed: u64,
+    /// Turns that failed (including unreached turns of failed calls).
+    pub turns_failed: u64,
+    /// Turns a failed call never reached.
+    pub turns_unreached: u64,
+    /// Turns meeting every SLO (0 without SLOs).
+    pub turns_good: u64,
+    /// Tool calls expected.
+    pub tools_expected: u64,
+    /// Expected tool calls made in the right turn with matching arguments.
+    pub tools_succeeded: u64,
+    /// Tool calls made a turn early.
+    pub tools_early: u64,
+    /// Tool calls made a turn late.
+    pub tools_late: u64,
+    /// Tool calls no turn expected.
+    pub tools_unexpected: u64,
+    /// Tool calls with malformed arguments.
+    pub tools_malformed: u64,
+    /// Barge-in turns judged.
+    pub barge_in_turns: u64,
+    /// Barge-in turns that failed.
+    pub barge_in_failed: u64,
+    /// Backchannel turns judged.
+    pub backchannel_turns: u64,
+    /// Backchannel turns with a false stop.
+    pub false_stops: u64,
+    /// No-take-over turns judged.
+    pub no_takeover_turns: u64,
+    /// No-take-over turns with a premature take-over.
+    pub premature_takeovers: u64,
+}
+
+impl Summary {
+    /// The summary of a run described by `meta`, measured in `set`, that ended at `finished`.
+    pub fn build(meta: &RunMeta, set: &HistogramSet, finished: SystemTime, interrupted: bool) -> Summary {
+        let mut targets: Vec<TargetSummary> = meta
+            .targets
+            .iter()
+            .map(|tm| {
+                let empty;
+                let m = match set.target(&tm.name) {
+                    Some(m) => m,
+                    None => {
+                        empty = TargetMetrics::new(&tm.name);
+                        &empty
+                    }
+                };
+                TargetSummary::build(m, &tm.protocol, tm.simulated || m.simulated, tm.model.clone())
+            })
+            .collect();
+        // Records for a target the meta does not list still appear, rather than vanish.
+        for m in set.targets() {
+            if !meta.targets.iter().any(|t| t.name == m.name) {
+                targets.push(TargetSummary::build(m, "unknown", m.simulated, None));
+            }
+        }
+        let p = set.pacing();
+        let q = |quantile: f64| if p.is_empty() { 0.0 } else { p.value_at_quantile(quantile) as f64 / 1000.0 };
+        Summary {
+            voicebench: meta.version.clone(),
+            scenario: ScenarioInfo {
+                name: meta.scenario_name.clone(),
+                path: meta.scenario_path.display().to_string(),
+                sha256: meta.scenario_sha256.clone(),
+                corpus_sha256: meta.corpus_sha256.clone(),
+            },
+            run: RunInfo { seed: meta.seed, calls: meta.calls, concurrency: meta.concurrency, frame_ms: meta.frame_ms },
+            started_at: rfc3339(meta.started_at),
+            finished_at: rfc3339(finished),
+            interrupted,
+            pacing: PacingSummary {
+                frames: p.len(),
+                p50_ms: q(0.5),
+                p99_ms: q(0.99),
+                max_ms: if p.is_empty() { 0.0 } else { p.max() as f64 / 1000.0 },
+            },
+            targets,
+        }
+    }
+
+    /// A target's results by name.
+    pub fn target(&self, name: &str) -> Option<&TargetSummary> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+impl TargetSummary {
+    /// One target's summary from its measurements.
+    pub fn build(m: &TargetMetrics, protocol: &str, simulated: bool, model: Option<String>) -> TargetSummary {
+        let t = &m.tally;
+        let metrics_of = |scope: Scope| {
+            Ordered(METRICS.iter().filter_map(|name| Some((name.to_string(), m.stats(name, scope)?))).collect())
+        };
+        let by_kind = TurnKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), metrics_of(Scope::Kind(*k))))
+            .filter(|(_, metrics)| !metrics.0.is_empty())
+            .collect();
+        let names = |errors: &BTreeMap<crate::targets::ErrorCategory, u64>| {
+            errors.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect()
+        };
+        TargetSummary {
+            name: m.name.clone(),
+            protocol: protocol.to_owned(),
+            simulated,
+            model,
+            calls: t.calls,
+            turns: t.turns,
+            metrics: metrics_of(Scope::All),
+            by_kind: Ordered(by_kind),
+            tool_success_rate: t.tool_success_rate(),
+            barge_in_success_rate: t.barge_in_success_rate(),
+            false_stop_rate: t.false_stop_rate(),
+            premature_takeover_rate: t.premature_takeover_rate(),
+            goodput: t.goodput(),
+            error_rate: t.error_rate(),
+            errors: names(&t.turn_errors),
+            call_errors: names(&t.call_errors),
+            counts: Counts::from(t),
+        }
+    }
+
+    /// The statistics of `metric` over all turns.
+    pub fn metric(&self, metric: &str) -> Option<&Stats> {
+        self.metrics.get(metric)
+    }
+}
+
+impl From<&Tally> for Counts {
+    fn from(t: &Tally) -> Self {
+        Counts {
+            calls_failed: t.calls_failed,
+            turns_failed: t.turns_failed,
+            turns_unreached: t.turns_unreached,
+            turns_good: t.turns_good,
+            tools_expected: t.tools_expected,
+            tools_succeeded: t.tools_succeeded,
+            tools_early: t.tools_early,
+            tools_late: t.tools_late,
+            tools_unexpected: t.tools_unexpected,
+            tools_malformed: t.tools_malformed,
+            barge_in_turns: t.barge_in_turns,
+            barge_in_failed: t.barge_in_failed,
+            backchannel_turns: t.backchannel_turns,
+            false_stops: t.false_stops,
+            no_takeover_turns: t.no_takeover_turns,
+            premature_takeovers: t.premature_takeovers,
+        }
+    }
+}
+
+/// `summary.json`'s text: pretty-printed, with a final newline.
+pub fn summary_json(s: &Summary) -> String {
+    let mut text = serde_json::to_string_pretty(s).expect("a Summary always serialises: string keys, finite numbers");
+    text.push('\n');
+    text
+}
+
+/// A JSON object whose keys keep the order they were inserted in (metrics in [`METRICS`] order, kinds in
+/// [`TurnKind::ALL`] order), which `serde_json`'s default map would sort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<V> Ordered<V> {
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Entries in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V_<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V_<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = a.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        d.deserialize_map(V_(PhantomData))
+    }
+}

@@ -1,0 +1,243 @@
+//! The terminal summary printed at the end of a run: one block per target (latency table, then rates), then the
+//! run's frame pacing. Plain text with aligned columns; no colours, so it reads the same in a CI log.
+
+use std::fmt::Write as _;
+
+use super::summary::{Summary, TargetSummary};
+use crate::metrics::Stats;
+
+/// Rows always shown, in order: (label, metric).
+const ROWS: &[(&str, &str)] = &[
+    ("TTFA", "ttfa"),
+    ("TTFB", "ttfb"),
+    ("leading silence", "leading_silence"),
+    ("endpointing", "endpointing"),
+    ("tool call", "tool_call"),
+    ("max silence", "max_silence"),
+    ("barge-in stop", "barge_in_stop"),
+    ("barge-in ack", "barge_in_ack"),
+];
+
+/// Rows shown only when the target has samples (talk-over, wasted audio, pipeline stages).
+const OPTIONAL_ROWS: &[(&str, &str)] = &[
+    ("talk-over", "talk_over"),
+    ("post-cancel audio", "post_cancel_audio"),
+    ("STT", "stt"),
+    ("LLM TTFT", "llm_ttft"),
+    ("TTS TTFB", "tts_ttfb"),
+];
+
+const LABEL: usize = 20;
+const COL: usize = 9;
+
+/// The whole summary as text, ending with a newline.
+pub fn terminal_table(summary: &Summary) -> String {
+    let mut out = String::new();
+    for t in &summary.targets {
+        target_block(&mut out, t);
+        out.push('\n');
+    }
+    let p = &summary.pacing;
+    let _ = writeln!(
+        out,
+        "pacing: {} frames, lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        p.frames, p.p50_ms, p.p99_ms, p.max_ms
+    );
+    if summary.interrupted {
+        out.push_str("interrupted: these figures cover the calls measured before the run was stopped\n");
+    }
+    out
+}
+
+fn target_block(out: &mut String, t: &TargetSummary) {
+    let mut header = t.name.clone();
+    if t.simulated {
+        header.push_str(" (simulated)");
+    }
+    header.push_str(&format!("  {}", t.protocol));
+    if let Some(model) = &t.model {
+        header.push_str(&format!("  {model}"));
+    }
+    let _ = writeln!(out, "{header}  {} calls, {} turns", t.calls, t.turns);
+    let _ = writeln!(
+        out,
+        "  {:<LABEL$}{:>7}{:>COL$}{:>COL$}{:>COL$}{:>COL$}{:>COL$}",
+        "latency (ms)", "n", "p50", "p90", "p95", "p99", "max"
+    );
+    let optional = OPTIONAL_ROWS.iter().filter(|(_, m)| t.metric(m).is_some());
+    for (label, metric) in ROWS.iter().chain(optional) {
+        latency_row(out, label, t.metric(metric));
+    }
+
+    let c = &t.counts;
+    rate_row(
+        out,
+        "tool success",
+        t.tool_success_rate,
+        format!("{}/{} expected calls", c.tools_succeeded, c.tools_expected),
+    );
+    let passed = c.barge_in_turns - c.barge_in_failed;
+    rate_row(out, "barge-in success", t.barge_in_success_rate, format!("{passed}/{} barge-ins", c.barge_in_turns));
+    rate_row(out, "false stop", t.false_stop_rate, format!("{}/{} backchannels", c.false_stops, c.backchannel_turns));
+    let takeover = format!("{}/{} paused utterances", c.premature_takeovers, c.no_takeover_turns);
+    rate_row(out, "premature take-over", t.premature_takeover_rate, takeover);
+    let mut errors = format!("{}/{} turns", c.turns_failed, t.turns);
+    if !t.errors.is_empty() {
+        let by: Vec<String> = t.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        errors.push_str(&format!(": {}", by.join(", ")));
+    }
+    rate_row(out, "error rate", Some(t.error_rate), errors);
+    if t.goodput.is_some() {
+        rate_row(out, "goodput", t.goodput, format!("{}/{} turns meet every SLO", c.turns_good, t.turns));
+    }
+    let extra = [("early", c.tools_early), ("late", c.tools_late), ("unexpected", c.tools_unexpected)];
+    let extra: Vec<String> = extra
+        .iter()
+        .chain(&[("malformed", c.tools_malformed)])
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    if !extra.is_empty() {
+        let _ = writeln!(out, "  {:<LABEL$}{}", "other tool calls", extra.join(", "));
+    }
+}
+
+fn latency_row(out: &mut String, label: &str, stats: Option<&Stats>) {
+    match stats {
+        Some(s) => {
+            let _ = write!(out, "  {label:<LABEL$}{:>7}", s.count);
+            for v in [s.p50, s.p90, s.p95, s.p99, s.max] {
+                let _ = write!(out, "{v:>COL$.1}");
+            }
+            out.push('\n');
+        }
+        None => {
+            let _ = writeln!(out, "  {label:<LABEL$}{:>7}{:>COL$}", 0, "—");
+        }
+    }
+}
+
+fn rate_row(out: &mut String, label: &str, rate: Option<f64>, detail: String) {
+    match rate {
+        Some(r) => {
+            let _ = writeln!(out, "  {label:<LABEL$}{:>7.1}%  ({detail})", r * 100.0);
+        }
+        None => {
+            let _ = writeln!(out, "  {label:<LABEL$}{:>7}   (none measured)", "—");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::report::summary::{Counts, Ordered, PacingSummary, RunInfo, ScenarioInfo};
+
+    fn stats(p50: f64) -> Stats {
+        Stats {
+            count: 40,
+            min: p50 / 2.0,
+            p50,
+            p90: p50 * 1.5,
+            p95: p50 * 1.75,
+            p99: p50 * 2.0,
+            p999: p50 * 2.1,
+            max: p50 * 2.2,
+            mean: p50 * 1.1,
+        }
+    }
+
+    fn fixed() -> Summary {
+        let counts = Counts {
+            calls_failed: 1,
+            turns_failed: 2,
+            turns_unreached: 0,
+            turns_good: 0,
+            tools_expected: 10,
+            tools_succeeded: 9,
+            tools_early: 0,
+            tools_late: 1,
+            tools_unexpected: 0,
+            tools_malformed: 0,
+            barge_in_turns: 5,
+            barge_in_failed: 1,
+            backchannel_turns: 0,
+            false_stops: 0,
+            no_takeover_turns: 0,
+            premature_takeovers: 0,
+        };
+        Summary {
+            voicebench: "0.1.0".into(),
+            scenario: ScenarioInfo {
+                name: "booking".into(),
+                path: "scenarios/booking.toml".into(),
+                sha256: "ab".into(),
+                corpus_sha256: None,
+            },
+            run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20 },
+            started_at: "2025-01-01T00:00:00.000Z".into(),
+            finished_at: "2025-01-01T00:01:00.000Z".into(),
+            interrupted: false,
+            pacing: PacingSummary { frames: 30000, p50_ms: 0.21, p99_ms: 0.8, max_ms: 3.1 },
+            targets: vec![TargetSummary {
+                name: "sim-native".into(),
+                protocol: "openai-realtime".into(),
+                simulated: true,
+                model: Some("gpt-realtime".into()),
+                calls: 10,
+                turns: 40,
+                metrics: Ordered(vec![
+                    ("ttfa".into(), stats(500.0)),
+                    ("ttfb".into(), stats(400.0)),
+                    ("stt".into(), stats(120.0)),
+                ]),
+                by_kind: Ordered(vec![]),
+                tool_success_rate: Some(0.9),
+                barge_in_success_rate: Some(0.8),
+                false_stop_rate: None,
+                premature_takeover_rate: None,
+                goodput: None,
+                error_rate: 0.05,
+                errors: BTreeMap::from([("timeout".into(), 2)]),
+                call_errors: BTreeMap::from([("timeout".into(), 1)]),
+                counts,
+            }],
+        }
+    }
+
+    #[test]
+    fn fixed_summary_renders() {
+        let text = terminal_table(&fixed());
+        let expected = "\
+sim-native (simulated)  openai-realtime  gpt-realtime  10 calls, 40 turns
+  latency (ms)              n      p50      p90      p95      p99      max
+  TTFA                     40    500.0    750.0    875.0   1000.0   1100.0
+  TTFB                     40    400.0    600.0    700.0    800.0    880.0
+  leading silence           0        —
+  endpointing               0        —
+  tool call                 0        —
+  max silence               0        —
+  barge-in stop             0        —
+  barge-in ack              0        —
+  STT                      40    120.0    180.0    210.0    240.0    264.0
+  tool success           90.0%  (9/10 expected calls)
+  barge-in success       80.0%  (4/5 barge-ins)
+  false stop                —   (none measured)
+  premature take-over       —   (none measured)
+  error rate              5.0%  (2/40 turns: timeout 2)
+  other tool calls    1 late
+
+pacing: 30000 frames, lateness p50 0.210 ms, p99 0.800 ms, max 3.100 ms
+";
+        assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn real_targets_are_not_marked_simulated() {
+        let mut s = fixed();
+        s.targets[0].simulated = false;
+        assert!(terminal_table(&s).starts_with("sim-native  openai-realtime"));
+    }
+}
