@@ -25,6 +25,44 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a scenario: every target × `calls`, measuring TTFA, barge-in and tool calls. Writes the report
+    /// directory (turns.csv/jsonl, calls.csv, HdrHistograms, summary.json) as the run goes, and prints a summary.
+    /// Simulated targets need no key; a real target whose key variable is unset is skipped with a notice.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Run only this target (repeatable).
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Calls per target (default: the scenario's `calls`).
+        #[arg(long)]
+        calls: Option<u32>,
+        /// Calls in flight at once, closed loop (default: the scenario's `concurrency`).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Report directory (default: reports/<scenario>-<UTC time>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Seed for call phases and simulated latencies (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run the embedded simulated providers of a scenario standalone (real servers on 127.0.0.1), print their URLs,
+    /// and serve until Ctrl-C — for testing your own tools against a known, labelled-simulated agent.
+    Sim {
+        /// The scenario whose simulated targets to serve.
+        #[arg(default_value = "scenarios/booking.toml")]
+        scenario: PathBuf,
+        /// Seed for simulated latencies.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// On exit, write the sims' ground-truth log here (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        ground_truth: Option<PathBuf>,
+    },
     /// Build or check the audio corpus (the caller's utterances and the simulated agent's replies).
     Corpus {
         /// Build or check.
@@ -66,6 +104,32 @@ pub enum CorpusAction {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Run { scenario, targets, calls, concurrency, out, seed, quiet } => {
+            let sc = crate::scenario::load(&scenario)?;
+            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet };
+            let outcome = runtime()?.block_on(crate::run::run(&sc, &opts, &|m| eprintln!("{m}")))?;
+            print!("{}", crate::report::terminal_table(&outcome.summary));
+            println!("report: {}", outcome.out_dir.display());
+            if outcome.interrupted {
+                eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
+                return Ok(2);
+            }
+            Ok(0)
+        }
+        Command::Sim { scenario, seed, ground_truth } => {
+            let sc = crate::scenario::load(&scenario)?;
+            let seed = seed.unwrap_or(sc.defaults.seed);
+            runtime()?.block_on(crate::sim::serve_forever(&sc, seed, ground_truth.as_deref(), |urls, skipped| {
+                for (t, why) in skipped {
+                    eprintln!("not served: `{t}`: {why}");
+                }
+                for (t, url) in urls {
+                    println!("{t} (simulated, openai-realtime): {url}");
+                }
+                eprintln!("serving; Ctrl-C to stop");
+            }))?;
+            Ok(0)
+        }
         Command::Corpus { action } => match action {
             CorpusAction::Check { corpus, cross_check, tolerance_ms } => {
                 crate::corpus::check::run(&corpus, cross_check, tolerance_ms)
@@ -73,6 +137,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             CorpusAction::Build { corpus, raw } => crate::corpus::build::run(&corpus, raw.as_deref()).map(|()| 0),
         },
     }
+}
+
+/// The async runtime: one worker per core (the callers' timers and sockets share them; see STYLE.md).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?)
 }
 
 fn validate(files: &[PathBuf]) -> i32 {

@@ -9,5 +9,7 @@ pub mod cli;
 pub mod corpus;
 pub mod metrics;
 pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod sim;
 pub mod targets;

@@ -56,6 +56,7 @@ pub async fn run_call<S: Session>(
     plan: &CallPlan,
     call: u32,
     phase: Duration,
+    run_start: Instant,
     mut stop: watch::Receiver<bool>,
     records: &mpsc::UnboundedSender<TurnRecord>,
 ) -> CallRecord {
@@ -132,7 +133,7 @@ pub async fn run_call<S: Session>(
         call,
         session_id: session.session_id().map(String::from),
         connect_ms: None,
-        started_ms: 0.0,
+        started_ms: t0.saturating_duration_since(run_start).as_secs_f64() * 1000.0,
         duration_ms: Instant::now().saturating_duration_since(t0).as_secs_f64() * 1000.0,
         turns_total: plan.turns.len() as u32,
         turns_ok,

@@ -438,29 +438,29 @@ impl Tracker {
                 continue;
             }
             let t = &self.turns[i];
-            // A barge-in nobody signalled: resolved when the agent's audio ends by itself.
+            // A barge-in nobody signalled: resolved when the agent's audio ends by itself. Whether the agent was
+            // talking at all is judged once the onset has passed (its audio may still be arriving before that).
             if t.expect == Expect::Stop && !self.state[i].barge_resolved {
                 let onset = self.state[i].onset.expect("started turns have an onset");
-                if let Some(j) = self.owner_before(i) {
-                    let end = self.state[j].last_heard_end;
-                    match end {
-                        Some(e) if e <= onset => {
+                match self.owner_before(i) {
+                    Some(j) if now >= onset => {
+                        if !self.playback.playing_at(onset) && self.state[j].last_heard_end.is_none_or(|e| e <= onset) {
                             self.state[i].barge_na = true;
                             self.state[i].barge_resolved = true;
-                        }
-                        Some(e) if e <= now && !self.playback.playing_at(now) && self.state[j].reply_done.is_some() => {
+                        } else if let Some(e) = self.state[j].last_heard_end
+                            && e <= now
+                            && !self.playback.playing_at(now)
+                            && self.state[j].reply_done.is_some()
+                        {
                             self.state[i].barge_stop = Some(e);
                             self.state[i].barge_resolved = true;
                         }
-                        None if now > onset => {
-                            self.state[i].barge_na = true;
-                            self.state[i].barge_resolved = true;
-                        }
-                        _ => {}
                     }
-                } else {
-                    self.state[i].barge_na = true;
-                    self.state[i].barge_resolved = true;
+                    Some(_) => {}
+                    None => {
+                        self.state[i].barge_na = true;
+                        self.state[i].barge_resolved = true;
+                    }
                 }
             }
             let ready = if expects_reply(t.expect) {

@@ -1,0 +1,446 @@
+//! The embedded simulated provider: a real OpenAI Realtime WebSocket server on `127.0.0.1:0` that follows the
+//! scenario's script like a competent agent, with known timing, and logs ground truth for every response.
+//!
+//! The harness (and tests) reach it over real sockets at [`SimHandle::realtime_url`]. It speaks GA by default and
+//! the beta dialect when the upgrade request carries `OpenAI-Beta: realtime=v1` (PROTOCOLS.md §1). What it does:
+//!
+//! * session: `session.created` in the captured GA shape (pcm 24 kHz both ways, server_vad 0.5/300 and the
+//!   profile's silence window — 500 ms unless `sim_options.vad_silence_ms` or the target's `turn_detection` says
+//!   otherwise); `session.update` → `session.updated`, or the real `error` and the old config (see [`session`]).
+//! * input: PCM16 24 kHz or μ-law 8 kHz; a streaming energy VAD in audio time ([`vad`]: threshold 0.5 ↦ −40 dBFS,
+//!   `gate = −60 + 40·threshold`).
+//! * the script: turn *k* is the *k*-th utterance the VAD hears. A turn ends at the first silence window after at
+//!   least (its annotated voiced span − 150 ms) of audio since its onset, so pauses inside it do not end it — unless
+//!   `takeover_rate` fires (a premature take-over). `expect = "ignore"` turns are not acted on (unless
+//!   `false_stop_rate` fires). Speech while a response is active or its audio is still playing (as the sim
+//!   estimates: real time from the first delta) is a barge-in: `speech_started` after `interrupt_delay_ms`, and the
+//!   response is cancelled (`turn_detected`).
+//! * replies: tool-call turns get a function-call response (`tool_delay_ms`, ≥ `tool_arg_deltas` argument deltas
+//!   of `sim_args`, optionally one wrong argument), then — after the client's `function_call_output` and
+//!   `response.create` — the spoken reply. The spoken reply's first audio delta goes out `reply_delay_ms` after the
+//!   end-of-speech instant (or after the client's `response.create`), prefixed by `leading_silence_ms` of silence,
+//!   in `chunk_ms` deltas, `realtime_factor`× faster than real time, with transcript deltas. A response's
+//!   `response.created` goes out at once; the delay sits before its first audio delta.
+//! * the session only calls tools the session declared (`session.tools`, `tool_choice` not `none`), like a real
+//!   model: a client whose `session.update` was rejected gets spoken replies and no tool calls.
+//!
+//! Profiles and their numbers: [`profile`]. Not simulated: `audio/pcma`, text-only output modality (audio is always
+//! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
+
+mod profile;
+mod realtime;
+mod replies;
+mod session;
+#[cfg(test)]
+mod tests;
+mod vad;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use profile::{Profile, ProfileKind};
+pub use vad::gate_for_threshold;
+
+use crate::scenario::{Protocol, Scenario, Target};
+
+/// Why a sim could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The target has no `sim`.
+    #[error("target `{target}` is not simulated: it has no `sim = \"native\"` or `sim = \"fixed\"`")]
+    NotSimulated {
+        /// Target name.
+        target: String,
+    },
+    /// `sim = "pipeline"`.
+    #[error(
+        "target `{target}`: the pipeline simulator (`sim = \"pipeline\"`) is not implemented yet (a later issue); \
+         use `sim = \"native\"` or `sim = \"fixed\"` with `protocol = \"openai-realtime\"`"
+    )]
+    PipelineNotYet {
+        /// Target name.
+        target: String,
+    },
+    /// An unknown profile name.
+    #[error("target `{target}`: unknown sim profile `{profile}`; use `native` or `fixed`")]
+    UnknownProfile {
+        /// Target name.
+        target: String,
+        /// What it said.
+        profile: String,
+    },
+    /// A protocol the embedded sim does not speak.
+    #[error("target `{target}`: the embedded simulator speaks `openai-realtime`, not `{protocol}`")]
+    Protocol {
+        /// Target name.
+        target: String,
+        /// Its protocol.
+        protocol: &'static str,
+    },
+    /// A `sim_options` value out of range.
+    #[error("target `{target}`: sim_options.{field} = {value} is out of range: {why}")]
+    BadOption {
+        /// Target name.
+        target: String,
+        /// The option.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// The rule.
+        why: &'static str,
+    },
+    /// A reply WAV could not be loaded.
+    #[error("loading the simulated agent's replies: {0}")]
+    Audio(#[from] crate::audio::AudioError),
+    /// The listening socket could not be opened.
+    #[error("opening the simulator's socket on 127.0.0.1: {0}")]
+    Bind(std::io::Error),
+    /// Writing ground truth failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Ctrl-C handling failed.
+    #[error("waiting for Ctrl-C: {0}")]
+    Signal(std::io::Error),
+}
+
+/// What a ground-truth entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroundTruthKind {
+    /// A spoken (or, for a turn without a reply, empty) response at the end of a turn or after a tool result.
+    Reply,
+    /// A response carrying function calls.
+    ToolCall,
+    /// A barge-in: `speech_started` sent while a response was active or playing.
+    Interrupt,
+    /// A premature reply during a pause inside the caller's utterance.
+    Takeover,
+}
+
+/// One function call the sim made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolCallTruth {
+    /// `call_…`.
+    pub call_id: String,
+    /// Function name.
+    pub name: String,
+    /// The argument JSON text sent.
+    pub arguments: String,
+    /// The argument the sim deliberately got wrong (`tool_arg_error_rate`), if any.
+    pub wrong_arg: Option<String>,
+    /// Number of argument deltas.
+    pub deltas: usize,
+    /// First argument delta sent.
+    #[serde(skip)]
+    pub first_delta_at: Option<Instant>,
+    /// First argument delta sent, ms since sim start.
+    pub first_delta_ms: Option<f64>,
+    /// `…arguments.done` sent.
+    #[serde(skip)]
+    pub done_at: Option<Instant>,
+    /// `…arguments.done` sent, ms since sim start.
+    pub done_ms: Option<f64>,
+}
+
+/// Everything the sim did for one response or interruption, to check measurements against. Instants are on the
+/// process's tokio clock (the same clock as an in-process client); each `*_ms` is the same instant in ms since the
+/// sim started ([`SimHandle::started_at`]), for serialisation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroundTruth {
+    /// The session (`sess_…`).
+    pub session_id: String,
+    /// Connection number within this sim (0-based, accept order).
+    pub connection: u64,
+    /// Scenario turn index (turns past the script keep counting).
+    pub turn: usize,
+    /// What this entry is.
+    pub kind: GroundTruthKind,
+    /// The response (`resp_…`), for reply / tool_call / takeover.
+    pub response_id: Option<String>,
+    /// The assistant audio item, when the response spoke.
+    pub item_id: Option<String>,
+    /// The reply audio (corpus id), when the response spoke.
+    pub reply: Option<String>,
+    /// `completed` or `cancelled` once the response is done.
+    pub status: Option<String>,
+    /// `turn_detected` / `client_cancelled` for cancelled responses.
+    pub status_reason: Option<String>,
+    /// The VAD's onset of the turn: first voiced sample, audio ms since session start.
+    pub onset_audio_ms: Option<f64>,
+    /// The VAD's onset detection instant (the frame that confirmed it arrived).
+    #[serde(skip)]
+    pub onset_at: Option<Instant>,
+    /// Onset detection, ms since sim start.
+    pub onset_ms: Option<f64>,
+    /// End of the turn's last voiced sample, audio ms since session start.
+    pub eos_audio_ms: Option<f64>,
+    /// End of speech detected: when `speech_stopped` was sent.
+    #[serde(skip)]
+    pub eos_at: Option<Instant>,
+    /// End of speech detected, ms since sim start.
+    pub eos_ms: Option<f64>,
+    /// The client's `response.create` that started this response, when it was one.
+    #[serde(skip)]
+    pub response_create_at: Option<Instant>,
+    /// Its receipt, ms since sim start.
+    pub response_create_ms: Option<f64>,
+    /// Drawn reply delay, ms (from `eos_at`, or from `response_create_at` when set).
+    pub reply_delay_ms: Option<f64>,
+    /// Drawn leading silence, ms (exact: the reply's first audible sample follows this much silence).
+    pub leading_silence_ms: Option<f64>,
+    /// Drawn tool delay, ms.
+    pub tool_delay_ms: Option<f64>,
+    /// Drawn interrupt delay, ms.
+    pub interrupt_delay_ms: Option<f64>,
+    /// First audio delta sent.
+    #[serde(skip)]
+    pub first_audio_at: Option<Instant>,
+    /// First audio delta sent, ms since sim start.
+    pub first_audio_ms: Option<f64>,
+    /// Last audio delta sent.
+    #[serde(skip)]
+    pub last_audio_at: Option<Instant>,
+    /// Last audio delta sent, ms since sim start.
+    pub last_audio_ms: Option<f64>,
+    /// Audio sent, ms (leading silence included).
+    pub audio_sent_ms: f64,
+    /// Audio the response would have sent uncut, ms (leading silence included).
+    pub audio_planned_ms: f64,
+    /// Interrupts: when `speech_started` was sent.
+    #[serde(skip)]
+    pub speech_started_at: Option<Instant>,
+    /// `speech_started` sent, ms since sim start.
+    pub speech_started_ms: Option<f64>,
+    /// Interrupts: the response cancelled by it, if one was active.
+    pub interrupted_response: Option<String>,
+    /// Interrupts: a backchannel (`expect = "ignore"`) treated as a barge-in.
+    pub false_stop: bool,
+    /// `response.done` sent (for interrupts: the cancelling `response.done`).
+    #[serde(skip)]
+    pub response_done_at: Option<Instant>,
+    /// `response.done` sent, ms since sim start.
+    pub response_done_ms: Option<f64>,
+    /// Function calls of a tool_call response.
+    pub tool_calls: Vec<ToolCallTruth>,
+}
+
+impl GroundTruth {
+    fn new(session_id: &str, connection: u64, turn: usize, kind: GroundTruthKind) -> Self {
+        Self {
+            session_id: session_id.to_string(),
+            connection,
+            turn,
+            kind,
+            response_id: None,
+            item_id: None,
+            reply: None,
+            status: None,
+            status_reason: None,
+            onset_audio_ms: None,
+            onset_at: None,
+            onset_ms: None,
+            eos_audio_ms: None,
+            eos_at: None,
+            eos_ms: None,
+            response_create_at: None,
+            response_create_ms: None,
+            reply_delay_ms: None,
+            leading_silence_ms: None,
+            tool_delay_ms: None,
+            interrupt_delay_ms: None,
+            first_audio_at: None,
+            first_audio_ms: None,
+            last_audio_at: None,
+            last_audio_ms: None,
+            audio_sent_ms: 0.0,
+            audio_planned_ms: 0.0,
+            speech_started_at: None,
+            speech_started_ms: None,
+            interrupted_response: None,
+            false_stop: false,
+            response_done_at: None,
+            response_done_ms: None,
+            tool_calls: Vec::new(),
+        }
+    }
+}
+
+/// State shared by the server and its connections.
+pub(crate) struct Shared {
+    started: Instant,
+    log: Mutex<Vec<GroundTruth>>,
+}
+
+impl Shared {
+    /// ms since the sim started.
+    pub(crate) fn ms(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64() * 1000.0
+    }
+
+    /// Appends an entry; returns its index.
+    pub(crate) fn push(&self, g: GroundTruth) -> usize {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(g);
+        log.len() - 1
+    }
+
+    /// Updates entry `i`.
+    pub(crate) fn update(&self, i: usize, f: impl FnOnce(&mut GroundTruth)) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = log.get_mut(i) {
+            f(g);
+        }
+    }
+}
+
+/// A running sim: its address, its ground truth, and the way to stop it.
+pub struct SimHandle {
+    addr: SocketAddr,
+    target: String,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// The listening address (127.0.0.1 and an ephemeral port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/realtime` (the client appends `?model=…`).
+    pub fn realtime_url(&self) -> String {
+        format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// The target this sim serves.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The instant every `*_ms` of the ground truth counts from.
+    pub fn started_at(&self) -> Instant {
+        self.shared.started
+    }
+
+    /// Everything the sim did that a measurement can be checked against: a clone of the log so far.
+    pub fn ground_truth(&self) -> Vec<GroundTruth> {
+        self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes the ground truth so far as JSON lines (one entry per line, sessions in log order).
+    pub fn write_ground_truth(&self, path: &Path) -> Result<(), SimError> {
+        let io = |source| SimError::Io { path: path.to_owned(), source };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        for g in self.ground_truth() {
+            let line = serde_json::to_string(&g).map_err(|e| io(std::io::Error::other(e)))?;
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        out.flush().map_err(io)
+    }
+
+    /// Stops accepting, closes every session (close code 1001) and waits for them to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the OpenAI Realtime sim for one target of a scenario.
+pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    let name = target.name.get_ref().clone();
+    let kind = match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
+        None => return Err(SimError::NotSimulated { target: name }),
+        Some("native") => ProfileKind::Native,
+        Some("fixed") => ProfileKind::Fixed,
+        Some("pipeline") => return Err(SimError::PipelineNotYet { target: name }),
+        Some(other) => return Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
+    };
+    let protocol = *target.protocol.get_ref();
+    if protocol != Protocol::OpenaiRealtime {
+        return Err(SimError::Protocol { target: name, protocol: protocol.as_str() });
+    }
+    let profile = Profile::resolve(kind, target.sim_options.as_ref().map(|o| o.get_ref()))
+        .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
+    let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+    let addr = listener.local_addr().map_err(SimError::Bind)?;
+    let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()) });
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
+    Ok(SimHandle { addr, target: name, shared, stop, task })
+}
+
+/// Starts a sim for every simulated OpenAI Realtime target of the scenario. Targets the embedded sim cannot serve
+/// (`sim = "pipeline"`, other protocols, real targets) are returned with the reason, for the CLI to report.
+pub async fn start_all(scenario: &Scenario, seed: u64) -> Result<(Vec<SimHandle>, Vec<(String, String)>), SimError> {
+    let mut sims = Vec::new();
+    let mut skipped = Vec::new();
+    for t in &scenario.targets {
+        match start_realtime(scenario, t, seed).await {
+            Ok(h) => sims.push(h),
+            Err(e @ (SimError::NotSimulated { .. } | SimError::PipelineNotYet { .. } | SimError::Protocol { .. })) => {
+                skipped.push((t.name.get_ref().clone(), e.to_string()))
+            }
+            Err(e) => {
+                for h in sims {
+                    h.shutdown().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok((sims, skipped))
+}
+
+/// Waits for Ctrl-C.
+pub async fn wait_for_ctrl_c() -> Result<(), SimError> {
+    tokio::signal::ctrl_c().await.map_err(SimError::Signal)
+}
+
+/// `voicebench sim`: runs every simulated target of the scenario standalone until Ctrl-C. `ready` gets
+/// `(target, url)` pairs and the skipped targets with their reasons once the servers listen (the CLI prints them).
+/// On Ctrl-C the sessions are closed and, when `ground_truth` is given, the log is written there as JSON lines
+/// (one file per target: `<stem>.<target>.jsonl` when there are several targets).
+pub async fn serve_forever(
+    scenario: &Scenario,
+    seed: u64,
+    ground_truth: Option<&Path>,
+    ready: impl FnOnce(&[(String, String)], &[(String, String)]),
+) -> Result<(), SimError> {
+    let (sims, skipped) = start_all(scenario, seed).await?;
+    let urls: Vec<(String, String)> = sims.iter().map(|s| (s.target().to_string(), s.realtime_url())).collect();
+    ready(&urls, &skipped);
+    let waited = wait_for_ctrl_c().await;
+    let mut result = waited;
+    let many = sims.len() > 1;
+    for s in sims {
+        if let Some(p) = ground_truth {
+            let path = if many {
+                let stem = p.file_stem().and_then(|x| x.to_str()).unwrap_or("ground_truth");
+                p.with_file_name(format!("{stem}.{}.jsonl", s.target()))
+            } else {
+                p.to_owned()
+            };
+            if let Err(e) = s.write_ground_truth(&path)
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        s.shutdown().await;
+    }
+    result
+}
