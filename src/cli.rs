@@ -63,6 +63,20 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         ground_truth: Option<PathBuf>,
     },
+    /// Benchmark the harness itself: for each count, that many concurrent calls of a short fixed-profile scenario
+    /// against the embedded sim; prints frame pacing lateness, TTFA error against the sim's ground truth, and CPU
+    /// and peak memory per call (harness and sim share the process, so both are counted).
+    Bench {
+        /// Concurrent-call counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1u32, 100, 500])]
+        calls: Vec<u32>,
+        /// The corpus directory.
+        #[arg(long, default_value = "audio-corpus")]
+        corpus: PathBuf,
+        /// Where the benchmark's reports go.
+        #[arg(long, default_value = "reports/bench")]
+        out: PathBuf,
+    },
     /// Build or check the audio corpus (the caller's utterances and the simulated agent's replies).
     Corpus {
         /// Build or check.
@@ -113,6 +127,39 @@ pub fn run(cli: Cli) -> Result<i32> {
             if outcome.interrupted {
                 eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
                 return Ok(2);
+            }
+            Ok(0)
+        }
+        Command::Bench { calls, corpus, out } => {
+            let rt = runtime()?;
+            println!(
+                "voicebench bench: fixed-profile sim on 127.0.0.1, {} cores; harness + sim in one process",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+            println!(
+                "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11} {:>11} {:>7}",
+                "calls",
+                "pacing p50/p99/max ms",
+                "TTFA error p50/p99/max ms",
+                "turns",
+                "failed",
+                "CPU ms/call",
+                "RSS KiB/call",
+                "wall s"
+            );
+            for n in calls {
+                let r = rt.block_on(crate::run::bench::bench_once(&corpus, &out, n))?;
+                println!(
+                    "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11.1} {:>11.0} {:>7.1}",
+                    r.calls,
+                    format!("{:.2}/{:.2}/{:.2}", r.pacing.0, r.pacing.1, r.pacing.2),
+                    format!("{:.2}/{:.2}/{:.2}", r.ttfa_error.0, r.ttfa_error.1, r.ttfa_error.2),
+                    r.turns,
+                    r.failed,
+                    r.cpu_ms_per_call,
+                    r.rss_kib_per_call,
+                    r.wall_s
+                );
             }
             Ok(0)
         }

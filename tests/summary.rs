@@ -23,7 +23,7 @@ use voicebench::targets::ErrorCategory;
 const ANNOTATIONS: &[&str] = &["$schema", "$id", "$defs", "title", "description"];
 
 /// Every violation of `schema` by `value`, as `path: message` lines; empty when valid.
-fn validate(root: &Value, value: &Value) -> Vec<String> {
+pub fn validate(root: &Value, value: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     check(root, root, value, "$", &mut errors);
     errors
@@ -145,7 +145,7 @@ fn has_type(v: &Value, t: &str) -> bool {
     }
 }
 
-fn schema() -> Value {
+pub fn schema() -> Value {
     let path = crate::root().join("docs/summary.schema.json");
     serde_json::from_str(&std::fs::read_to_string(&path).expect("schema readable")).expect("schema is JSON")
 }

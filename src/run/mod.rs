@@ -2,6 +2,8 @@
 //! before call *i+1*, so drift hits all of them alike), each call on its own task; the recorder is fed as turns
 //! finish; Ctrl-C stops the calls in flight, records what they measured, and writes the report.
 
+pub mod bench;
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;

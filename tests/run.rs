@@ -1,0 +1,98 @@
+//! `voicebench run` end to end over real sockets: the fixed-profile sim's ground truth against what the caller
+//! measured (TTFA, barge-in stop, tool calls split over many deltas), and the real summary.json against its schema.
+
+use voicebench::run::bench::{fixed_scenario_toml, join, quantile};
+use voicebench::run::{RunOptions, run};
+
+use super::root;
+
+#[test]
+fn fixed_profile_matches_ground_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A second target whose every tool call carries a wrong argument: the same calls must score as failures.
+    let wrong = r#"
+[[target]]
+name = "wrong-args"
+protocol = "openai-realtime"
+sim = "fixed"
+sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay_ms = 100 }
+"#;
+    let path = tmp.path().join("fixed.toml");
+    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), wrong)).unwrap();
+    let scenario = voicebench::scenario::load(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let opts = RunOptions {
+        calls: Some(3),
+        concurrency: Some(6),
+        out: Some(tmp.path().join("out")),
+        progress: false,
+        ..Default::default()
+    };
+    let outcome = rt.block_on(run(&scenario, &opts, &|_| {})).unwrap();
+
+    assert!(!outcome.interrupted);
+    assert_eq!(outcome.calls.len(), 6);
+    let failed: Vec<_> = outcome.turns.iter().filter(|t| t.error.is_some()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(outcome.turns.len(), 18);
+
+    let j = join(&outcome, 500.0, 400.0);
+    // Every reply turn of both targets: 3 calls × 3 turns × 2 targets.
+    assert_eq!(j.ttfa.len(), 18, "{j:?}");
+    let err: Vec<f64> = j.ttfa.iter().map(|(m, t)| m - t).collect();
+    let abs: Vec<f64> = err.iter().map(|e| e.abs()).collect();
+    eprintln!(
+        "TTFA − truth: p50 {:.3} ms, max {:.3} ms; detection lag {:?}",
+        quantile(&abs, 0.5),
+        quantile(&abs, 1.0),
+        j.detection_lag
+    );
+    assert!(quantile(&abs, 0.5) <= 2.0, "TTFA error p50 {:.3} ms: {err:?}", quantile(&abs, 0.5));
+    assert!(quantile(&abs, 1.0) <= 5.0, "TTFA error max {:.3} ms: {err:?}", quantile(&abs, 1.0));
+    // The truth itself is S + D (+ the reply's audible offset), give or take the sim's frame-quantised detection.
+    for lag in &j.detection_lag {
+        assert!((-10.0..=30.0).contains(lag), "end-of-speech detection lag {lag} ms");
+    }
+
+    // Barge-in: the caller's stop equals the sim's speech_started (onset detection + the configured 100 ms).
+    assert_eq!(j.barge_in_stop.len(), 6, "{j:?}");
+    for (m, t) in &j.barge_in_stop {
+        assert!((m - t).abs() <= 5.0, "barge-in stop {m} vs true {t}");
+    }
+    for d in &j.interrupt_delay {
+        assert!((d - 100.0).abs() <= 3.0, "interrupt delay {d}");
+    }
+    let barge: Vec<_> = outcome.turns.iter().filter(|t| t.turn == 2).collect();
+    assert!(barge.iter().all(|t| t.barge_in_failed == Some(false)), "{barge:#?}");
+
+    // Tool calls arrive in 8 (fixed) argument deltas; right arguments succeed, wrong ones do not.
+    let tools = |target: &str| -> (u32, u32, u32) {
+        outcome
+            .turns
+            .iter()
+            .filter(|t| t.target == target)
+            .fold((0, 0, 0), |a, t| (a.0 + t.tools_expected, a.1 + t.tools_succeeded, a.2 + t.tools_unexpected))
+    };
+    assert_eq!(tools("fixed"), (6, 6, 0));
+    assert_eq!(tools("wrong-args"), (6, 0, 6));
+    let summary = &outcome.summary;
+    let rate = |name: &str| summary.targets.iter().find(|t| t.name == name).unwrap().tool_success_rate;
+    assert_eq!(rate("fixed"), Some(1.0));
+    assert_eq!(rate("wrong-args"), Some(0.0));
+
+    // The real summary.json, against the schema, and the contract's fields.
+    let text = std::fs::read_to_string(outcome.out_dir.join("summary.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schema = super::summary::schema();
+    let problems = super::summary::validate(&schema, &doc);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let t0 = &doc["targets"][0];
+    assert_eq!(t0["simulated"], true);
+    for k in ["count", "p50", "p90", "p95", "p99", "p999", "max", "mean"] {
+        assert!(t0["metrics"]["ttfa"][k].is_number(), "metrics.ttfa.{k}");
+    }
+    assert!(doc["pacing"]["p99_ms"].is_number());
+    for f in ["turns.csv", "turns.jsonl", "calls.csv", "histograms.hlog", "ground_truth.fixed.jsonl"] {
+        assert!(outcome.out_dir.join(f).is_file(), "{f}");
+    }
+}
