@@ -96,3 +96,55 @@ sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay
         assert!(outcome.out_dir.join(f).is_file(), "{f}");
     }
 }
+
+/// Ctrl-C during a run: exit 2, and every turn measured so far is on disk with a summary marked interrupted.
+/// The same run shows a connect failure recorded as a result and a real target without its key skipped.
+#[test]
+fn ctrl_c_keeps_results_and_failures_are_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[target]]
+name = "nobody-home"
+protocol = "openai-realtime"
+url = "ws://127.0.0.1:9/v1/realtime"
+
+[[target]]
+name = "needs-key"
+protocol = "openai-realtime"
+url = "wss://127.0.0.1:9/v1/realtime"
+api_key_env = "VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET"
+"#;
+    let path = tmp.path().join("s.toml");
+    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), extra)).unwrap();
+    let out = tmp.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
+        .args(["run", path.to_str().unwrap(), "--calls", "4", "--concurrency", "8", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the first turn of each call finish (about 3 s), then interrupt mid-call.
+    let turns = out.join("turns.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&turns).map_or(0, |s| s.lines().count()) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("skipping target `needs-key`: VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET is not set"), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let rows = std::fs::read_to_string(&turns).unwrap();
+    assert!(rows.lines().count() >= 3, "{rows}");
+    assert!(rows.contains(",interrupted,") || rows.lines().count() >= 3);
+    let calls = std::fs::read_to_string(out.join("calls.csv")).unwrap();
+    assert!(calls.lines().any(|l| l.starts_with("nobody-home,") && l.contains(",connect,")), "{calls}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let fixed = summary["targets"].as_array().unwrap().iter().find(|t| t["name"] == "fixed").unwrap();
+    assert!(fixed["metrics"]["ttfa"]["count"].as_u64().unwrap() >= 1, "{fixed}");
+    assert!(fixed["errors"]["interrupted"].as_u64().unwrap_or(0) >= 1, "{fixed}");
+}
