@@ -117,7 +117,7 @@ api_key_env = "VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET"
     let path = tmp.path().join("s.toml");
     std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), extra)).unwrap();
     let out = tmp.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
         .args(["run", path.to_str().unwrap(), "--calls", "4", "--concurrency", "8", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
