@@ -10,12 +10,27 @@ use super::root;
 fn fixed_profile_matches_ground_truth() {
     let tmp = tempfile::tempdir().unwrap();
     // A second target whose every tool call carries a wrong argument: the same calls must score as failures.
+    // Two more speak the telephone encoding (G.711 μ-law, 8 kHz) and the legacy beta event names.
     let wrong = r#"
 [[target]]
 name = "wrong-args"
 protocol = "openai-realtime"
 sim = "fixed"
 sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay_ms = 100 }
+
+[[target]]
+name = "g711"
+protocol = "openai-realtime"
+sim = "fixed"
+audio_format = "g711_ulaw"
+sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
+
+[[target]]
+name = "beta"
+protocol = "openai-realtime"
+sim = "fixed"
+dialect = "beta"
+sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
 "#;
     let path = tmp.path().join("fixed.toml");
     std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), wrong)).unwrap();
@@ -31,15 +46,16 @@ sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay
     let outcome = rt.block_on(run(&scenario, &opts, &|_| {})).unwrap();
 
     assert!(!outcome.interrupted);
-    assert_eq!(outcome.calls.len(), 6);
+    assert_eq!(outcome.calls.len(), 12);
     let failed: Vec<_> = outcome.turns.iter().filter(|t| t.error.is_some()).collect();
     assert!(failed.is_empty(), "{failed:#?}");
-    assert_eq!(outcome.turns.len(), 18);
+    assert_eq!(outcome.turns.len(), 36);
 
     let j = join(&outcome, 500.0, 400.0);
-    // Every reply turn of both targets: 3 calls × 3 turns × 2 targets.
-    assert_eq!(j.ttfa.len(), 18, "{j:?}");
+    // Every reply turn of every target: 3 calls × 3 turns × 4 targets.
+    assert_eq!(j.ttfa.len(), 36, "{j:?}");
     let err: Vec<f64> = j.ttfa.iter().map(|(m, t)| m - t).collect();
+    eprintln!("per target: {:?}", j.ttfa_by_target);
     let abs: Vec<f64> = err.iter().map(|e| e.abs()).collect();
     eprintln!(
         "TTFA − truth: p50 {:.3} ms, max {:.3} ms; detection lag {:?}",
@@ -49,13 +65,15 @@ sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay
     );
     assert!(quantile(&abs, 0.5) <= 2.0, "TTFA error p50 {:.3} ms: {err:?}", quantile(&abs, 0.5));
     assert!(quantile(&abs, 1.0) <= 5.0, "TTFA error max {:.3} ms: {err:?}", quantile(&abs, 1.0));
-    // The truth itself is S + D (+ the reply's audible offset), give or take the sim's frame-quantised detection.
-    for lag in &j.detection_lag {
-        assert!((-10.0..=30.0).contains(lag), "end-of-speech detection lag {lag} ms");
+    // The truth itself is S + D (+ the leading silence), give or take the sim's frame-quantised detection. Over the
+    // telephone band the sim's VAD loses a final "s" and ends the turn up to ~110 ms early, as a real one would.
+    for (target, lag) in &j.detection_lag {
+        let range = if target == "g711" { -130.0..=30.0 } else { -10.0..=30.0 };
+        assert!(range.contains(lag), "{target}: end-of-speech detection lag {lag} ms");
     }
 
     // Barge-in: the caller's stop equals the sim's speech_started (onset detection + the configured 100 ms).
-    assert_eq!(j.barge_in_stop.len(), 6, "{j:?}");
+    assert_eq!(j.barge_in_stop.len(), 12, "{j:?}");
     for (m, t) in &j.barge_in_stop {
         assert!((m - t).abs() <= 5.0, "barge-in stop {m} vs true {t}");
     }
@@ -75,6 +93,8 @@ sim_options = { reply_delay_ms = 400, tool_arg_error_rate = 1.0, interrupt_delay
     };
     assert_eq!(tools("fixed"), (6, 6, 0));
     assert_eq!(tools("wrong-args"), (6, 0, 6));
+    assert_eq!(tools("g711"), (6, 6, 0));
+    assert_eq!(tools("beta"), (6, 6, 0));
     let summary = &outcome.summary;
     let rate = |name: &str| summary.targets.iter().find(|t| t.name == name).unwrap().tool_success_rate;
     assert_eq!(rate("fixed"), Some(1.0));

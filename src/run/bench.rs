@@ -68,11 +68,13 @@ args = {{ party_size = 8, date = {{ date = "2026-12-04" }}, time = {{ any = true
 pub struct Join {
     /// (measured TTFA, true TTFA) per reply turn.
     pub ttfa: Vec<(f64, f64)>,
+    /// Target of each `ttfa` entry.
+    pub ttfa_by_target: Vec<(String, f64)>,
     /// (measured barge-in stop, true stop) per barge-in turn.
     pub barge_in_stop: Vec<(f64, f64)>,
     /// True TTFA minus (VAD silence + reply delay + the reply's own audible offset): the sim's end-of-speech
     /// detection lag (frame quantisation and the 10 ms VAD windows).
-    pub detection_lag: Vec<f64>,
+    pub detection_lag: Vec<(String, f64)>,
     /// The sim's `speech_started` minus its own onset detection (the configured interrupt delay, exactly).
     pub interrupt_delay: Vec<f64>,
     /// The sim's onset detection minus the caller's scheduled onset.
@@ -117,9 +119,10 @@ pub fn join(outcome: &RunOutcome, vad_silence_ms: f64, reply_delay_ms: f64) -> J
                     let truth = ms_between(eos, first) + lead;
                     if let Some(m) = turn.ttfa_ms {
                         j.ttfa.push((m, truth));
+                        j.ttfa_by_target.push((target.clone(), m - truth));
                     }
                     if turn.tools_expected == 0 && g.response_create_at.is_none() {
-                        j.detection_lag.push(truth - (vad_silence_ms + reply_delay_ms + lead));
+                        j.detection_lag.push((target.clone(), truth - (vad_silence_ms + reply_delay_ms + lead)));
                     }
                 }
                 GroundTruthKind::Interrupt => {

@@ -1010,8 +1010,10 @@ impl Conn {
         let fmt = self.cfg.output_format;
         let enc = reply.encoded(fmt, self.ctx.profile.chunk_ms);
         let silence = enc.silence(fmt, lead);
-        let lead_exact: f64 = silence.iter().map(|(_, m)| m).sum();
-        let planned = lead_exact + enc.total_ms;
+        let lead_sent: f64 = silence.iter().map(|(_, m)| m).sum();
+        let planned = lead_sent + enc.total_ms;
+        let lead_samples = (lead_sent * enc.rate as f64 / 1000.0).round() as usize;
+        let lead_exact = enc.first_audible_ms(lead_samples);
         let item_id = self.new_id("item");
         let rid = r.id.clone();
         self.gt(r.gt, |g| {

@@ -84,9 +84,23 @@ pub struct Encoded {
     pub silence_chunk: Arc<str>,
     /// Samples in a full chunk.
     pub chunk_samples: usize,
+    /// The first half second of the audio as the client decodes it, for the exact first-audible instant.
+    pub head: Arc<[i16]>,
+    /// Sample rate of the audio.
+    pub rate: u32,
 }
 
 impl Encoded {
+    /// Where the caller's detector finds the first audible sample when `lead_samples` of silence precede the
+    /// reply, ms from the start of the response's audio. Window-based detection is not shift-invariant (the
+    /// 10 ms windows fall elsewhere), so this is computed on the exact stream, not assumed to be the lead.
+    pub fn first_audible_ms(&self, lead_samples: usize) -> f64 {
+        let mut s = vec![0i16; lead_samples];
+        s.extend_from_slice(&self.head);
+        let i = EnergyVad::default().first_audible(&Pcm::new(self.rate, s)).unwrap_or(lead_samples);
+        i as f64 * 1000.0 / self.rate as f64
+    }
+
     /// Leading-silence chunks adding up to `ms` (whole samples), as `(base64, ms)`.
     pub fn silence(&self, format: WireFormat, ms: f64) -> Vec<(Arc<str>, f64)> {
         let rate = format.rate() as f64;
@@ -184,7 +198,8 @@ impl Reply {
         }
         let total_ms = chunks.iter().map(|c| c.ms).sum();
         let silence_chunk = Arc::from(STANDARD.encode(format.encode(&vec![0i16; chunk_samples])));
-        Encoded { chunks, total_ms, silence_chunk, chunk_samples }
+        let head: Arc<[i16]> = body[..body.len().min(rate as usize / 2)].into();
+        Encoded { chunks, total_ms, silence_chunk, chunk_samples, head, rate }
     }
 }
 
