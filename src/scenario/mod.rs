@@ -223,22 +223,8 @@ pub struct Slo {
     pub bound: Bound,
 }
 
-/// Latency metrics an SLO can name (METRICS.md), in ms.
-pub const LATENCY_METRICS: &[&str] = &[
-    "ttfb",
-    "ttfa",
-    "leading_silence",
-    "endpointing",
-    "tool_call",
-    "talk_over",
-    "max_silence",
-    "barge_in_stop",
-    "barge_in_ack",
-    "post_cancel_audio",
-    "stt",
-    "llm_ttft",
-    "tts_ttfb",
-];
+/// Latency metrics an SLO can name (METRICS.md), in ms: the metrics every turn record carries.
+pub const LATENCY_METRICS: &[&str] = crate::caller::record::METRICS;
 
 /// Statistics an SLO can bound.
 pub const STATS: &[&str] = &["p50", "p90", "p95", "p99", "p999", "max", "mean"];
