@@ -1,9 +1,13 @@
 //! Command-line interface (clap derive; the help text is these doc comments).
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+use crate::gate::{GateError, GateOptions, GateReport};
+use crate::scenario::Slo;
 
 /// voicebench: measure how fast a voice agent answers, whether it stops when interrupted, and whether it calls
 /// the right tool — native speech-to-speech endpoints and STT→LLM→TTS pipelines, head to head.
@@ -49,6 +53,31 @@ pub enum Command {
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
+        /// After the run, gate its report in the same step (as `voicebench gate` does): the SLOs and, with
+        /// --baseline, regressions. Exit code 1 when a check fails.
+        #[arg(long)]
+        gate: bool,
+        #[command(flatten)]
+        gate_args: GateArgs,
+    },
+    /// The CI gate: judge a report directory against the scenario's SLOs (from its summary.json, overridden by
+    /// --slo) and, with --baseline, against an earlier run (a bootstrap over whole calls of every latency
+    /// metric's p50 and p95). Prints a verdict table; exit code 0 when every check passes, 1 when an SLO is breached
+    /// or a latency regressed, 2 on an error. Appends a Markdown verdict to $GITHUB_STEP_SUMMARY when set.
+    /// docs/gate.md defines every check.
+    Gate {
+        /// The report directory to judge (what `voicebench run` wrote).
+        dir: PathBuf,
+        #[command(flatten)]
+        gate_args: GateArgs,
+        /// What to print on stdout: the verdict table, Markdown, or the JSON document.
+        #[arg(long, value_enum, default_value_t = GateFormat::Table)]
+        format: GateFormat,
+        /// After judging, save DIR's raw samples (turns.jsonl, calls.csv, summary.json) as the baseline NAME in
+        /// the store (.voicebench/baselines, or $VOICEBENCH_BASELINES), replacing one of that name. With nothing to
+        /// check (no SLOs, no --baseline), only saves, and exits 0.
+        #[arg(long, value_name = "NAME")]
+        save_baseline: Option<String>,
     },
     /// Run the embedded simulated providers of a scenario standalone (real servers on 127.0.0.1), print their URLs,
     /// and serve until Ctrl-C — for testing your own tools against a known, labelled-simulated agent.
@@ -85,6 +114,70 @@ pub enum Command {
     },
 }
 
+/// The CI gate's options, shared by `voicebench gate` and `voicebench run --gate`.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Gate")]
+pub struct GateArgs {
+    /// Compare with this baseline: a report directory, or a NAME saved with `voicebench gate DIR --save-baseline
+    /// NAME` (looked up in .voicebench/baselines, or $VOICEBENCH_BASELINES).
+    #[arg(long, value_name = "DIR|NAME")]
+    pub baseline: Option<String>,
+    /// An SLO to check, overriding the scenario's SLO of the same key (repeatable): `ttfa.p95=800ms`,
+    /// `barge_in_stop.p95=0.6s`, `tool_success_rate=95%`, `error_rate=0.02`.
+    #[arg(long = "slo", value_name = "KEY=VALUE", value_parser = parse_slo_arg)]
+    pub slo: Vec<Slo>,
+    /// Noise threshold of the regression test, relative: a change counts only when its whole 95 % confidence
+    /// interval is beyond ± this [default: 0.05].
+    #[arg(long, value_name = "FRACTION")]
+    pub noise: Option<f64>,
+    /// Also write the verdict as JUnit XML to FILE (one testsuite per target, one testcase per check).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the verdict as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_slo_arg(s: &str) -> std::result::Result<Slo, String> {
+    crate::gate::parse_slo(s).map_err(|e| e.to_string())
+}
+
+impl GateArgs {
+    /// Whether any gate option was given.
+    fn any(&self) -> bool {
+        self.baseline.is_some()
+            || !self.slo.is_empty()
+            || self.noise.is_some()
+            || self.junit.is_some()
+            || self.json.is_some()
+    }
+
+    /// The gate's options, the baseline resolved in `store`.
+    fn options(&self, store: &Path) -> Result<GateOptions> {
+        let baseline = match &self.baseline {
+            Some(arg) => Some(crate::gate::resolve_baseline(arg, store)?),
+            None => None,
+        };
+        Ok(GateOptions {
+            slo_overrides: self.slo.clone(),
+            baseline,
+            noise: self.noise.unwrap_or(crate::gate::DEFAULT_NOISE),
+            ..GateOptions::default()
+        })
+    }
+}
+
+/// What `voicebench gate` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GateFormat {
+    /// The verdict table.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// The JSON document (as --json writes it).
+    Json,
+}
+
 /// `voicebench corpus …`
 #[derive(Debug, Subcommand)]
 pub enum CorpusAction {
@@ -118,8 +211,21 @@ pub enum CorpusAction {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Run { scenario, targets, calls, concurrency, out, seed, quiet } => {
+        Command::Run { scenario, targets, calls, concurrency, out, seed, quiet, gate, gate_args } => {
+            if !gate && gate_args.any() {
+                bail!("--baseline, --slo, --noise, --junit and --json are gate options: add --gate");
+            }
             let sc = crate::scenario::load(&scenario)?;
+            // Everything the gate needs is checked before the run, so a typo fails at once, not after it.
+            let gate_opts = if gate {
+                let o = gate_args.options(&crate::gate::default_store())?;
+                if sc.slo.is_empty() && o.slo_overrides.is_empty() && o.baseline.is_none() {
+                    return Err(GateError::NothingToCheck { dir: scenario.clone() }.into());
+                }
+                Some(o)
+            } else {
+                None
+            };
             let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet };
             let outcome = runtime()?.block_on(crate::run::run(&sc, &opts, &|m| eprintln!("{m}")))?;
             print!("{}", crate::report::terminal_table(&outcome.summary));
@@ -128,7 +234,29 @@ pub fn run(cli: Cli) -> Result<i32> {
                 eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
                 return Ok(2);
             }
-            Ok(0)
+            match gate_opts {
+                Some(o) => {
+                    let report = crate::gate::evaluate(&outcome.out_dir, &o)?;
+                    println!();
+                    emit_gate(&report, &gate_args, GateFormat::Table)
+                }
+                None => Ok(0),
+            }
+        }
+        Command::Gate { dir, gate_args, format, save_baseline } => {
+            let store = crate::gate::default_store();
+            let opts = gate_args.options(&store)?;
+            let code = match crate::gate::evaluate(&dir, &opts) {
+                Ok(report) => emit_gate(&report, &gate_args, format)?,
+                // Nothing to check, but a baseline to save: saving is the whole job.
+                Err(GateError::NothingToCheck { .. }) if save_baseline.is_some() => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(name) = save_baseline {
+                let path = crate::gate::save_baseline(&dir, &name, &store)?;
+                eprintln!("saved baseline `{name}` in {}", path.display());
+            }
+            Ok(code)
         }
         Command::Bench { calls, corpus, out } => {
             let rt = runtime()?;
@@ -184,6 +312,38 @@ pub fn run(cli: Cli) -> Result<i32> {
             CorpusAction::Build { corpus, raw } => crate::corpus::build::run(&corpus, raw.as_deref()).map(|()| 0),
         },
     }
+}
+
+/// Prints the verdict on stdout in `format`, writes the --junit and --json files, appends the Markdown verdict to
+/// `$GITHUB_STEP_SUMMARY` when set; returns the exit code (0 pass, 1 fail).
+fn emit_gate(report: &GateReport, args: &GateArgs, format: GateFormat) -> Result<i32> {
+    print!(
+        "{}",
+        match format {
+            GateFormat::Table => crate::gate::render_table(report),
+            GateFormat::Markdown => crate::gate::render_markdown(report),
+            GateFormat::Json => crate::gate::render_json(report),
+        }
+    );
+    if let Some(path) = &args.junit {
+        std::fs::write(path, crate::gate::render_junit(report))
+            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, crate::gate::render_json(report))
+            .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(crate::gate::render_markdown(report).as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
+        }
+    }
+    Ok(if report.passed() { 0 } else { 1 })
 }
 
 /// The async runtime: one worker per core (the callers' timers and sockets share them; see STYLE.md).

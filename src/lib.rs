@@ -7,6 +7,7 @@ pub mod audio;
 pub mod caller;
 pub mod cli;
 pub mod corpus;
+pub mod gate;
 pub mod metrics;
 pub mod report;
 pub mod run;

@@ -115,6 +115,58 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
     for f in ["turns.csv", "turns.jsonl", "calls.csv", "histograms.hlog", "ground_truth.fixed.jsonl"] {
         assert!(outcome.out_dir.join(f).is_file(), "{f}");
     }
+
+    // The gate on this real run: generous SLOs pass (0), tight ones fail (1), a metric with no samples fails.
+    let dir = outcome.out_dir.to_str().unwrap();
+    let gate = |slos: &[&str]| {
+        let mut args = vec!["gate", dir];
+        for s in slos {
+            args.extend(["--slo", s]);
+        }
+        let o = super::voicebench(tmp.path(), &args);
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let (code, out) = gate(&["ttfa.p95=3000ms", "barge_in_stop.p95=1000", "tool_success_rate=0.4", "error_rate=0.01"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = gate(&["ttfa.p95=500ms"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    let (code, out) = gate(&["stt.p95=100"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no stt samples"), "{out}");
+}
+
+/// The gate against a baseline: a run of a profile 20 % slower is a regression; runs of the same profile with other
+/// seeds are not (false-positive rate over many trials).
+#[test]
+fn gate_flags_a_slower_profile_and_not_noise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = root().join("audio-corpus");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let trials: u32 = std::env::var("VOICEBENCH_GATE_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let calls = 20;
+    let (flagged, base) = rt.block_on(async {
+        let (slow_dir, fp_dir) = (tmp.path().join("slow"), tmp.path().join("fp"));
+        let slow = voicebench::run::bench::native_run(&corpus, &slow_dir, calls, 77, 1.2);
+        let fp = voicebench::run::bench::gate_false_positives(&corpus, &fp_dir, trials, calls);
+        let (slow, fp) = tokio::join!(slow, fp);
+        let (flagged, _) = fp.unwrap();
+        (flagged, slow.unwrap())
+    });
+    eprintln!("gate false positives: {flagged} of {trials} same-profile trials flagged");
+    assert!(
+        flagged as f64 <= (trials as f64 * 0.05).ceil(),
+        "{flagged} of {trials} same-profile runs flagged as regressions"
+    );
+    let baseline = tmp.path().join("fp/baseline/report");
+    let opts = voicebench::gate::GateOptions { baseline: Some(baseline), ..Default::default() };
+    let report = voicebench::gate::evaluate(&base.out_dir, &opts).unwrap();
+    let regs: Vec<_> = report.regressions().map(|c| c.name.clone()).collect();
+    assert!(
+        regs.iter().any(|n| n.contains("ttfa")),
+        "a 20 % slower profile must regress TTFA: {regs:?}\n{}",
+        voicebench::gate::render_table(&report)
+    );
 }
 
 /// Ctrl-C during a run: exit 2, and every turn measured so far is on disk with a summary marked interrupted.

@@ -1,6 +1,7 @@
 //! voicebench's integration tests: one binary (one link), one module per area.
 
 mod corpus;
+mod gate;
 mod run;
 mod summary;
 mod validate;

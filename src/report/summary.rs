@@ -26,6 +26,10 @@ pub struct Summary {
     pub scenario: ScenarioInfo,
     /// Run parameters.
     pub run: RunInfo,
+    /// The scenario's SLOs, key → threshold (ms for latencies, 0–1 for rates), in the scenario's order; empty when
+    /// it has none. `voicebench gate` reads them from here (absent in summaries written before the gate existed).
+    #[serde(default)]
+    pub slo: Ordered<f64>,
     /// UTC start, RFC 3339.
     pub started_at: String,
     /// UTC end, RFC 3339.
@@ -193,6 +197,7 @@ impl Summary {
                 corpus_sha256: meta.corpus_sha256.clone(),
             },
             run: RunInfo { seed: meta.seed, calls: meta.calls, concurrency: meta.concurrency, frame_ms: meta.frame_ms },
+            slo: Ordered(meta.slo.iter().map(|s| (s.key.clone(), s.threshold)).collect()),
             started_at: rfc3339(meta.started_at),
             finished_at: rfc3339(finished),
             interrupted,

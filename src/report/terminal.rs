@@ -177,6 +177,7 @@ mod tests {
                 corpus_sha256: None,
             },
             run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20 },
+            slo: Ordered::default(),
             started_at: "2025-01-01T00:00:00.000Z".into(),
             finished_at: "2025-01-01T00:01:00.000Z".into(),
             interrupted: false,

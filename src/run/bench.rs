@@ -11,11 +11,25 @@ use tokio::time::{Duration, Instant};
 use super::{RunOptions, RunOutcome};
 use crate::sim::GroundTruthKind;
 
+/// The `fixed`-profile target of [`fixed_scenario_toml`]: every delay exact.
+pub const FIXED_TARGET: &str = r#"
+[[target]]
+name = "fixed"
+protocol = "openai-realtime"
+sim = "fixed"
+sim_options = { reply_delay_ms = 400, leading_silence_ms = 0, vad_silence_ms = 500, interrupt_delay_ms = 100, tool_delay_ms = 300, tool_arg_deltas = 8 }
+"#;
+
 /// A three-turn call (greeting, a tool turn, a barge-in with a tool call) against the `fixed` sim profile: a few
 /// seconds of audio per turn, every delay exact. `extra_targets` is appended verbatim (more `[[target]]`s).
 pub fn fixed_scenario_toml(corpus: &Path, extra_targets: &str) -> String {
+    short_scenario_toml(corpus, &format!("{FIXED_TARGET}{extra_targets}"), "")
+}
+
+/// The same three-turn call with the given `[[target]]`s and an `[slo]` table body (may be empty).
+pub fn short_scenario_toml(corpus: &Path, targets: &str, slo: &str) -> String {
     format!(
-        r#"name = "fixed-check"
+        r#"name = "short-call"
 corpus = {corpus:?}
 
 [defaults]
@@ -25,12 +39,7 @@ turn_timeout_ms = 10000
 seed = 7
 gap_ms = 400
 
-[[target]]
-name = "fixed"
-protocol = "openai-realtime"
-sim = "fixed"
-sim_options = {{ reply_delay_ms = 400, leading_silence_ms = 0, vad_silence_ms = 500, interrupt_delay_ms = 100, tool_delay_ms = 300, tool_arg_deltas = 8 }}
-{extra_targets}
+{targets}
 [agent]
 today = "2026-11-30"
 [[agent.tool]]
@@ -59,6 +68,9 @@ reply = "noted"
 [[turn.tool_call]]
 name = "check_availability"
 args = {{ party_size = 8, date = {{ date = "2026-12-04" }}, time = {{ any = true }} }}
+
+[slo]
+{slo}
 "#
     )
 }
@@ -229,4 +241,74 @@ pub async fn bench_once(corpus: &Path, out: &Path, calls: u32) -> Result<BenchRo
         rss_kib_per_call: rss,
         wall_s,
     })
+}
+
+/// The native-profile target used for gate trials, its latencies scaled by `slow` (1.0 = the profile's medians).
+pub fn native_target(slow: f64) -> String {
+    format!(
+        r#"
+[[target]]
+name = "agent"
+protocol = "openai-realtime"
+sim = "native"
+sim_options = {{ reply_delay_ms = {:.1}, vad_silence_ms = {:.1}, leading_silence_ms = {:.1}, tool_delay_ms = {:.1}, interrupt_delay_ms = {:.1} }}
+"#,
+        450.0 * slow,
+        500.0 * slow,
+        60.0 * slow,
+        600.0 * slow,
+        212.0 * slow
+    )
+}
+
+/// Runs the short native-profile call `calls` times with `seed`, its latencies scaled by `slow`, into `out`.
+pub async fn native_run(corpus: &Path, out: &Path, calls: u32, seed: u64, slow: f64) -> Result<RunOutcome> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("scenario.toml");
+    std::fs::write(&path, short_scenario_toml(&std::path::absolute(corpus)?, &native_target(slow), ""))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let scenario = crate::scenario::load(&path)?;
+    let opts = RunOptions {
+        calls: Some(calls),
+        concurrency: Some(calls),
+        out: Some(out.join("report")),
+        seed: Some(seed),
+        progress: false,
+        ..Default::default()
+    };
+    super::run(&scenario, &opts, &|_| {}).await
+}
+
+/// Gate false positives: a baseline run, then `trials` runs of the *same* profile with other seeds, all at once;
+/// returns how many trials the gate flags as a regression, and the reports' directories. Trials run 20 at a time.
+pub async fn gate_false_positives(
+    corpus: &Path,
+    out: &Path,
+    trials: u32,
+    calls: u32,
+) -> Result<(u32, Vec<std::path::PathBuf>)> {
+    let base = native_run(corpus, &out.join("baseline"), calls, 1, 1.0).await?;
+    // Waves of 20 runs at a time keep the machine from saturating (which would change the latencies measured).
+    let mut runs = Vec::new();
+    for wave in (0..trials).collect::<Vec<_>>().chunks(20) {
+        runs.extend(
+            futures_util::future::join_all(wave.iter().map(|&k| {
+                let dir = out.join(format!("trial-{k:03}"));
+                async move { native_run(corpus, &dir, calls, 1000 + k as u64, 1.0).await }
+            }))
+            .await,
+        );
+    }
+    let mut flagged = 0;
+    let mut dirs = Vec::new();
+    for r in runs {
+        let r = r?;
+        let opts = crate::gate::GateOptions { baseline: Some(base.out_dir.clone()), ..Default::default() };
+        let report = crate::gate::evaluate(&r.out_dir, &opts)?;
+        if report.regressions().next().is_some() {
+            flagged += 1;
+        }
+        dirs.push(r.out_dir);
+    }
+    Ok((flagged, dirs))
 }

@@ -1,0 +1,330 @@
+//! Reading a report directory back: `turns.jsonl` into [`TurnRecord`]s, `calls.csv` into [`CallRecord`]s (only
+//! what the counts need) and `summary.json` into a [`Summary`] (for the scenario's SLOs and the targets' order).
+//!
+//! [`TurnRecord`] is written, never read, elsewhere, so `TurnRow` mirrors it field for field; a test keeps the
+//! two in step.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::GateError;
+use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
+use crate::report::Summary;
+use crate::scenario::Slo;
+use crate::targets::ErrorCategory;
+
+/// A report directory's raw records.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `summary.json`, when present.
+    pub summary: Option<Summary>,
+    /// Every turn row, in file order.
+    pub turns: Vec<TurnRecord>,
+    /// Every call row, in file order (pacing left empty).
+    pub calls: Vec<CallRecord>,
+    /// Target names: the summary's order, then any other target a row names, in order of appearance.
+    pub targets: Vec<String>,
+}
+
+impl Report {
+    /// Reads `dir`. `turns.jsonl` and `calls.csv` must exist; `summary.json` too when `need_summary` (it carries the
+    /// scenario's SLOs); otherwise a missing or unreadable summary is left out.
+    pub fn read(dir: &Path, need_summary: bool) -> Result<Report, GateError> {
+        if !dir.is_dir() {
+            return Err(GateError::Io {
+                action: "read report directory",
+                path: dir.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+        let summary_path = dir.join("summary.json");
+        let summary = if summary_path.is_file() {
+            match read_summary(&summary_path) {
+                Ok(s) => Some(s),
+                Err(e) if need_summary => return Err(e),
+                // A baseline needs only its rows: a summary from another version must not stop the comparison.
+                Err(_) => None,
+            }
+        } else if need_summary {
+            return Err(GateError::NotAReport {
+                dir: dir.to_owned(),
+                missing: "summary.json",
+                hint: "a run writes it when it ends; a run that crashed has none: run it again".into(),
+            });
+        } else {
+            None
+        };
+        let turns = read_turns(&require(dir, "turns.jsonl")?)?;
+        let calls = read_calls(&require(dir, "calls.csv")?)?;
+        let mut targets: Vec<String> =
+            summary.as_ref().map(|s| s.targets.iter().map(|t| t.name.clone()).collect()).unwrap_or_default();
+        for name in turns.iter().map(|t| &t.target).chain(calls.iter().map(|c| &c.target)) {
+            if !targets.contains(name) {
+                targets.push(name.clone());
+            }
+        }
+        Ok(Report { dir: dir.to_owned(), summary, turns, calls, targets })
+    }
+
+    /// The scenario's SLOs as `summary.json` records them (none without a summary).
+    pub fn scenario_slos(&self) -> Result<Vec<Slo>, GateError> {
+        let Some(s) = &self.summary else { return Ok(Vec::new()) };
+        let path = self.dir.join("summary.json");
+        s.slo
+            .iter()
+            .map(|(key, threshold)| {
+                super::slo::make_slo(key, threshold).map_err(|e| GateError::Parse {
+                    path: path.clone(),
+                    line: None,
+                    message: format!("bad SLO in `slo`: {e}"),
+                })
+            })
+            .collect()
+    }
+}
+
+fn require(dir: &Path, name: &'static str) -> Result<PathBuf, GateError> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(GateError::NotAReport {
+            dir: dir.to_owned(),
+            missing: name,
+            hint: "give the directory `voicebench run` wrote (reports/<scenario>-<time>/) or a saved baseline".into(),
+        })
+    }
+}
+
+fn read_summary(path: &Path) -> Result<Summary, GateError> {
+    let text = std::fs::read_to_string(path).map_err(GateError::io("read", path))?;
+    serde_json::from_str(&text).map_err(|e| GateError::Parse {
+        path: path.to_owned(),
+        line: Some(e.line()),
+        message: format!("not a voicebench summary: {e}"),
+    })
+}
+
+/// Reads `turns.jsonl`.
+pub fn read_turns(path: &Path) -> Result<Vec<TurnRecord>, GateError> {
+    let file = std::fs::File::open(path).map_err(GateError::io("read", path))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(GateError::io("read", path))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parse_err = |message: String| GateError::Parse { path: path.to_owned(), line: Some(i + 1), message };
+        let row: TurnRow = serde_json::from_str(&line).map_err(|e| parse_err(format!("not a turn row: {e}")))?;
+        out.push(row.into_record().map_err(parse_err)?);
+    }
+    Ok(out)
+}
+
+/// The columns of `calls.csv` the counts need.
+#[derive(Debug, Deserialize)]
+struct CallRow {
+    target: String,
+    simulated: bool,
+    call: u32,
+    turns_total: u32,
+    turns_ok: u32,
+    error: Option<ErrorCategory>,
+}
+
+/// Reads `calls.csv` (pacing columns are not read back).
+pub fn read_calls(path: &Path) -> Result<Vec<CallRecord>, GateError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| GateError::Parse {
+        path: path.to_owned(),
+        line: None,
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for row in r.deserialize::<CallRow>() {
+        let row = row.map_err(|e| GateError::Parse {
+            path: path.to_owned(),
+            line: e.position().map(|p| p.line() as usize),
+            message: format!("not a call row: {e}"),
+        })?;
+        out.push(CallRecord {
+            target: row.target,
+            simulated: row.simulated,
+            call: row.call,
+            turns_total: row.turns_total,
+            turns_ok: row.turns_ok,
+            error: row.error,
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+/// One line of `turns.jsonl`: [`TurnRecord`] field for field (a test checks they match).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct TurnRow {
+    target: String,
+    simulated: bool,
+    call: u32,
+    turn: u32,
+    turn_id: String,
+    kind: Option<String>,
+    utterance: String,
+    user_onset_ms: f64,
+    user_eos_ms: f64,
+    ttfb_ms: Option<f64>,
+    leading_silence_ms: Option<f64>,
+    ttfa_ms: Option<f64>,
+    endpointing_ms: Option<f64>,
+    tool_call_ms: Option<f64>,
+    talk_over_ms: Option<f64>,
+    max_silence_ms: Option<f64>,
+    barge_in_stop_ms: Option<f64>,
+    barge_in_ack_ms: Option<f64>,
+    post_cancel_audio_ms: Option<f64>,
+    barge_in_failed: Option<bool>,
+    false_stop: Option<bool>,
+    premature_takeover: Option<bool>,
+    stt_ms: Option<f64>,
+    llm_ttft_ms: Option<f64>,
+    tts_ttfb_ms: Option<f64>,
+    tools_expected: u32,
+    tools_succeeded: u32,
+    tools_early: u32,
+    tools_late: u32,
+    tools_unexpected: u32,
+    tools_malformed: u32,
+    error: Option<ErrorCategory>,
+    error_message: Option<String>,
+}
+
+impl TurnRow {
+    fn into_record(self) -> Result<TurnRecord, String> {
+        let kind = match self.kind {
+            None => None,
+            Some(k) => Some(TurnKind::ALL.into_iter().find(|x| x.as_str() == k).ok_or_else(|| {
+                let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown turn kind `{k}`; {}", crate::scenario::diag::suggest(&k, "kinds", &kinds))
+            })?),
+        };
+        Ok(TurnRecord {
+            target: self.target,
+            simulated: self.simulated,
+            call: self.call,
+            turn: self.turn,
+            turn_id: self.turn_id,
+            kind,
+            utterance: self.utterance,
+            user_onset_ms: self.user_onset_ms,
+            user_eos_ms: self.user_eos_ms,
+            ttfb_ms: self.ttfb_ms,
+            leading_silence_ms: self.leading_silence_ms,
+            ttfa_ms: self.ttfa_ms,
+            endpointing_ms: self.endpointing_ms,
+            tool_call_ms: self.tool_call_ms,
+            talk_over_ms: self.talk_over_ms,
+            max_silence_ms: self.max_silence_ms,
+            barge_in_stop_ms: self.barge_in_stop_ms,
+            barge_in_ack_ms: self.barge_in_ack_ms,
+            post_cancel_audio_ms: self.post_cancel_audio_ms,
+            barge_in_failed: self.barge_in_failed,
+            false_stop: self.false_stop,
+            premature_takeover: self.premature_takeover,
+            stt_ms: self.stt_ms,
+            llm_ttft_ms: self.llm_ttft_ms,
+            tts_ttfb_ms: self.tts_ttfb_ms,
+            tools_expected: self.tools_expected,
+            tools_succeeded: self.tools_succeeded,
+            tools_early: self.tools_early,
+            tools_late: self.tools_late,
+            tools_unexpected: self.tools_unexpected,
+            tools_malformed: self.tools_malformed,
+            error: self.error,
+            error_message: self.error_message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::rows::turns_jsonl_line;
+
+    fn full() -> TurnRecord {
+        let mut n = 0.0;
+        let mut v = || {
+            n += 1.25;
+            Some(n)
+        };
+        TurnRecord {
+            target: "t \"x\"".into(),
+            simulated: true,
+            call: 3,
+            turn: 4,
+            turn_id: "barge_in".into(),
+            kind: Some(TurnKind::BargeIn),
+            utterance: "correction".into(),
+            user_onset_ms: 1.5,
+            user_eos_ms: 2.5,
+            ttfb_ms: v(),
+            leading_silence_ms: v(),
+            ttfa_ms: v(),
+            endpointing_ms: v(),
+            tool_call_ms: v(),
+            talk_over_ms: v(),
+            max_silence_ms: v(),
+            barge_in_stop_ms: v(),
+            barge_in_ack_ms: v(),
+            post_cancel_audio_ms: v(),
+            barge_in_failed: Some(true),
+            false_stop: Some(false),
+            premature_takeover: Some(true),
+            stt_ms: v(),
+            llm_ttft_ms: v(),
+            tts_ttfb_ms: v(),
+            tools_expected: 1,
+            tools_succeeded: 2,
+            tools_early: 3,
+            tools_late: 4,
+            tools_unexpected: 5,
+            tools_malformed: 6,
+            error: Some(ErrorCategory::Timeout),
+            error_message: Some("late\nvery".into()),
+        }
+    }
+
+    #[test]
+    fn turn_rows_read_back_exactly() {
+        let line = turns_jsonl_line(&full()).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let row: TurnRow = serde_json::from_slice(&line).unwrap();
+        // The mirror has exactly the record's fields …
+        assert_eq!(serde_json::to_value(&row).unwrap(), written);
+        // … and converts back to the same record.
+        let back = row.into_record().unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), written);
+    }
+
+    #[test]
+    fn the_mirror_knows_every_field_of_a_default_record() {
+        let written = serde_json::to_value(TurnRecord::default()).unwrap();
+        let mirror = serde_json::to_value(TurnRow::default()).unwrap();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&mirror), keys(&written), "TurnRow must mirror TurnRecord: add the new field to both");
+    }
+
+    #[test]
+    fn a_bad_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("turns.jsonl");
+        let mut text = String::from_utf8(turns_jsonl_line(&full()).unwrap()).unwrap();
+        text.push_str("{\"kind\": \"plan\"}\n");
+        std::fs::write(&path, text).unwrap();
+        let e = read_turns(&path).unwrap_err().to_string();
+        assert!(e.contains("turns.jsonl:2") && e.contains("did you mean `plain`"), "{e}");
+    }
+}
