@@ -126,7 +126,7 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
         let o = super::voicebench(tmp.path(), &args);
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
     };
-    let (code, out) = gate(&["ttfa.p95=3000ms", "barge_in_stop.p95=1000", "tool_success_rate=0.4", "error_rate=0.01"]);
+    let (code, out) = gate(&["ttfa.p95=3000ms", "barge_in_stop.p95=1000", "error_rate=0.01", "goodput=0.5"]);
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = gate(&["ttfa.p95=500ms"]);
     assert_eq!(code, Some(1), "{out}");

@@ -142,7 +142,7 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn slo_keys_are_checked() {
-    let body = booking_with("\"ttfa.p95\" = 1500", "\"ttfa.p96\" = 1500");
+    let body = booking_with("\"ttfa.p95\" = 2500", "\"ttfa.p96\" = 2500");
     expect_error("slo.toml", &body, "\"ttfa.p96\"", "unknown statistic `p96`");
     let body = booking_with("tool_success_rate = 0.9", "tool_success_rate = 90");
     expect_error("rate.toml", &body, "90\nerror_rate", "is a rate between 0 and 1");
