@@ -108,26 +108,13 @@ impl Ctx {
             Some(AudioFormat::G711Ulaw) => WireFormat::Pcmu,
             _ => WireFormat::Pcm24,
         };
-        let init = SessionConfig {
-            model: target.model.clone().unwrap_or_else(|| "gpt-realtime".into()),
-            modalities: vec!["audio".into()],
-            instructions: DEFAULT_INSTRUCTIONS.into(),
-            tools: Vec::new(),
-            tool_choice: json!("auto"),
-            max_output_tokens: json!("inf"),
-            truncation: json!("auto"),
-            tracing: Value::Null,
-            prompt: Value::Null,
-            include: Value::Null,
-            input_format: format,
-            output_format: format,
-            transcription: Value::Null,
-            noise_reduction: Value::Null,
+        let init = SessionConfig::initial(
+            target.model.clone().unwrap_or_else(|| "gpt-realtime".into()),
+            DEFAULT_INSTRUCTIONS.into(),
+            format,
             turn_detection,
-            voice: target.voice.clone().unwrap_or_else(|| "alloy".into()),
-            speed: 1.0,
-            temperature: 0.8,
-        };
+            target.voice.clone().unwrap_or_else(|| "alloy".into()),
+        );
         Ok(Self { turns, profile, init, td_defaults, seed })
     }
 }

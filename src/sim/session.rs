@@ -192,6 +192,38 @@ pub struct SessionConfig {
     pub temperature: f64,
 }
 
+impl SessionConfig {
+    /// The configuration a new session starts with, before any `session.update` (the captured GA defaults).
+    pub fn initial(
+        model: String,
+        instructions: String,
+        format: WireFormat,
+        turn_detection: Option<TurnDetection>,
+        voice: String,
+    ) -> Self {
+        Self {
+            model,
+            modalities: vec!["audio".into()],
+            instructions,
+            tools: Vec::new(),
+            tool_choice: json!("auto"),
+            max_output_tokens: json!("inf"),
+            truncation: json!("auto"),
+            tracing: Value::Null,
+            prompt: Value::Null,
+            include: Value::Null,
+            input_format: format,
+            output_format: format,
+            transcription: Value::Null,
+            noise_reduction: Value::Null,
+            turn_detection,
+            voice,
+            speed: 1.0,
+            temperature: 0.8,
+        }
+    }
+}
+
 /// Server default instructions (elided like the capture).
 pub const DEFAULT_INSTRUCTIONS: &str = "Your knowledge cutoff is 2023-10. You are a helpful, witty, and friendly AI. \
 [voicebench simulated provider: server default instructions elided]";
@@ -881,26 +913,13 @@ mod tests {
             interrupt_response: true,
             eagerness: "auto".into(),
         };
-        let c = SessionConfig {
-            model: "gpt-realtime".into(),
-            modalities: vec!["audio".into()],
-            instructions: String::new(),
-            tools: vec![],
-            tool_choice: json!("auto"),
-            max_output_tokens: json!("inf"),
-            truncation: json!("auto"),
-            tracing: Value::Null,
-            prompt: Value::Null,
-            include: Value::Null,
-            input_format: WireFormat::Pcm24,
-            output_format: WireFormat::Pcm24,
-            transcription: Value::Null,
-            noise_reduction: Value::Null,
-            turn_detection: Some(td.clone()),
-            voice: "alloy".into(),
-            speed: 1.0,
-            temperature: 0.8,
-        };
+        let c = SessionConfig::initial(
+            "gpt-realtime".into(),
+            String::new(),
+            WireFormat::Pcm24,
+            Some(td.clone()),
+            "alloy".into(),
+        );
         (c, td)
     }
 
