@@ -6,6 +6,7 @@ pub mod frames;
 pub mod mulaw;
 pub mod noise;
 pub mod resample;
+pub mod stream_vad;
 pub mod vad;
 pub mod wav;
 

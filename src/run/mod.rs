@@ -20,10 +20,9 @@ use crate::caller::{CallPlan, run_call};
 use crate::report::Recorder;
 use crate::report::summary::Summary;
 use crate::report::{RunMeta, TargetMeta};
-use crate::scenario::{Protocol, Scenario, Target};
+use crate::scenario::{Scenario, Target};
 use crate::sim::{GroundTruth, SimHandle};
-use crate::targets::openai_realtime::{self, OpenAiRealtime};
-use crate::targets::{ErrorCategory, Session};
+use crate::targets::{self, ErrorCategory, Session};
 
 /// What the command line asked for, over the scenario's defaults.
 #[derive(Debug, Clone, Default)]
@@ -65,8 +64,8 @@ pub struct RunOutcome {
 
 /// A target ready to call.
 struct Prepared {
+    /// The target, its URLs pointed at the embedded sim when it is simulated.
     target: Target,
-    url: String,
     plan: Arc<CallPlan>,
 }
 
@@ -83,11 +82,7 @@ fn plan_for(
     target: &Target,
     cache: &mut HashMap<(PathBuf, u32), Arc<Vec<i16>>>,
 ) -> Result<CallPlan> {
-    let format = openai_realtime::format_of(target);
-    let rate = match format {
-        crate::scenario::schema::AudioFormat::Pcm16 => 24_000,
-        crate::scenario::schema::AudioFormat::G711Ulaw => 8_000,
-    };
+    let rate = targets::input_rate(target);
     let f = scenario.defaults.frame_ms;
     let mut per_turn = Vec::new();
     for t in &scenario.turns {
@@ -102,9 +97,9 @@ fn plan_for(
             }
         };
         let fr = frames(&crate::audio::Pcm::new(rate, samples.to_vec()), f);
-        per_turn.push(Arc::new(fr.iter().map(|x| openai_realtime::encode_frame(format, x)).collect::<Vec<_>>()));
+        per_turn.push(Arc::new(fr.iter().map(|x| targets::encode_frame(target, x)).collect::<Vec<_>>()));
     }
-    let silence = openai_realtime::encode_frame(format, &vec![0; (rate as usize * f as usize) / 1000]);
+    let silence = targets::encode_frame(target, &vec![0; (rate as usize * f as usize) / 1000]);
     Ok(CallPlan {
         target: target.name.get_ref().clone(),
         simulated: target.sim.is_some(),
@@ -139,22 +134,16 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     let mut cache = HashMap::new();
     for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref())) {
         let name = t.name.get_ref().clone();
-        if *t.protocol.get_ref() != Protocol::OpenaiRealtime {
-            skipped.push((
-                name,
-                format!(
-                    "the {} adapter is not built yet (only openai-realtime runs in this version)",
-                    t.protocol.get_ref().as_str()
-                ),
-            ));
+        if let Err(e) = targets::supported(t) {
+            skipped.push((name, format!("{e} (this version runs: openai-realtime)")));
             continue;
         }
-        let url = if t.sim.is_some() {
-            match crate::sim::start_realtime(scenario, t, seed).await {
+        let target = if t.sim.is_some() {
+            match crate::sim::start(scenario, t, seed).await {
                 Ok(h) => {
-                    let u = h.realtime_url();
+                    let pointed = h.point(t);
                     sims.push(h);
-                    u
+                    pointed
                 }
                 Err(e) => {
                     skipped.push((name, e.to_string()));
@@ -168,10 +157,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
                 skipped.push((name, format!("{} is not set", var.get_ref())));
                 continue;
             }
-            t.url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default()
+            t.clone()
         };
-        let plan = Arc::new(plan_for(scenario, t, &mut cache)?);
-        prepared.push(Prepared { target: t.clone(), url, plan });
+        let plan = Arc::new(plan_for(scenario, &target, &mut cache)?);
+        prepared.push(Prepared { target, plan });
     }
     for (name, why) in &skipped {
         notice(&format!("skipping target `{name}`: {why}"));
@@ -289,7 +278,7 @@ async fn one_call(
     turns: &mpsc::UnboundedSender<TurnRecord>,
 ) -> CallRecord {
     let t = Instant::now();
-    let connected = OpenAiRealtime::connect(scenario, &p.target, &p.url).await;
+    let connected = targets::connect(scenario, &p.target).await;
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     match connected {
         Ok(mut session) => {

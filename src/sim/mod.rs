@@ -33,7 +33,7 @@ mod replies;
 mod session;
 #[cfg(test)]
 mod tests;
-mod vad;
+use crate::audio::stream_vad as vad;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -308,6 +308,7 @@ impl Shared {
 /// A running sim: its address, its ground truth, and the way to stop it.
 pub struct SimHandle {
     addr: SocketAddr,
+    url: String,
     target: String,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
@@ -323,6 +324,20 @@ impl SimHandle {
     /// `ws://127.0.0.1:PORT/v1/realtime` (the client appends `?model=…`).
     pub fn realtime_url(&self) -> String {
         format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// The URL a client of the target's protocol connects to (for OpenAI Realtime, [`Self::realtime_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The target as the runner calls it: its URLs pointed at this sim, so the adapter cannot tell it from a real
+    /// provider (only the `sim` field, kept for labelling, says otherwise).
+    pub fn point(&self, target: &Target) -> Target {
+        let mut t = target.clone();
+        t.url = Some(toml::Spanned::new(0..0, self.url.clone()));
+        t.api_key_env = None;
+        t
     }
 
     /// The target this sim serves.
@@ -380,7 +395,12 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
     let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()) });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
-    Ok(SimHandle { addr, target: name, shared, stop, task })
+    Ok(SimHandle { addr, url: format!("ws://{addr}/v1/realtime"), target: name, shared, stop, task })
+}
+
+/// Starts the sim of a simulated target, whatever its protocol.
+pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    start_realtime(scenario, target, seed).await
 }
 
 /// Starts a sim for every simulated OpenAI Realtime target of the scenario. Targets the embedded sim cannot serve
@@ -389,7 +409,7 @@ pub async fn start_all(scenario: &Scenario, seed: u64) -> Result<(Vec<SimHandle>
     let mut sims = Vec::new();
     let mut skipped = Vec::new();
     for t in &scenario.targets {
-        match start_realtime(scenario, t, seed).await {
+        match start(scenario, t, seed).await {
             Ok(h) => sims.push(h),
             Err(e @ (SimError::NotSimulated { .. } | SimError::PipelineNotYet { .. } | SimError::Protocol { .. })) => {
                 skipped.push((t.name.get_ref().clone(), e.to_string()))
@@ -421,7 +441,7 @@ pub async fn serve_forever(
     ready: impl FnOnce(&[(String, String)], &[(String, String)]),
 ) -> Result<(), SimError> {
     let (sims, skipped) = start_all(scenario, seed).await?;
-    let urls: Vec<(String, String)> = sims.iter().map(|s| (s.target().to_string(), s.realtime_url())).collect();
+    let urls: Vec<(String, String)> = sims.iter().map(|s| (s.target().to_string(), s.url().to_string())).collect();
     ready(&urls, &skipped);
     let waited = wait_for_ctrl_c().await;
     let mut result = waited;

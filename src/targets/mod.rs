@@ -7,7 +7,8 @@
 //! - reads the socket in its own task, stamps every frame with [`tokio::time::Instant::now`] **before** decoding it,
 //!   and delivers [`AgentEvent`]s in arrival order on a channel.
 //!
-//! Adding a protocol is adding one file here.
+//! Adding a protocol is adding one file here, plus one arm in each of [`AnySession`], [`input_rate`],
+//! [`encode_frame`] and [`connect`] (the runner dispatches through them and knows no protocol).
 
 pub mod openai_realtime;
 
@@ -15,6 +16,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::scenario::{Protocol, Scenario, Target};
 
 /// One frame of caller audio, encoded once for the wire (all calls of a target share the encoding).
 #[derive(Debug, Clone)]
@@ -188,4 +191,100 @@ pub trait Session {
     fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent>;
     /// Closes the session.
     async fn close(&mut self);
+}
+
+/// An established session of any protocol. [`Session`] has async methods (not object-safe), so the runner holds
+/// this enum and each method forwards to the protocol's adapter.
+pub enum AnySession {
+    /// OpenAI Realtime (GA or beta).
+    OpenAi(openai_realtime::OpenAiRealtime),
+}
+
+/// Forwards an expression to the adapter inside an [`AnySession`].
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            AnySession::OpenAi($s) => $e,
+        }
+    };
+}
+
+impl Session for AnySession {
+    fn input_rate(&self) -> u32 {
+        each!(self, s => s.input_rate())
+    }
+
+    fn output_rate(&self) -> u32 {
+        each!(self, s => s.output_rate())
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        each!(self, s => s.session_id())
+    }
+
+    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        each!(self, s => s.send_frame(frame).await)
+    }
+
+    async fn send_tool_result(&mut self, call_id: &str, output: &str) -> Result<(), SessionError> {
+        each!(self, s => s.send_tool_result(call_id, output).await)
+    }
+
+    async fn truncate(&mut self, item: u32, played_ms: u32) -> Result<(), SessionError> {
+        each!(self, s => s.truncate(item, played_ms).await)
+    }
+
+    fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent> {
+        each!(self, s => s.events())
+    }
+
+    async fn close(&mut self) {
+        each!(self, s => s.close().await)
+    }
+}
+
+/// Why a target cannot be called by this build.
+#[derive(Debug, thiserror::Error)]
+#[error("the {protocol} adapter is not built yet")]
+pub struct Unsupported {
+    /// The protocol's scenario name.
+    pub protocol: &'static str,
+}
+
+/// Whether this build has an adapter for the target's protocol (the runner skips the others with a notice).
+pub fn supported(target: &Target) -> Result<(), Unsupported> {
+    match target.protocol.get_ref() {
+        Protocol::OpenaiRealtime => Ok(()),
+        p => Err(Unsupported { protocol: p.as_str() }),
+    }
+}
+
+/// The sample rate the caller's audio must have for this target.
+pub fn input_rate(target: &Target) -> u32 {
+    match target.protocol.get_ref() {
+        Protocol::OpenaiRealtime => openai_realtime::wire_rate(openai_realtime::format_of(target)),
+        _ => 16_000,
+    }
+}
+
+/// Encodes one frame of caller audio (at [`input_rate`]) for the target's wire.
+pub fn encode_frame(target: &Target, samples: &[i16]) -> Frame {
+    match target.protocol.get_ref() {
+        Protocol::OpenaiRealtime => openai_realtime::encode_frame(openai_realtime::format_of(target), samples),
+        _ => {
+            Frame { samples: samples.into(), wire: tokio_tungstenite::tungstenite::Message::Binary(Default::default()) }
+        }
+    }
+}
+
+/// Connects to a target at its `url` (for a simulated target, the runner has already pointed the URLs at the
+/// embedded sim) and configures the session. Bounded by the scenario's `connect_timeout_ms`.
+pub async fn connect(scenario: &Scenario, target: &Target) -> Result<AnySession, SessionError> {
+    let url = target.url.as_ref().map(|u| u.get_ref().as_str()).unwrap_or_default();
+    match target.protocol.get_ref() {
+        Protocol::OpenaiRealtime => {
+            openai_realtime::OpenAiRealtime::connect(scenario, target, url).await.map(AnySession::OpenAi)
+        }
+        p => Err(SessionError::new(ErrorCategory::Connect, Unsupported { protocol: p.as_str() }.to_string())),
+    }
 }

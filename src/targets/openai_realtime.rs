@@ -33,7 +33,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Sink = Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>;
 
 /// Rates on the wire: PCM16 is 24 kHz both ways; G.711 μ-law is 8 kHz.
-fn wire_rate(format: AudioFormat) -> u32 {
+pub fn wire_rate(format: AudioFormat) -> u32 {
     match format {
         AudioFormat::Pcm16 => 24_000,
         AudioFormat::G711Ulaw => 8_000,

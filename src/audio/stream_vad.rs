@@ -1,5 +1,6 @@
-//! The sim's streaming server VAD: the project's energy VAD run incrementally on audio as it arrives, with
-//! OpenAI `server_vad` semantics (threshold, silence duration), in audio time.
+//! The streaming energy VAD — the sim's server VAD and the pipeline client's local endpointing: the project's
+//! energy VAD run incrementally on audio as it arrives, with OpenAI `server_vad` semantics (threshold, silence
+//! duration), in audio time.
 //!
 //! * Audio is cut into 10 ms windows; a window is voiced when its mean-removed RMS is above the gate.
 //! * **Threshold mapping**: `gate_dbfs = −60 + 40 · threshold`, so the default 0.5 is −40 dBFS — exactly the
