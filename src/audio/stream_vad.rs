@@ -117,6 +117,12 @@ impl StreamVad {
         self.reported = 0;
     }
 
+    /// While in speech: from the onset's first voiced sample to the last voiced sample so far, ms. A pipeline's
+    /// interruption rule ("speech must last N ms to interrupt the agent") reads this.
+    pub fn speech_span_ms(&self) -> Option<f64> {
+        self.in_speech.then(|| self.ms(self.last_voiced_end) - self.ms(self.run_start))
+    }
+
     /// A pause that lasts `extra_ms` beyond `silence_ms` is reported a second time (for the current speech).
     pub fn set_long_pause(&mut self, extra_ms: f64) {
         self.long_extra_ms = extra_ms;

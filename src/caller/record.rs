@@ -127,6 +127,10 @@ pub struct TurnRecord {
     pub error: Option<ErrorCategory>,
     /// The failure's message.
     pub error_message: Option<String>,
+    /// Pipeline: `user_eos` → the chat-completion request of the spoken reply (after any tool-call round).
+    pub llm_start_ms: Option<f64>,
+    /// Pipeline: `user_eos` → the first sentence's TTS request. `ttfa = tts_start + tts_ttfb + leading_silence`.
+    pub tts_start_ms: Option<f64>,
 }
 
 impl TurnRecord {

@@ -14,7 +14,7 @@ use tokio::time::{Duration, Instant};
 use super::playback::{AudibleDetector, Playback};
 use super::record::{TurnKind, TurnRecord};
 use crate::scenario::{Expect, StartSpec, ToolSpec, TurnSpec};
-use crate::targets::{AgentEvent, ErrorCategory, ResponseStatus};
+use crate::targets::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 
 /// A barge-in fails when the agent is still audible this long after the caller's onset.
 pub const BARGE_IN_LIMIT: Duration = Duration::from_secs(2);
@@ -60,6 +60,8 @@ struct TurnState {
     last_heard_end: Option<Instant>,
     max_gap: Duration,
     speech_stopped: Option<Instant>,
+    /// Pipeline stage boundaries before the reply's first audio, indexed by [`Stage`] (the latest of each).
+    stages: [Option<Instant>; 6],
     reply_done: Option<Instant>,
     awaiting_followup: bool,
     tool_first_at: Option<Instant>,
@@ -272,6 +274,20 @@ impl Tracker {
                     } else {
                         self.state[j].reply_done = Some(*at);
                         self.state[j].awaiting_followup = false;
+                    }
+                }
+                vec![]
+            }
+            AgentEvent::Stage { at, stage } => {
+                // A stage belongs to the reply of the latest started turn, and only up to that reply's first audio
+                // (a tool turn's second chat request replaces the first: the last one before the audio counts).
+                if let Some(i) = self.latest_started(*at)
+                    && self.state[i].first_chunk_at.is_none_or(|f| *at <= f)
+                {
+                    let st = &mut self.state[i];
+                    st.stages[*stage as usize] = Some(*at);
+                    if *stage == Stage::EndOfTurn {
+                        st.speech_stopped = Some(*at);
                     }
                 }
                 vec![]
@@ -571,6 +587,13 @@ impl Tracker {
             r.talk_over_ms = r.ttfa_ms.filter(|v| *v < 0.0).map(|v| -v);
             r.endpointing_ms = st.speech_stopped.map(|s| signed_ms(eos, s));
             r.tool_call_ms = st.tool_first_at.map(|a| signed_ms(eos, a));
+            let stage = |k: Stage| st.stages[k as usize];
+            let span = |a: Option<Instant>, b: Option<Instant>| a.zip(b).map(|(a, b)| signed_ms(a, b));
+            r.stt_ms = span(Some(eos), stage(Stage::Transcript));
+            r.llm_start_ms = span(Some(eos), stage(Stage::LlmRequest));
+            r.llm_ttft_ms = span(stage(Stage::LlmRequest), stage(Stage::LlmFirstToken));
+            r.tts_start_ms = span(Some(eos), stage(Stage::TtsRequest));
+            r.tts_ttfb_ms = span(stage(Stage::TtsRequest), stage(Stage::TtsFirstByte));
             r.max_silence_ms = r.ttfa_ms.map(|v| v.max(0.0).max(ms(st.max_gap)));
             if t.expect == Expect::NoTakeover {
                 r.premature_takeover = Some(st.first_audible.is_some_and(|f| f < eos));

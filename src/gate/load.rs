@@ -200,6 +200,10 @@ pub(crate) struct TurnRow {
     tools_malformed: u32,
     error: Option<ErrorCategory>,
     error_message: Option<String>,
+    #[serde(default)]
+    llm_start_ms: Option<f64>,
+    #[serde(default)]
+    tts_start_ms: Option<f64>,
 }
 
 impl TurnRow {
@@ -245,6 +249,8 @@ impl TurnRow {
             tools_malformed: self.tools_malformed,
             error: self.error,
             error_message: self.error_message,
+            llm_start_ms: self.llm_start_ms,
+            tts_start_ms: self.tts_start_ms,
         })
     }
 }
@@ -294,6 +300,8 @@ mod tests {
             tools_malformed: 6,
             error: Some(ErrorCategory::Timeout),
             error_message: Some("late\nvery".into()),
+            llm_start_ms: v(),
+            tts_start_ms: v(),
         }
     }
 

@@ -135,7 +135,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref())) {
         let name = t.name.get_ref().clone();
         if let Err(e) = targets::supported(t) {
-            skipped.push((name, format!("{e} (this version runs: openai-realtime)")));
+            skipped.push((name, format!("{e} (this version runs: openai-realtime, pipeline)")));
             continue;
         }
         let target = if t.sim.is_some() {
@@ -151,10 +151,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
                 }
             }
         } else {
-            if let Some(var) = &t.api_key_env
-                && std::env::var_os(var.get_ref()).is_none()
-            {
-                skipped.push((name, format!("{} is not set", var.get_ref())));
+            let stages = [&t.stt, &t.llm, &t.tts];
+            let keys =
+                t.api_key_env.iter().chain(stages.iter().filter_map(|s| s.as_ref()?.get_ref().api_key_env.as_ref()));
+            let missing: Vec<&str> =
+                keys.filter(|v| std::env::var_os(v.get_ref()).is_none()).map(|v| v.get_ref().as_str()).collect();
+            if !missing.is_empty() {
+                skipped.push((name, format!("{} not set", missing.join(", "))));
                 continue;
             }
             t.clone()

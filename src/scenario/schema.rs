@@ -242,6 +242,10 @@ pub struct Endpointing {
     /// Silence that ends the caller's turn, ms.
     #[serde(default = "default_endpointing_silence")]
     pub silence_ms: u32,
+    /// Speech over the agent's audio interrupts it once it has lasted this long (voiced), ms; shorter speech (a
+    /// "mm-hmm") is neither an interruption nor a turn. Default 500 (LiveKit Agents' `min_interruption_duration`).
+    #[serde(default)]
+    pub interrupt_min_ms: Option<u32>,
 }
 
 fn default_endpointing_mode() -> Spanned<String> {

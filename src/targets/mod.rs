@@ -11,6 +11,7 @@
 //! [`encode_frame`] and [`connect`] (the runner dispatches through them and knows no protocol).
 
 pub mod openai_realtime;
+pub mod pipeline;
 
 use std::sync::Arc;
 
@@ -80,6 +81,23 @@ pub enum ResponseStatus {
     Incomplete,
 }
 
+/// A boundary between a pipeline's stages, stamped by the pipeline adapter (pipeline targets only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The end of the caller's turn was decided (local VAD end, or the STT's `speech_final`/`UtteranceEnd`).
+    EndOfTurn,
+    /// The final transcript of the turn arrived.
+    Transcript,
+    /// A chat-completion request was on the wire (the last one before the reply's audio counts).
+    LlmRequest,
+    /// The first non-empty content token of that request arrived.
+    LlmFirstToken,
+    /// The first sentence's synthesis request was on the wire.
+    TtsRequest,
+    /// The first audio byte of that request arrived.
+    TtsFirstByte,
+}
+
 /// What the provider did, normalized, each stamped when its bytes came off the socket.
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
@@ -129,6 +147,13 @@ pub enum AgentEvent {
         status: ResponseStatus,
         /// Whether the response contained a function call (another response follows the tool result).
         had_tool_call: bool,
+    },
+    /// A pipeline stage boundary.
+    Stage {
+        /// When it happened.
+        at: Instant,
+        /// Which.
+        stage: Stage,
     },
     /// Transcript text of the agent's speech.
     Transcript {
@@ -198,6 +223,8 @@ pub trait Session {
 pub enum AnySession {
     /// OpenAI Realtime (GA or beta).
     OpenAi(openai_realtime::OpenAiRealtime),
+    /// STT → LLM → TTS orchestrated by voicebench.
+    Pipeline(Box<pipeline::Pipeline>),
 }
 
 /// Forwards an expression to the adapter inside an [`AnySession`].
@@ -205,6 +232,7 @@ macro_rules! each {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             AnySession::OpenAi($s) => $e,
+            AnySession::Pipeline($s) => $e,
         }
     };
 }
@@ -254,7 +282,7 @@ pub struct Unsupported {
 /// Whether this build has an adapter for the target's protocol (the runner skips the others with a notice).
 pub fn supported(target: &Target) -> Result<(), Unsupported> {
     match target.protocol.get_ref() {
-        Protocol::OpenaiRealtime => Ok(()),
+        Protocol::OpenaiRealtime | Protocol::Pipeline => Ok(()),
         p => Err(Unsupported { protocol: p.as_str() }),
     }
 }
@@ -263,6 +291,7 @@ pub fn supported(target: &Target) -> Result<(), Unsupported> {
 pub fn input_rate(target: &Target) -> u32 {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::wire_rate(openai_realtime::format_of(target)),
+        Protocol::Pipeline => pipeline::INPUT_RATE,
         _ => 16_000,
     }
 }
@@ -271,6 +300,7 @@ pub fn input_rate(target: &Target) -> u32 {
 pub fn encode_frame(target: &Target, samples: &[i16]) -> Frame {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::encode_frame(openai_realtime::format_of(target), samples),
+        Protocol::Pipeline => pipeline::encode_frame(samples),
         _ => {
             Frame { samples: samples.into(), wire: tokio_tungstenite::tungstenite::Message::Binary(Default::default()) }
         }
@@ -284,6 +314,9 @@ pub async fn connect(scenario: &Scenario, target: &Target) -> Result<AnySession,
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => {
             openai_realtime::OpenAiRealtime::connect(scenario, target, url).await.map(AnySession::OpenAi)
+        }
+        Protocol::Pipeline => {
+            pipeline::Pipeline::connect(scenario, target).await.map(|p| AnySession::Pipeline(Box::new(p)))
         }
         p => Err(SessionError::new(ErrorCategory::Connect, Unsupported { protocol: p.as_str() }.to_string())),
     }
