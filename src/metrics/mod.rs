@@ -6,6 +6,7 @@
 //! one run merge exactly with [`HistogramSet::merge`] (`Histogram::add`), counts by addition.
 
 mod histograms;
+pub mod stages;
 mod tally;
 
 pub use histograms::{HistKey, HistogramSet, Scope, Stats, TargetMetrics, ms_to_us, new_histogram};

@@ -61,6 +61,9 @@ pub struct Tally {
     pub turn_errors: BTreeMap<ErrorCategory, u64>,
     /// Failed calls by category.
     pub call_errors: BTreeMap<ErrorCategory, u64>,
+    /// Pipeline turns' TTFA segments (see [`super::stages`]).
+    #[serde(default)]
+    pub stages: super::stages::StageSums,
     /// Turn rows seen per call whose call record has not arrived yet.
     #[serde(skip)]
     rows_per_call: HashMap<u32, u32>,
@@ -84,6 +87,7 @@ impl Tally {
         count_flag(t.barge_in_failed, &mut self.barge_in_turns, &mut self.barge_in_failed);
         count_flag(t.false_stop, &mut self.backchannel_turns, &mut self.false_stops);
         count_flag(t.premature_takeover, &mut self.no_takeover_turns, &mut self.premature_takeovers);
+        self.stages.record(t);
         if !slos.is_empty() {
             self.slo_judged = true;
             self.turns_good += u64::from(meets_slos(t, slos));
@@ -127,6 +131,7 @@ impl Tally {
         self.premature_takeovers += o.premature_takeovers;
         self.turns_good += o.turns_good;
         self.slo_judged |= o.slo_judged;
+        self.stages.merge(&o.stages);
         for (k, v) in &o.turn_errors {
             *self.turn_errors.entry(*k).or_default() += v;
         }

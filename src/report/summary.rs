@@ -122,6 +122,35 @@ pub struct TargetSummary {
     pub call_errors: BTreeMap<String, u64>,
     /// The counts behind the rates, so shards' summaries merge exactly.
     pub counts: Counts,
+    /// Pipeline targets: the mean TTFA split into its stages (absent for native targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<StageBreakdown>,
+}
+
+/// A pipeline target's mean TTFA, stage by stage ([`crate::metrics::stages`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageBreakdown {
+    /// Turns with every stage stamp and an audible reply.
+    pub turns: u64,
+    /// Mean of each segment, in chain order, ms; they add up to `ttfa_mean_ms`.
+    pub mean_ms: Ordered<f64>,
+    /// Mean TTFA of those turns, ms.
+    pub ttfa_mean_ms: f64,
+    /// The largest |TTFA − Σ segments| of a turn, ms.
+    pub max_residual_ms: f64,
+}
+
+impl StageBreakdown {
+    fn from_sums(s: &crate::metrics::stages::StageSums) -> Option<Self> {
+        let means = s.means()?;
+        Some(StageBreakdown {
+            turns: s.turns,
+            mean_ms: Ordered(crate::metrics::stages::SEGMENTS.iter().map(|n| n.to_string()).zip(means).collect()),
+            ttfa_mean_ms: s.ttfa_ms / s.turns as f64,
+            max_residual_ms: s.max_residual_ms,
+        })
+    }
 }
 
 /// The counts behind a target's rates.
@@ -250,6 +279,7 @@ impl TargetSummary {
             errors: names(&t.turn_errors),
             call_errors: names(&t.call_errors),
             counts: Counts::from(t),
+            stages: StageBreakdown::from_sums(&t.stages),
         }
     }
 

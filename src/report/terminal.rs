@@ -68,6 +68,17 @@ fn target_block(out: &mut String, t: &TargetSummary) {
     for (label, metric) in ROWS.iter().chain(optional) {
         latency_row(out, label, t.metric(metric));
     }
+    if let Some(b) = &t.stages {
+        let parts: Vec<String> = b.mean_ms.iter().map(|(k, v)| format!("{} {v:.0}", k.replace('_', " "))).collect();
+        let _ = writeln!(
+            out,
+            "  {:<LABEL$}{} = {:.0} ms (means of {} turns)",
+            "TTFA by stage",
+            parts.join(" + "),
+            b.ttfa_mean_ms,
+            b.turns
+        );
+    }
 
     let c = &t.counts;
     rate_row(
@@ -204,6 +215,7 @@ mod tests {
                 errors: BTreeMap::from([("timeout".into(), 2)]),
                 call_errors: BTreeMap::from([("timeout".into(), 1)]),
                 counts,
+                stages: None,
             }],
         }
     }
