@@ -274,7 +274,7 @@ impl Pipeline {
         } else {
             let c = Client::new(&stt_url).map_err(|e| connect_err("STT", e))?;
             c.warm().await.map_err(|e| connect_err("STT", e))?;
-            SttKind::OpenAi { client: c, stream: stt.and_then(|s| s.stream).unwrap_or(false) }
+            SttKind::OpenAi { client: c, stream: stt.and_then(|s| s.stream).unwrap_or(true) }
         };
         let llm_client = Client::new(&url_of(llm, "llm")?).map_err(|e| connect_err("LLM", e))?;
         llm_client.warm().await.map_err(|e| connect_err("LLM", e))?;
