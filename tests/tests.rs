@@ -2,6 +2,7 @@
 
 mod corpus;
 mod gate;
+mod pipeline;
 mod run;
 mod summary;
 mod validate;

@@ -209,6 +209,14 @@ pub struct SimOptions {
     pub realtime_factor: Option<f64>,
     /// Audio per delta, ms.
     pub chunk_ms: Option<f64>,
+    /// Pipeline sim: the STT's answer after the request (live: after end of speech), ms.
+    pub stt_delay_ms: Option<f64>,
+    /// Pipeline sim: request → first token or tool-call chunk, ms.
+    pub llm_ttft_ms: Option<f64>,
+    /// Pipeline sim: between content tokens, ms.
+    pub token_ms: Option<f64>,
+    /// Pipeline sim: speech request → first audio byte, ms.
+    pub tts_ttfb_ms: Option<f64>,
 }
 
 /// Provider turn detection (OpenAI Realtime `audio.input.turn_detection`).

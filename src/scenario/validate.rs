@@ -281,7 +281,7 @@ fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]) {
                         format!("unknown endpointing mode `{m}`"),
                         suggest(m, "modes", &["local", "stt"]),
                     );
-                } else if m == "stt" && !t.stt.as_ref().is_some_and(|s| s.get_ref().provider.get_ref() == "deepgram") {
+                } else if m == "stt" && t.stt.as_ref().is_none_or(|s| s.get_ref().provider.get_ref() != "deepgram") {
                     c.err(
                         e.get_ref().mode.span(),
                         "endpointing `stt` needs a streaming STT with its own endpointing",

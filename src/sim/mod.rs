@@ -27,6 +27,7 @@
 //! Profiles and their numbers: [`profile`]. Not simulated: `audio/pcma`, text-only output modality (audio is always
 //! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
 
+mod pipeline;
 mod profile;
 mod realtime;
 mod replies;
@@ -59,10 +60,10 @@ pub enum SimError {
         /// Target name.
         target: String,
     },
-    /// `sim = "pipeline"`.
+    /// `sim = "pipeline"` on a target that is not `protocol = "pipeline"`.
     #[error(
-        "target `{target}`: the pipeline simulator (`sim = \"pipeline\"`) is not implemented yet (a later issue); \
-         use `sim = \"native\"` or `sim = \"fixed\"` with `protocol = \"openai-realtime\"`"
+        "target `{target}`: `sim = \"pipeline\"` simulates STT → LLM → TTS services and needs `protocol = \"pipeline\"`; \
+         a native protocol takes `sim = \"native\"` or `sim = \"fixed\"`"
     )]
     PipelineNotYet {
         /// Target name.
@@ -127,6 +128,14 @@ pub enum GroundTruthKind {
     Interrupt,
     /// A premature reply during a pause inside the caller's utterance.
     Takeover,
+    /// Pipeline sim: a `/v1/audio/transcriptions` request.
+    Stt,
+    /// Pipeline sim: a final result of the Deepgram-style live STT (end of speech, or an answer to `Finalize`).
+    SttLive,
+    /// Pipeline sim: a `/v1/chat/completions` request (its `tool_calls` say whether it called tools).
+    Llm,
+    /// Pipeline sim: a speech request (`/v1/audio/speech` or the ElevenLabs stream).
+    Tts,
 }
 
 /// One function call the sim made.
@@ -234,6 +243,18 @@ pub struct GroundTruth {
     pub response_done_ms: Option<f64>,
     /// Function calls of a tool_call response.
     pub tool_calls: Vec<ToolCallTruth>,
+    /// Pipeline sim: the request's last byte arrived (live STT: end of speech detected).
+    #[serde(skip)]
+    pub request_at: Option<Instant>,
+    /// The same, ms since sim start.
+    pub request_ms: Option<f64>,
+    /// Pipeline sim: the first byte of the answer (transcript, first token or tool-call chunk, first audio) went out.
+    #[serde(skip)]
+    pub first_byte_at: Option<Instant>,
+    /// The same, ms since sim start.
+    pub first_byte_ms: Option<f64>,
+    /// Pipeline sim: the transcript returned, the reply text streamed, or the text synthesised.
+    pub text: Option<String>,
 }
 
 impl GroundTruth {
@@ -273,6 +294,11 @@ impl GroundTruth {
             response_done_at: None,
             response_done_ms: None,
             tool_calls: Vec::new(),
+            request_at: None,
+            request_ms: None,
+            first_byte_at: None,
+            first_byte_ms: None,
+            text: None,
         }
     }
 }
@@ -281,6 +307,8 @@ impl GroundTruth {
 pub(crate) struct Shared {
     started: Instant,
     log: Mutex<Vec<GroundTruth>>,
+    /// Turns in the scenario (entries past the script count on from here).
+    turns: usize,
 }
 
 impl Shared {
@@ -337,6 +365,10 @@ impl SimHandle {
         let mut t = target.clone();
         t.url = Some(toml::Spanned::new(0..0, self.url.clone()));
         t.api_key_env = None;
+        if *t.protocol.get_ref() == Protocol::Pipeline {
+            t.url = None;
+            pipeline::point(&mut t, &self.url, self.addr);
+        }
         t
     }
 
@@ -392,7 +424,7 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
     let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
-    let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()) });
+    let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
     Ok(SimHandle { addr, url: format!("ws://{addr}/v1/realtime"), target: name, shared, stop, task })
@@ -400,6 +432,15 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
 
 /// Starts the sim of a simulated target, whatever its protocol.
 pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    if *target.protocol.get_ref() == Protocol::Pipeline {
+        let name = target.name.get_ref().clone();
+        return match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
+            None => Err(SimError::NotSimulated { target: name }),
+            Some("pipeline") => pipeline::start(scenario, target, false, seed).await,
+            Some("fixed") => pipeline::start(scenario, target, true, seed).await,
+            Some(other) => Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
+        };
+    }
     start_realtime(scenario, target, seed).await
 }
 

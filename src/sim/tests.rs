@@ -578,10 +578,17 @@ async fn booking_targets_start_or_say_why_not() {
     assert_eq!(next(&mut ws).await["type"], "session.created");
     h.shutdown().await;
     let pipeline = s.targets.iter().find(|t| t.sim.as_ref().is_some_and(|x| x.get_ref() == "pipeline")).unwrap();
-    let e = start_realtime(&s, pipeline, 1).await.err().expect("pipeline sim is a later issue");
-    assert!(e.to_string().contains("later issue"), "{e}");
+    let e = start_realtime(&s, pipeline, 1).await.err().expect("the realtime sim does not play a pipeline");
+    assert!(e.to_string().contains("needs `protocol = \"pipeline\"`"), "{e}");
+    let h = super::start(&s, pipeline, 1).await.unwrap();
+    let pointed = h.point(pipeline);
+    for st in [&pointed.stt, &pointed.llm, &pointed.tts] {
+        let url = st.as_ref().unwrap().get_ref().url.as_ref().unwrap().get_ref().clone();
+        assert_eq!(url, format!("http://{}/v1", h.addr()));
+    }
+    h.shutdown().await;
     let (sims, skipped) = super::start_all(&s, 1).await.unwrap();
-    assert_eq!((sims.len(), skipped.len()), (1, 1));
+    assert_eq!((sims.len(), skipped.len()), (2, 0));
     for h in sims {
         h.shutdown().await;
     }

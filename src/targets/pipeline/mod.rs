@@ -15,9 +15,10 @@
 //! * **TTS.** Synthesis starts on the first sentence while the LLM goes on; sentences are spoken in order, each
 //!   audio chunk handed to the caller as it arrives.
 //! * **Interruptions.** Speech that starts while the agent's audio is still playing (as the adapter estimates it:
-//!   real time from each chunk's arrival) interrupts once it has lasted `interrupt_min_ms` of voiced audio — the
-//!   rule of LiveKit Agents' `min_interruption_duration` — so a short "mm-hmm" does not stop the agent and is not
-//!   taken as a turn. An interruption flushes playback ([`AgentEvent::SpeechStarted`], as OpenAI's
+//!   real time from each chunk's arrival) interrupts once its voiced span — first voiced sample to the latest one
+//!   — reaches `interrupt_min_ms` (after LiveKit Agents' `min_interruption_duration`), so a short "mm-hmm" does not
+//!   stop the agent and is not taken as a turn; a pause inside the speech delays the decision until the voice
+//!   resumes. An interruption flushes playback ([`AgentEvent::SpeechStarted`], as OpenAI's
 //!   `speech_started` does) and cancels the in-flight requests by dropping their connections. Speech that starts
 //!   while a reply is still being prepared (nothing played yet) cancels that reply at once, and the next request
 //!   covers the whole turn, pause included.
@@ -185,10 +186,6 @@ struct Core {
 }
 
 impl Core {
-    fn job_running(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.done.load(Ordering::SeqCst))
-    }
-
     /// Cancels the reply in progress; returns whether one was running and whether it had spoken.
     fn cancel(&mut self) -> Option<bool> {
         let j = self.job.take()?;
@@ -394,13 +391,17 @@ impl Session for Pipeline {
                     VadEvent::Onset { start_ms, .. } => {
                         let sample = (start_ms * INPUT_RATE as f64 / 1000.0) as u64;
                         core.speaking_since = Some(sample);
-                        if core.playing_until > now {
-                            // The agent is audible: interrupt only if the speech lasts (checked below).
+                        let speaking = core
+                            .job
+                            .as_ref()
+                            .is_some_and(|j| !j.done.load(Ordering::SeqCst) && j.spoke.load(Ordering::SeqCst));
+                        if core.playing_until > now || speaking {
+                            // The agent is talking: interrupt only if the speech lasts (checked below).
                             core.pending_interrupt = true;
                         } else {
-                            if core.job_running() && core.cancel() == Some(false) {
-                                // A reply still being prepared: drop it; the turn goes on (its audio is kept).
-                            }
+                            // A reply still being prepared (nothing played yet) is dropped; the turn goes on, its
+                            // audio kept, so the next request covers all of it.
+                            core.cancel();
                             core.turn_start.get_or_insert(sample);
                         }
                     }

@@ -1,0 +1,141 @@
+//! Pipeline targets end to end over real sockets: voicebench orchestrates STT → LLM → TTS against the embedded
+//! pipeline sim (HTTP and WebSocket on loopback) with fixed stage times, and must measure each stage within ±3 ms of
+//! its configured value, account for the TTFA with its parts, cancel in-flight requests on a barge-in, and score
+//! tool calls made through streamed chat completions.
+
+use voicebench::caller::record::TurnRecord;
+use voicebench::run::bench::short_scenario_toml;
+use voicebench::run::{RunOptions, RunOutcome, run};
+
+use super::root;
+
+const STT: f64 = 180.0;
+const LLM: f64 = 350.0;
+const TTS: f64 = 120.0;
+const SILENCE: f64 = 500.0;
+
+fn target(name: &str, stt: &str, mode: &str) -> String {
+    format!(
+        r#"
+[[target]]
+name = "{name}"
+protocol = "pipeline"
+sim = "fixed"
+sim_options = {{ stt_delay_ms = {STT}, llm_ttft_ms = {LLM}, tts_ttfb_ms = {TTS}, token_ms = 15 }}
+endpointing = {{ mode = "{mode}", silence_ms = {SILENCE}, interrupt_min_ms = 300 }}
+[target.stt]
+provider = "{stt}"
+[target.tts]
+provider = "openai"
+"#
+    )
+}
+
+fn run_targets(targets: &str, calls: u32) -> RunOutcome {
+    run_scenario(targets, calls).0
+}
+
+fn run_scenario(targets: &str, calls: u32) -> (RunOutcome, voicebench::scenario::Scenario) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("pipeline.toml");
+    std::fs::write(&path, short_scenario_toml(&root().join("audio-corpus"), targets, "")).unwrap();
+    let scenario = voicebench::scenario::load(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let opts = RunOptions {
+        calls: Some(calls),
+        concurrency: Some(4),
+        out: Some(tmp.path().join("out")),
+        progress: false,
+        ..Default::default()
+    };
+    let outcome = rt.block_on(run(&scenario, &opts, &|_| {})).unwrap();
+    // Keep the report directory for the assertions that read it.
+    std::mem::forget(tmp);
+    (outcome, scenario)
+}
+
+fn close(what: &str, v: Option<f64>, want: f64, tol: f64, t: &TurnRecord) {
+    let v = v.unwrap_or_else(|| panic!("{what} missing: {t:#?}"));
+    assert!((v - want).abs() <= tol, "{what} = {v:.3} ms, configured {want} ms (±{tol}): {t:#?}");
+}
+
+#[test]
+fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
+    let o =
+        run_targets(&format!("{}{}", target("pipe-http", "openai", "local"), target("pipe-dg", "deepgram", "stt")), 2);
+    assert!(!o.interrupted);
+    let failed: Vec<_> = o.turns.iter().filter(|t| t.error.is_some()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let replies: Vec<&TurnRecord> = o.turns.iter().filter(|t| t.ttfa_ms.is_some()).collect();
+    assert_eq!(replies.len(), 2 * 2 * 3, "every turn of every call answered: {:#?}", o.turns);
+    for t in &replies {
+        let local = t.target == "pipe-http";
+        // Local endpointing: the VAD's silence window, quantised by its 10 ms windows and the 20 ms frames.
+        // STT endpointing: the sim's Deepgram waits the same silence, then its transcription delay.
+        let e = t.endpointing_ms.expect("endpointing");
+        if local {
+            // The VAD hears the end of speech up to ~10 ms before the annotation does (16 kHz resampling).
+            assert!((SILENCE - 12.0..SILENCE + 32.0).contains(&e), "endpointing {e}: {t:#?}");
+            close("transcription", t.stt_ms.map(|s| s - e), STT, 3.0, t);
+        } else {
+            assert!((SILENCE + STT - 12.0..SILENCE + STT + 32.0).contains(&e), "endpointing {e}: {t:#?}");
+            close("transcription", t.stt_ms.map(|s| s - e), 0.0, 3.0, t);
+        }
+        close("LLM TTFT", t.llm_ttft_ms, LLM, 3.0, t);
+        close("TTS TTFB", t.tts_ttfb_ms, TTS, 3.0, t);
+        // The parts account for the TTFA.
+        let parts = t.tts_start_ms.unwrap() + t.tts_ttfb_ms.unwrap() + t.leading_silence_ms.unwrap();
+        close("TTFA − parts", Some(t.ttfa_ms.unwrap() - parts), 0.0, 5.0, t);
+        let chain = t.stt_ms.unwrap() + (t.llm_start_ms.unwrap() - t.stt_ms.unwrap()) + t.llm_ttft_ms.unwrap();
+        assert!(t.tts_start_ms.unwrap() >= chain - 0.01, "TTS starts after the first token: {t:#?}");
+    }
+    let dev = |f: &dyn Fn(&TurnRecord) -> Option<f64>, want: f64| {
+        replies.iter().filter_map(|t| f(t)).map(|v| (v - want).abs()).fold(0.0, f64::max)
+    };
+    eprintln!(
+        "max |measured − configured| over {} turns: LLM TTFT {:.2} ms, TTS TTFB {:.2} ms, transcription (HTTP) {:.2} ms",
+        replies.len(),
+        dev(&|t| t.llm_ttft_ms, LLM),
+        dev(&|t| t.tts_ttfb_ms, TTS),
+        dev(&|t| if t.target == "pipe-http" { Some(t.stt_ms? - t.endpointing_ms?) } else { None }, STT)
+    );
+    // The tool turn's spoken reply comes after a tool round: a whole second LLM request.
+    let tool_turns: Vec<_> = replies.iter().filter(|t| t.turn == 1).collect();
+    for t in &tool_turns {
+        let round = t.llm_start_ms.unwrap() - t.stt_ms.unwrap();
+        assert!(round >= LLM - 3.0, "tool round {round} ms: {t:#?}");
+        close("tool call", t.tool_call_ms.map(|v| v - t.stt_ms.unwrap()), LLM, 30.0, t);
+    }
+    // Tool calls through streamed chat completions are scored right.
+    let (exp, ok) = o.turns.iter().fold((0, 0), |a, t| (a.0 + t.tools_expected, a.1 + t.tools_succeeded));
+    assert_eq!((exp, ok), (8, 8), "{:#?}", o.turns);
+    // The summary's stage breakdown adds up.
+    for ts in &o.summary.targets {
+        let b = ts.stages.as_ref().expect("a pipeline target has a stage breakdown");
+        let sum: f64 = b.mean_ms.iter().map(|(_, v)| v).sum();
+        assert!((sum - b.ttfa_mean_ms).abs() < 1.0 && b.max_residual_ms < 5.0, "{b:?}");
+    }
+}
+
+#[test]
+fn a_barge_in_cancels_the_in_flight_requests() {
+    let (o, scenario) = run_scenario(&target("pipe", "openai", "local"), 2);
+    // The interruption rule: the voiced span reaches 300 ms. "Oh, … actually" has a pause there, so the decision
+    // waits for the voice to resume: the first voiced instant ≥ onset + 300 ms, from the corpus annotation.
+    let audio = &scenario.turns[2].audio;
+    let want = audio.speech_start_ms + 300.0;
+    let resume = audio.pauses_ms.iter().find(|(a, b)| (*a..*b).contains(&want)).map_or(want, |(_, b)| *b);
+    let expected = resume - audio.speech_start_ms;
+    let barge: Vec<_> = o.turns.iter().filter(|t| t.turn == 2).collect();
+    assert_eq!(barge.len(), 2);
+    for t in &barge {
+        // + one 10 ms VAD window and one 20 ms frame of quantisation.
+        let stop = t.barge_in_stop_ms.unwrap_or_else(|| panic!("no barge-in stop: {t:#?}"));
+        assert!((expected - 2.0..expected + 32.0).contains(&stop), "barge-in stop {stop}, expected {expected}: {t:#?}");
+        assert_eq!(t.barge_in_failed, Some(false));
+    }
+    // The sim saw each call's speech request cut off mid-stream.
+    let (_, truth) = o.ground_truth.get("pipe").expect("ground truth");
+    let cancelled = truth.iter().filter(|g| g.status.as_deref() == Some("cancelled")).count();
+    assert!(cancelled >= 2, "the sim logged {cancelled} cancelled requests: {truth:#?}");
+}
