@@ -1,7 +1,8 @@
 //! Pipeline targets end to end over real sockets: voicebench orchestrates STT → LLM → TTS against the embedded
 //! pipeline sim (HTTP and WebSocket on loopback) with fixed stage times, and must measure each stage within ±3 ms of
 //! its configured value, account for the TTFA with its parts, cancel in-flight requests on a barge-in, and score
-//! tool calls made through streamed chat completions.
+//! tool calls made through streamed chat completions. Two stage mixes: OpenAI-compatible transcription (SSE) after
+//! local endpointing with OpenAI speech, and Deepgram live with its own endpointing with ElevenLabs streaming TTS.
 
 use voicebench::caller::record::TurnRecord;
 use voicebench::run::bench::short_scenario_toml;
@@ -14,7 +15,7 @@ const LLM: f64 = 350.0;
 const TTS: f64 = 120.0;
 const SILENCE: f64 = 500.0;
 
-fn target(name: &str, stt: &str, mode: &str) -> String {
+fn target(name: &str, stt: &str, mode: &str, tts: &str) -> String {
     format!(
         r#"
 [[target]]
@@ -26,7 +27,7 @@ endpointing = {{ mode = "{mode}", silence_ms = {SILENCE}, interrupt_min_ms = 300
 [target.stt]
 provider = "{stt}"
 [target.tts]
-provider = "openai"
+provider = "{tts}"
 "#
     )
 }
@@ -61,8 +62,14 @@ fn close(what: &str, v: Option<f64>, want: f64, tol: f64, t: &TurnRecord) {
 
 #[test]
 fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
-    let o =
-        run_targets(&format!("{}{}", target("pipe-http", "openai", "local"), target("pipe-dg", "deepgram", "stt")), 2);
+    let o = run_targets(
+        &format!(
+            "{}{}",
+            target("pipe-http", "openai", "local", "openai"),
+            target("pipe-dg", "deepgram", "stt", "elevenlabs")
+        ),
+        2,
+    );
     assert!(!o.interrupted);
     let failed: Vec<_> = o.turns.iter().filter(|t| t.error.is_some()).collect();
     assert!(failed.is_empty(), "{failed:#?}");
@@ -119,7 +126,7 @@ fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
 
 #[test]
 fn a_barge_in_cancels_the_in_flight_requests() {
-    let (o, scenario) = run_scenario(&target("pipe", "openai", "local"), 2);
+    let (o, scenario) = run_scenario(&target("pipe", "openai", "local", "openai"), 2);
     // The interruption rule: the voiced span reaches 300 ms. "Oh, … actually" has a pause there, so the decision
     // waits for the voice to resume: the first voiced instant ≥ onset + 300 ms, from the corpus annotation.
     let audio = &scenario.turns[2].audio;

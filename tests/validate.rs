@@ -111,7 +111,11 @@ fn unknown_corpus_line_and_voice() {
 fn incomplete_and_contradictory_targets() {
     let body = booking_with("sim = \"native\"", "model = \"gpt-realtime\"");
     expect_error("target.toml", &body, "\"sim-native\"", "has neither `url` nor `sim`");
-    let body = booking_with("sim = \"pipeline\"", "stt = { provider = \"deepgram\", url = \"https://x\" }");
+    let body = booking_with("sim = \"pipeline\"\n", "").replacen(
+        "provider = \"openai\"      # OpenAI-compatible /v1/audio/transcriptions after local endpointing",
+        "provider = \"deepgram\"\nurl = \"https://x\"",
+        1,
+    );
     expect_error("pipe.toml", &body, "\"https://x\"", "is not a WebSocket URL");
     let body = booking_with("sim = \"native\"", "sim = \"nativ\"");
     let err = expect_error("sim.toml", &body, "\"nativ\"", "unknown sim profile `nativ`");

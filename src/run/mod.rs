@@ -157,7 +157,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
             let missing: Vec<&str> =
                 keys.filter(|v| std::env::var_os(v.get_ref()).is_none()).map(|v| v.get_ref().as_str()).collect();
             if !missing.is_empty() {
-                skipped.push((name, format!("{} not set", missing.join(", "))));
+                let verb = if missing.len() == 1 { "is" } else { "are" };
+                skipped.push((name, format!("{} {verb} not set", missing.join(", "))));
                 continue;
             }
             t.clone()
