@@ -148,8 +148,8 @@ fn every_problem_is_reported_at_once() {
 fn slo_keys_are_checked() {
     let body = booking_with("\"ttfa.p95\" = 2500", "\"ttfa.p96\" = 2500");
     expect_error("slo.toml", &body, "\"ttfa.p96\"", "unknown statistic `p96`");
-    let body = booking_with("tool_success_rate = 0.9", "tool_success_rate = 90");
-    expect_error("rate.toml", &body, "90\nerror_rate", "is a rate between 0 and 1");
+    let body = booking_with("tool_success_rate = 0.85 ", "tool_success_rate = 90 ");
+    expect_error("rate.toml", &body, "90          #", "is a rate between 0 and 1");
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl StageProfile {
                 chunk_ms: 40.0,
                 realtime_factor: 1.5,
                 tool_arg_deltas: 6,
-                tool_arg_error_rate: 0.05,
+                tool_arg_error_rate: 0.03,
             }
         };
         if let Some(o) = o {
