@@ -32,11 +32,8 @@ provider = "{tts}"
     )
 }
 
-fn run_targets(targets: &str, calls: u32) -> RunOutcome {
-    run_scenario(targets, calls).0
-}
-
-fn run_scenario(targets: &str, calls: u32) -> (RunOutcome, voicebench::scenario::Scenario) {
+/// Runs the short call against `targets`; the report directory lives as long as the returned `TempDir`.
+fn run_scenario(targets: &str, calls: u32) -> (RunOutcome, voicebench::scenario::Scenario, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("pipeline.toml");
     std::fs::write(&path, short_scenario_toml(&root().join("audio-corpus"), targets, "")).unwrap();
@@ -50,9 +47,7 @@ fn run_scenario(targets: &str, calls: u32) -> (RunOutcome, voicebench::scenario:
         ..Default::default()
     };
     let outcome = rt.block_on(run(&scenario, &opts, &|_| {})).unwrap();
-    // Keep the report directory for the assertions that read it.
-    std::mem::forget(tmp);
-    (outcome, scenario)
+    (outcome, scenario, tmp)
 }
 
 fn close(what: &str, v: Option<f64>, want: f64, tol: f64, t: &TurnRecord) {
@@ -62,7 +57,7 @@ fn close(what: &str, v: Option<f64>, want: f64, tol: f64, t: &TurnRecord) {
 
 #[test]
 fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
-    let o = run_targets(
+    let (o, _, _tmp) = run_scenario(
         &format!(
             "{}{}",
             target("pipe-http", "openai", "local", "openai"),
@@ -126,7 +121,7 @@ fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
 
 #[test]
 fn a_barge_in_cancels_the_in_flight_requests() {
-    let (o, scenario) = run_scenario(&target("pipe", "openai", "local", "openai"), 2);
+    let (o, scenario, _tmp) = run_scenario(&target("pipe", "openai", "local", "openai"), 2);
     // The interruption rule: the voiced span reaches 300 ms. "Oh, … actually" has a pause there, so the decision
     // waits for the voice to resume: the first voiced instant ≥ onset + 300 ms, from the corpus annotation.
     let audio = &scenario.turns[2].audio;
