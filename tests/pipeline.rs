@@ -141,3 +141,28 @@ fn a_barge_in_cancels_the_in_flight_requests() {
     let cancelled = truth.iter().filter(|g| g.status.as_deref() == Some("cancelled")).count();
     assert!(cancelled >= 2, "the sim logged {cancelled} cancelled requests: {truth:#?}");
 }
+
+/// The real local engines end to end (faster-whisper, llama-server + SmolLM2, Piper): opt-in, because they are
+/// installed and started by scripts/local-engines/ (a ~14 min llama-server build the first time) and a call takes
+/// a minute of real audio. Run: `scripts/local-engines/install.sh && scripts/local-engines/start.sh &&
+/// cargo test --test tests -- --ignored local_engines`.
+#[test]
+#[ignore = "needs scripts/local-engines/start.sh (real engines on loopback)"]
+fn local_engines_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = voicebench::scenario::load(&root().join("scenarios/local-pipeline.toml")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let opts = RunOptions { calls: Some(1), out: Some(tmp.path().join("out")), ..Default::default() };
+    let o = rt.block_on(run(&scenario, &opts, &|_| {})).unwrap();
+    let connect_errors: Vec<_> = o.calls.iter().filter(|c| c.error.is_some() && c.duration_ms == 0.0).collect();
+    assert!(connect_errors.is_empty(), "are the engines up (scripts/local-engines/status.sh)? {connect_errors:#?}");
+    let answered: Vec<_> = o.turns.iter().filter(|t| t.ttfa_ms.is_some()).collect();
+    assert!(answered.len() >= 4, "{:#?}", o.turns);
+    for t in &answered {
+        for (name, v) in [("stt", t.stt_ms), ("llm_ttft", t.llm_ttft_ms), ("tts_ttfb", t.tts_ttfb_ms)] {
+            assert!(v.is_some_and(|v| v > 0.0), "{name} missing: {t:#?}");
+        }
+    }
+    let b = o.summary.targets[0].stages.as_ref().expect("a stage breakdown");
+    eprintln!("real local pipeline, {} turns: {:?}, mean TTFA {:.0} ms", b.turns, b.mean_ms, b.ttfa_mean_ms);
+}

@@ -192,6 +192,15 @@ fn norm(s: &str) -> String {
     norm_words(s).join(" ")
 }
 
+/// Waits until `due`; when the client went away meanwhile, logs entry `i` cancelled and says so.
+async fn wait_or_cancel(c: &mut Conn, shared: &Shared, i: usize, due: Instant) -> bool {
+    if c.wait_until(due).await {
+        return true;
+    }
+    finish(shared, i, true);
+    false
+}
+
 impl Ctx {
     fn new(scenario: &Scenario, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
         let mut known = Vec::new();
@@ -409,13 +418,12 @@ fn finish(shared: &Shared, i: usize, cancelled: bool) {
 async fn connection(mut c: Conn, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) -> std::io::Result<()> {
     let mut rng = SplitMix64::new(ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     while let Some(req) = c.read_request().await? {
+        let mut x = Exchange { c: &mut c, req: &req, ctx: &ctx, shared: &shared, idx, rng: &mut rng };
         let ok = match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/v1/audio/transcriptions") => transcribe(&mut c, &req, &ctx, &shared, idx, &mut rng).await?,
-            ("POST", "/v1/chat/completions") => chat(&mut c, &req, &ctx, &shared, idx, &mut rng).await?,
-            ("POST", "/v1/audio/speech") => speech(&mut c, &req, &ctx, &shared, idx, &mut rng, false).await?,
-            ("POST", p) if p.starts_with("/v1/text-to-speech/") => {
-                speech(&mut c, &req, &ctx, &shared, idx, &mut rng, true).await?
-            }
+            ("POST", "/v1/audio/transcriptions") => transcribe(&mut x).await?,
+            ("POST", "/v1/chat/completions") => chat(&mut x).await?,
+            ("POST", "/v1/audio/speech") => speech(&mut x, false).await?,
+            ("POST", p) if p.starts_with("/v1/text-to-speech/") => speech(&mut x, true).await?,
             (_, p) if ["/v1/audio/transcriptions", "/v1/chat/completions", "/v1/audio/speech"].contains(&p) => {
                 c.error(405, "use POST").await?;
                 true
@@ -432,15 +440,20 @@ async fn connection(mut c: Conn, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) -
     Ok(())
 }
 
-/// `POST /v1/audio/transcriptions`. Returns false when the client went away.
-async fn transcribe(
-    c: &mut Conn,
-    req: &Request,
-    ctx: &Ctx,
-    shared: &Shared,
+/// One request being answered: the connection, the request, and what the server knows.
+struct Exchange<'a> {
+    c: &'a mut Conn,
+    req: &'a Request,
+    ctx: &'a Ctx,
+    shared: &'a Shared,
     idx: u64,
-    rng: &mut SplitMix64,
-) -> std::io::Result<bool> {
+    rng: &'a mut SplitMix64,
+}
+
+/// `POST /v1/audio/transcriptions`. Returns false when the client went away.
+async fn transcribe(x: &mut Exchange<'_>) -> std::io::Result<bool> {
+    let Exchange { c, req, ctx, shared, idx, rng } = x;
+    let (ctx, shared, idx) = (*ctx, *shared, *idx);
     let parts = multipart_parts(req.header("content-type").unwrap_or(""), &req.body);
     let field = |n: &str| parts.iter().find(|p| p.0 == n).map(|p| String::from_utf8_lossy(&p.2).into_owned());
     let Some(file) = parts.iter().find(|p| p.0 == "file") else {
@@ -460,8 +473,7 @@ async fn transcribe(
     let i = truth(shared, idx, turn, GroundTruthKind::Stt, req.complete_at);
     shared.update(i, |g| g.text = Some(text.clone()));
     let delay = ctx.profile.draw(rng, ctx.profile.stt_delay_ms, 0.35);
-    if !c.wait_until(req.complete_at + Duration::from_secs_f64(delay / 1000.0)).await {
-        finish(shared, i, true);
+    if !wait_or_cancel(c, shared, i, req.complete_at + Duration::from_secs_f64(delay / 1000.0)).await {
         return Ok(false);
     }
     mark_first(shared, i, Instant::now());
@@ -490,14 +502,9 @@ fn chunk_json(id: &str, delta: Json, finish: Option<&str>) -> String {
 }
 
 /// `POST /v1/chat/completions`.
-async fn chat(
-    c: &mut Conn,
-    req: &Request,
-    ctx: &Ctx,
-    shared: &Shared,
-    idx: u64,
-    rng: &mut SplitMix64,
-) -> std::io::Result<bool> {
+async fn chat(x: &mut Exchange<'_>) -> std::io::Result<bool> {
+    let Exchange { c, req, ctx, shared, idx, rng } = x;
+    let (ctx, shared, idx) = (*ctx, *shared, *idx);
     let Ok(body) = serde_json::from_slice::<Json>(&req.body) else {
         c.error(400, "the body is not JSON").await?;
         return Ok(true);
@@ -529,8 +536,7 @@ async fn chat(
         let words: Vec<&str> = text.split_whitespace().collect();
         for (k, w) in words.iter().enumerate() {
             let due = first_at + Duration::from_secs_f64(k as f64 * token / 1000.0);
-            if !c.wait_until(due).await {
-                finish(shared, i, true);
+            if !wait_or_cancel(c, shared, i, due).await {
                 return Ok(false);
             }
             if k == 0 {
@@ -539,14 +545,13 @@ async fn chat(
             let piece = if k == 0 { (*w).to_string() } else { format!(" {w}") };
             c.chunk(chunk_json(&id, json!({"content": piece}), None).as_bytes()).await?;
         }
-        if !c.wait_until(first_at + Duration::from_secs_f64(words.len() as f64 * token / 1000.0)).await {
-            finish(shared, i, true);
+        let end = first_at + Duration::from_secs_f64(words.len() as f64 * token / 1000.0);
+        if !wait_or_cancel(c, shared, i, end).await {
             return Ok(false);
         }
         c.chunk(chunk_json(&id, json!({}), Some("stop")).as_bytes()).await?;
     } else {
-        if !c.wait_until(first_at).await {
-            finish(shared, i, true);
+        if !wait_or_cancel(c, shared, i, first_at).await {
             return Ok(false);
         }
         mark_first(shared, i, Instant::now());
@@ -607,15 +612,9 @@ async fn chat(
 }
 
 /// `POST /v1/audio/speech` and the ElevenLabs stream.
-async fn speech(
-    c: &mut Conn,
-    req: &Request,
-    ctx: &Ctx,
-    shared: &Shared,
-    idx: u64,
-    rng: &mut SplitMix64,
-    elevenlabs: bool,
-) -> std::io::Result<bool> {
+async fn speech(x: &mut Exchange<'_>, elevenlabs: bool) -> std::io::Result<bool> {
+    let Exchange { c, req, ctx, shared, idx, rng } = x;
+    let (ctx, shared, idx) = (*ctx, *shared, *idx);
     let Ok(body) = serde_json::from_slice::<Json>(&req.body) else {
         c.error(400, "the body is not JSON").await?;
         return Ok(true);
@@ -666,8 +665,7 @@ async fn speech(
     });
     let ttfb = ctx.profile.draw(rng, ctx.profile.tts_ttfb_ms, 0.35);
     let t0 = req.complete_at + Duration::from_secs_f64(ttfb / 1000.0);
-    if !c.wait_until(t0).await {
-        finish(shared, i, true);
+    if !wait_or_cancel(c, shared, i, t0).await {
         return Ok(false);
     }
     c.start_stream(if format == "wav" { "audio/wav" } else { "application/octet-stream" }).await?;
@@ -675,9 +673,8 @@ async fn speech(
     let mut sent = 0.0;
     for (k, ch) in pcm.samples.chunks(per).enumerate() {
         let due = t0 + Duration::from_secs_f64(k as f64 * ctx.profile.chunk_ms / ctx.profile.realtime_factor / 1000.0);
-        if !c.wait_until(due).await {
-            shared.update(i, |g| g.audio_sent_ms = sent);
-            finish(shared, i, true);
+        shared.update(i, |g| g.audio_sent_ms = sent);
+        if !wait_or_cancel(c, shared, i, due).await {
             return Ok(false);
         }
         let mut bytes = Vec::new();
