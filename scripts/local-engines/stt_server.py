@@ -91,6 +91,7 @@ def field(parts, name, default=""):
 class SttHandler(Handler):
     def do_POST(self):
         if self.path.split("?")[0] != "/v1/audio/transcriptions":
+            self.body()  # drain it, or the keep-alive connection's next request would start inside it
             return self.error(404, "not found: " + self.path)
         parts = multipart(self.headers.get("Content-Type", ""), self.body())
         if "file" not in parts:

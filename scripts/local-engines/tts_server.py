@@ -42,6 +42,7 @@ def wav_header(rate):
 class TtsHandler(Handler):
     def do_POST(self):
         if self.path.split("?")[0] != "/v1/audio/speech":
+            self.body()  # drain it, or the keep-alive connection's next request would start inside it
             return self.error(404, "not found: " + self.path)
         try:
             req = json.loads(self.body() or b"{}")
