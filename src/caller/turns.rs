@@ -706,6 +706,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn pipeline_stages_are_the_last_before_the_reply_audio() {
+        let t0 = Instant::now();
+        let mut tr = tracker(vec![turn(0, Expect::Respond, done(0))], t0);
+        assert_eq!(tr.schedule(0, ms_(20)), Some(0));
+        let eos = t0 + ms_(1300);
+        let stage = |tr: &mut Tracker, ms: u64, stage: Stage| {
+            tr.on_event(&AgentEvent::Stage { at: eos + ms_(ms), stage });
+        };
+        stage(&mut tr, 500, Stage::EndOfTurn);
+        stage(&mut tr, 650, Stage::Transcript);
+        // A tool round: the first chat request is replaced by the one whose answer is spoken.
+        stage(&mut tr, 651, Stage::LlmRequest);
+        stage(&mut tr, 1100, Stage::LlmRequest);
+        stage(&mut tr, 1500, Stage::LlmFirstToken);
+        stage(&mut tr, 1560, Stage::TtsRequest);
+        stage(&mut tr, 1700, Stage::TtsFirstByte);
+        audio(&mut tr, eos + ms_(1700), 0, quiet(30));
+        audio(&mut tr, eos + ms_(1701), 0, loud(400));
+        // After the reply's first audio, later requests (the next sentences) do not count.
+        stage(&mut tr, 1900, Stage::TtsRequest);
+        stage(&mut tr, 2000, Stage::TtsFirstByte);
+        response_done(&mut tr, eos + ms_(2100));
+        assert!(tr.poll(eos + ms_(2300)));
+        let r = tr.take_records().pop().unwrap();
+        assert_eq!(r.endpointing_ms, Some(500.0));
+        assert_eq!(r.stt_ms, Some(650.0));
+        assert_eq!(r.llm_start_ms, Some(1100.0));
+        assert_eq!(r.llm_ttft_ms, Some(400.0));
+        assert_eq!(r.tts_start_ms, Some(1560.0));
+        assert_eq!(r.tts_ttfb_ms, Some(140.0));
+        assert_eq!(r.ttfa_ms, Some(1730.0));
+        let parts = r.tts_start_ms.unwrap() + r.tts_ttfb_ms.unwrap() + r.leading_silence_ms.unwrap();
+        assert_eq!(r.ttfa_ms, Some(parts));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn ttfa_is_ttfb_plus_leading_silence() {
         let t0 = Instant::now();
         let mut tr = tracker(vec![turn(0, Expect::Respond, done(0))], t0);
