@@ -10,7 +10,14 @@
 //! Adding a protocol is adding one file here, plus one arm in each of [`AnySession`], [`input_rate`],
 //! [`encode_frame`] and [`connect`] (the runner dispatches through them and knows no protocol).
 
+pub mod elevenlabs;
+pub mod gemini_live;
 pub mod openai_realtime;
+pub mod playout;
+pub mod secret;
+pub mod twilio;
+pub mod ws;
+pub mod ws_pcm;
 
 use std::sync::Arc;
 
@@ -198,6 +205,14 @@ pub trait Session {
 pub enum AnySession {
     /// OpenAI Realtime (GA or beta).
     OpenAi(openai_realtime::OpenAiRealtime),
+    /// Gemini Live.
+    Gemini(gemini_live::GeminiLive),
+    /// ElevenLabs Agents.
+    ElevenLabs(elevenlabs::ElevenLabs),
+    /// Twilio Media Streams (voicebench as Twilio).
+    Twilio(twilio::Twilio),
+    /// Generic PCM over WebSocket.
+    WsPcm(ws_pcm::WsPcm),
 }
 
 /// Forwards an expression to the adapter inside an [`AnySession`].
@@ -205,6 +220,10 @@ macro_rules! each {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             AnySession::OpenAi($s) => $e,
+            AnySession::Gemini($s) => $e,
+            AnySession::ElevenLabs($s) => $e,
+            AnySession::Twilio($s) => $e,
+            AnySession::WsPcm($s) => $e,
         }
     };
 }
@@ -254,7 +273,9 @@ pub struct Unsupported {
 /// Whether this build has an adapter for the target's protocol (the runner skips the others with a notice).
 pub fn supported(target: &Target) -> Result<(), Unsupported> {
     match target.protocol.get_ref() {
-        Protocol::OpenaiRealtime => Ok(()),
+        Protocol::OpenaiRealtime | Protocol::GeminiLive | Protocol::Elevenlabs | Protocol::Twilio | Protocol::WsPcm => {
+            Ok(())
+        }
         p => Err(Unsupported { protocol: p.as_str() }),
     }
 }
@@ -263,6 +284,10 @@ pub fn supported(target: &Target) -> Result<(), Unsupported> {
 pub fn input_rate(target: &Target) -> u32 {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::wire_rate(openai_realtime::format_of(target)),
+        Protocol::GeminiLive => gemini_live::INPUT_RATE,
+        Protocol::Elevenlabs => elevenlabs::input_format(target).rate(),
+        Protocol::Twilio => twilio::RATE,
+        Protocol::WsPcm => ws_pcm::rate(target),
         _ => 16_000,
     }
 }
@@ -271,6 +296,10 @@ pub fn input_rate(target: &Target) -> u32 {
 pub fn encode_frame(target: &Target, samples: &[i16]) -> Frame {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::encode_frame(openai_realtime::format_of(target), samples),
+        Protocol::GeminiLive => gemini_live::encode_frame(samples),
+        Protocol::Elevenlabs => elevenlabs::encode_frame(elevenlabs::input_format(target), samples),
+        Protocol::Twilio => twilio::encode_frame(samples),
+        Protocol::WsPcm => ws_pcm::encode_frame(samples),
         _ => {
             Frame { samples: samples.into(), wire: tokio_tungstenite::tungstenite::Message::Binary(Default::default()) }
         }
@@ -285,6 +314,10 @@ pub async fn connect(scenario: &Scenario, target: &Target) -> Result<AnySession,
         Protocol::OpenaiRealtime => {
             openai_realtime::OpenAiRealtime::connect(scenario, target, url).await.map(AnySession::OpenAi)
         }
+        Protocol::GeminiLive => gemini_live::GeminiLive::connect(scenario, target).await.map(AnySession::Gemini),
+        Protocol::Elevenlabs => elevenlabs::ElevenLabs::connect(scenario, target).await.map(AnySession::ElevenLabs),
+        Protocol::Twilio => twilio::Twilio::connect(scenario, target).await.map(AnySession::Twilio),
+        Protocol::WsPcm => ws_pcm::WsPcm::connect(scenario, target).await.map(AnySession::WsPcm),
         p => Err(SessionError::new(ErrorCategory::Connect, Unsupported { protocol: p.as_str() }.to_string())),
     }
 }
