@@ -2,6 +2,7 @@
 
 mod corpus;
 mod gate;
+mod protocols;
 mod run;
 mod summary;
 mod validate;

@@ -100,10 +100,15 @@ fn plan_for(
         per_turn.push(Arc::new(fr.iter().map(|x| targets::encode_frame(target, x)).collect::<Vec<_>>()));
     }
     let silence = targets::encode_frame(target, &vec![0; (rate as usize * f as usize) / 1000]);
+    let mut turns = scenario.turns.clone();
+    if !targets::shows_tool_calls(target) {
+        // Audio-only protocols: the agent's tool calls cannot be seen, so they are not scored (n/a, not failed).
+        turns.iter_mut().for_each(|t| t.tool_calls.clear());
+    }
     Ok(CallPlan {
         target: target.name.get_ref().clone(),
         simulated: target.sim.is_some(),
-        turns: scenario.turns.clone(),
+        turns,
         tools: scenario.agent.tools.clone(),
         frames: per_turn,
         silence,

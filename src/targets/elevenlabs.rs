@@ -183,8 +183,9 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
             st.end(ResponseStatus::Cancelled, &mut out);
         }
         "client_tool_call" => {
+            // Not the end of a reply's audio: the spoken answer follows the tool result, and the reply ends when
+            // that audio stops.
             let c = &v["client_tool_call"];
-            st.replies.touch(at);
             let args = if c["parameters"].is_null() { json!({}) } else { c["parameters"].clone() };
             out.push(AgentEvent::ToolCall {
                 at,

@@ -280,6 +280,12 @@ pub fn supported(target: &Target) -> Result<(), Unsupported> {
     }
 }
 
+/// Whether the protocol shows the agent's tool calls to the caller. Twilio Media Streams and ws-pcm carry audio
+/// only: an agent behind them calls its tools out of sight, so their tool expectations are not scored.
+pub fn shows_tool_calls(target: &Target) -> bool {
+    !matches!(target.protocol.get_ref(), Protocol::Twilio | Protocol::WsPcm)
+}
+
 /// The sample rate the caller's audio must have for this target.
 pub fn input_rate(target: &Target) -> u32 {
     match target.protocol.get_ref() {

@@ -39,12 +39,6 @@ impl Replies {
         (self.item, end)
     }
 
-    /// The reply did something without audio (a tool call): it is open, and ends like one that spoke.
-    pub fn touch(&mut self, at: Instant) {
-        self.open = true;
-        self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
-    }
-
     /// When the open reply ends if nothing more comes.
     pub fn due(&self) -> Option<Instant> {
         if !self.open {
@@ -110,7 +104,6 @@ mod tests {
         r.audio(t0 + Duration::from_millis(200), 16_000);
         r.flush(t0 + Duration::from_millis(300));
         assert_eq!(r.play_end(), Some(t0 + Duration::from_millis(300)));
-        r.touch(t0 + Duration::from_millis(350));
-        assert_eq!(r.due(), Some(t0 + Duration::from_millis(350) + QUIET));
+        assert_eq!(r.due(), Some(t0 + Duration::from_millis(300) + QUIET), "a flush ends the playout now");
     }
 }
