@@ -3,6 +3,7 @@
 mod corpus;
 mod gate;
 mod pipeline;
+mod protocols;
 mod run;
 mod summary;
 mod validate;

@@ -100,10 +100,15 @@ fn plan_for(
         per_turn.push(Arc::new(fr.iter().map(|x| targets::encode_frame(target, x)).collect::<Vec<_>>()));
     }
     let silence = targets::encode_frame(target, &vec![0; (rate as usize * f as usize) / 1000]);
+    let mut turns = scenario.turns.clone();
+    if !targets::shows_tool_calls(target) {
+        // Audio-only protocols: the agent's tool calls cannot be seen, so they are not scored (n/a, not failed).
+        turns.iter_mut().for_each(|t| t.tool_calls.clear());
+    }
     Ok(CallPlan {
         target: target.name.get_ref().clone(),
         simulated: target.sim.is_some(),
-        turns: scenario.turns.clone(),
+        turns,
         tools: scenario.agent.tools.clone(),
         frames: per_turn,
         silence,
@@ -134,10 +139,6 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     let mut cache = HashMap::new();
     for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref())) {
         let name = t.name.get_ref().clone();
-        if let Err(e) = targets::supported(t) {
-            skipped.push((name, format!("{e} (this version runs: openai-realtime, pipeline)")));
-            continue;
-        }
         let target = if t.sim.is_some() {
             match crate::sim::start(scenario, t, seed).await {
                 Ok(h) => {

@@ -226,7 +226,47 @@ fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]) {
         };
         if proto != Protocol::OpenaiRealtime {
             only(c, t.dialect.as_ref().map(spanned_ok), "dialect", "openai-realtime");
-            only(c, t.turn_detection.as_ref().map(spanned_ok), "turn_detection", "openai-realtime");
+        }
+        if proto != Protocol::OpenaiRealtime && proto != Protocol::GeminiLive {
+            only(c, t.turn_detection.as_ref().map(spanned_ok), "turn_detection", "openai-realtime and gemini-live");
+        }
+        if matches!(proto, Protocol::GeminiLive | Protocol::Twilio | Protocol::WsPcm) {
+            let why = match proto {
+                Protocol::Twilio => "twilio (always G.711 μ-law 8 kHz, as Twilio sends it)",
+                Protocol::WsPcm => "ws-pcm (PCM16 at `sample_rate`)",
+                _ => "gemini-live (PCM16: 16 kHz in, 24 kHz out)",
+            };
+            if let Some(f) = &t.audio_format {
+                c.err(
+                    f.span(),
+                    format!(
+                        "`audio_format` does not apply to a `{}` target: its audio is fixed by {why}",
+                        proto.as_str()
+                    ),
+                    "remove it; `audio_format` is for openai-realtime and elevenlabs targets".to_string(),
+                );
+            }
+        }
+        if proto == Protocol::GeminiLive
+            && let Some(td) = &t.turn_detection
+        {
+            let td = td.get_ref();
+            let kind = td.kind.get_ref().as_str();
+            if !["server_vad", "none"].contains(&kind) {
+                c.err(
+                    td.kind.span(),
+                    format!("gemini-live has no `{kind}` turn detection"),
+                    "use `server_vad` (automatic activity detection) or `none` (voicebench sends activityStart / activityEnd)"
+                        .to_string(),
+                );
+            }
+            if let Some(th) = &td.threshold {
+                c.err(
+                    th.span(),
+                    "gemini-live takes no VAD `threshold`",
+                    "remove it; Gemini's sensitivity is not a number".to_string(),
+                );
+            }
         }
         if proto != Protocol::Elevenlabs {
             only(c, t.agent_id.as_ref().map(spanned_ok), "agent_id", "elevenlabs");

@@ -27,6 +27,8 @@
 //! Profiles and their numbers: [`profile`]. Not simulated: `audio/pcma`, text-only output modality (audio is always
 //! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
 
+pub mod elevenlabs;
+pub mod gemini;
 mod pipeline;
 mod profile;
 mod realtime;
@@ -34,6 +36,9 @@ mod replies;
 mod session;
 #[cfg(test)]
 mod tests;
+pub mod twilio;
+mod wire;
+pub mod ws_pcm;
 use crate::audio::stream_vad as vad;
 
 use std::io::Write;
@@ -114,6 +119,14 @@ pub enum SimError {
     /// Ctrl-C handling failed.
     #[error("waiting for Ctrl-C: {0}")]
     Signal(std::io::Error),
+    /// A `ws-pcm` rate the sim does not speak.
+    #[error("target `{target}`: the simulated ws-pcm server speaks sample_rate 16000 or 24000, not {rate}")]
+    SampleRate {
+        /// Target name.
+        target: String,
+        /// The rate asked for.
+        rate: u32,
+    },
 }
 
 /// What a ground-truth entry describes.
@@ -441,7 +454,61 @@ pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<Si
             Some(other) => Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
         };
     }
-    start_realtime(scenario, target, seed).await
+    match target.protocol.get_ref() {
+        Protocol::GeminiLive | Protocol::Elevenlabs | Protocol::Twilio | Protocol::WsPcm => {
+            start_wire(scenario, target, seed).await
+        }
+        _ => start_realtime(scenario, target, seed).await,
+    }
+}
+
+/// A fake API key in the simulated Gemini URL, so that tests can check it never reaches any output.
+pub const SIM_GEMINI_KEY: &str = "SIMKEY-voicebench-not-a-secret-0123456789";
+
+/// Starts the sim of a Gemini Live, ElevenLabs, Twilio or ws-pcm target: the same agent brain and profiles as the
+/// OpenAI sim, behind that protocol's wire ([`wire`]).
+pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    use crate::scenario::schema::AudioFormat;
+    let name = target.name.get_ref().clone();
+    let kind = match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
+        None => return Err(SimError::NotSimulated { target: name }),
+        Some("native") => ProfileKind::Native,
+        Some("fixed") => ProfileKind::Fixed,
+        Some("pipeline") => return Err(SimError::PipelineNotYet { target: name }),
+        Some(other) => return Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
+    };
+    let profile = Profile::resolve(kind, target.sim_options.as_ref().map(|o| o.get_ref()))
+        .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
+    let accept: Arc<dyn wire::Accept> = match target.protocol.get_ref() {
+        Protocol::GeminiLive => Arc::new(gemini::GeminiAccept),
+        Protocol::Elevenlabs => Arc::new(elevenlabs::ElevenLabsAccept {
+            ulaw: target.audio_format.as_ref().is_some_and(|f| *f.get_ref() == AudioFormat::G711Ulaw),
+        }),
+        Protocol::Twilio => Arc::new(twilio::TwilioAccept),
+        Protocol::WsPcm => {
+            let rate = target.sample_rate.as_ref().map_or(16_000, |r| *r.get_ref());
+            let format = match rate {
+                16_000 => replies::WireFormat::Pcm16,
+                24_000 => replies::WireFormat::Pcm24,
+                _ => return Err(SimError::SampleRate { target: name, rate }),
+            };
+            Arc::new(ws_pcm::WsPcmAccept { format })
+        }
+        p => return Err(SimError::Protocol { target: name, protocol: p.as_str() }),
+    };
+    let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+    let addr = listener.local_addr().map_err(SimError::Bind)?;
+    let url = match target.protocol.get_ref() {
+        Protocol::GeminiLive => format!("ws://{addr}{}?key={SIM_GEMINI_KEY}", gemini::PATH),
+        Protocol::Elevenlabs => format!("ws://{addr}{}?agent_id=sim-agent", elevenlabs::PATH),
+        Protocol::Twilio => format!("ws://{addr}{}", twilio::PATH),
+        _ => format!("ws://{addr}{}", ws_pcm::PATH),
+    };
+    let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(wire::serve(listener, Arc::new(ctx), shared.clone(), accept, stop_rx));
+    Ok(SimHandle { addr, url, target: name, shared, stop, task })
 }
 
 /// Starts a sim for every simulated OpenAI Realtime target of the scenario. Targets the embedded sim cannot serve
@@ -452,9 +519,12 @@ pub async fn start_all(scenario: &Scenario, seed: u64) -> Result<(Vec<SimHandle>
     for t in &scenario.targets {
         match start(scenario, t, seed).await {
             Ok(h) => sims.push(h),
-            Err(e @ (SimError::NotSimulated { .. } | SimError::PipelineNotYet { .. } | SimError::Protocol { .. })) => {
-                skipped.push((t.name.get_ref().clone(), e.to_string()))
-            }
+            Err(
+                e @ (SimError::NotSimulated { .. }
+                | SimError::PipelineNotYet { .. }
+                | SimError::Protocol { .. }
+                | SimError::SampleRate { .. }),
+            ) => skipped.push((t.name.get_ref().clone(), e.to_string())),
             Err(e) => {
                 for h in sims {
                     h.shutdown().await;

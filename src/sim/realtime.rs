@@ -27,6 +27,7 @@ use super::profile::{Profile, chance};
 use super::replies::{Reply, ReplyBank, WireFormat};
 use super::session::{ApiError, ClientEvent, DEFAULT_INSTRUCTIONS, Dialect, SessionConfig, TurnDetection, parse_event};
 use super::vad::{StreamVad, VadEvent};
+use super::wire::Signal;
 use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
 use crate::audio::noise::SplitMix64;
 use crate::scenario::schema::AudioFormat;
@@ -62,6 +63,9 @@ pub(crate) struct Ctx {
     init: SessionConfig,
     td_defaults: TurnDetection,
     seed: u64,
+    /// The scenario's tools as OpenAI function declarations: the tools an agent configured on the provider's side
+    /// has (ElevenLabs) or a client declares at set-up (Gemini), for wires other than OpenAI Realtime.
+    pub(crate) tools: Vec<Value>,
 }
 
 impl Ctx {
@@ -115,7 +119,13 @@ impl Ctx {
             turn_detection,
             target.voice.clone().unwrap_or_else(|| "alloy".into()),
         );
-        Ok(Self { turns, profile, init, td_defaults, seed })
+        let tools = scenario
+            .agent
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "name": t.name, "description": t.description}))
+            .collect();
+        Ok(Self { turns, profile, init, td_defaults, seed, tools })
     }
 }
 
@@ -274,7 +284,7 @@ struct Resp {
     output: Vec<Value>,
 }
 
-struct Conn {
+pub(crate) struct Conn {
     ctx: Arc<Ctx>,
     shared: Arc<Shared>,
     idx: u64,
@@ -301,6 +311,10 @@ struct Conn {
     play_end: Option<Instant>,
     interrupt: Option<PendingInterrupt>,
     later: Vec<(Instant, Value)>,
+    /// Protocol-neutral record of what the agent did, for the other wires (None: OpenAI Realtime, which reads `out`).
+    signals: Option<Vec<Signal>>,
+    /// A tool result came while a response was active: ask for the follow-up when it is done (neutral sessions).
+    followup: bool,
 }
 
 fn ms_dur(ms: f64) -> Duration {
@@ -349,6 +363,133 @@ impl Conn {
             play_end: None,
             interrupt: None,
             later: Vec::new(),
+            signals: None,
+            followup: false,
+        }
+    }
+
+    /// A session driven by another protocol's wire layer ([`super::wire`]): the same brain (VAD, script, replies,
+    /// barge-in, ground truth) with the given audio formats, reporting what it does as [`Signal`]s. With `tools`,
+    /// the session has the scenario's tools declared (as a Gemini set-up or an ElevenLabs agent would).
+    pub(crate) fn neutral(
+        ctx: Arc<Ctx>,
+        shared: Arc<Shared>,
+        idx: u64,
+        input: WireFormat,
+        output: WireFormat,
+        tools: bool,
+    ) -> Self {
+        let mut c = Self::new(ctx, shared, idx, Dialect::Ga, None);
+        c.signals = Some(Vec::new());
+        c.cfg.input_format = input;
+        c.cfg.output_format = output;
+        c.vad.set_rate(input.rate());
+        if tools {
+            c.cfg.tools = c.ctx.tools.clone();
+        }
+        c
+    }
+
+    /// The session id the ground truth is logged under.
+    pub(crate) fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Sets the session id (wires whose client names the session, e.g. Twilio's `callSid`). Call before any turn.
+    pub(crate) fn set_session_id(&mut self, id: String) {
+        self.session_id = id;
+    }
+
+    /// Switches the session to client-side turn detection (Gemini's manual activity mode): the VAD only keeps
+    /// the clock and turns end at [`Self::end_turn`].
+    pub(crate) fn manual_turns(&mut self) {
+        self.cfg.turn_detection = None;
+    }
+
+    /// Caller audio in the session's input format.
+    pub(crate) fn audio(&mut self, bytes: &[u8], at: Instant) {
+        self.on_audio(bytes, at);
+        self.out.clear();
+    }
+
+    /// The client ended its turn by hand (Gemini `activityEnd`): commit and respond.
+    pub(crate) fn end_turn(&mut self, at: Instant) {
+        let _ = self.on_event(ClientEvent::Commit, at);
+        let _ = self.on_event(ClientEvent::ResponseCreate(None), at);
+        self.out.clear();
+    }
+
+    /// A tool result: the function_call_output item, then a response (now, or when the current one is done).
+    /// Returns false when the call id is unknown.
+    pub(crate) fn tool_result(&mut self, call_id: &str, output: &str, at: Instant) -> bool {
+        let item = json!({"type": "function_call_output", "call_id": call_id, "output": output});
+        let ok = self.on_event(ClientEvent::ItemCreate { previous_item_id: None, item }, at).is_ok();
+        if ok && self.resp.is_none() {
+            let _ = self.on_event(ClientEvent::ResponseCreate(None), at);
+        } else if ok {
+            self.followup = true;
+        }
+        self.out.clear();
+        ok
+    }
+
+    /// Declares the tools of the scenario named in `names` (a Gemini `setup`'s function declarations).
+    pub(crate) fn declare_tools(&mut self, names: &[String]) {
+        self.cfg.tools = self
+            .ctx
+            .tools
+            .iter()
+            .filter(|t| t["name"].as_str().is_some_and(|n| names.iter().any(|x| x == n)))
+            .cloned()
+            .collect();
+    }
+
+    /// The client says the caller started talking (Gemini `activityStart` in manual mode): a barge-in if the agent
+    /// is talking, logged like the VAD's (onset = `speech_started` = this instant).
+    pub(crate) fn client_activity_start(&mut self, at: Instant) {
+        if !self.agent_active(at) {
+            return;
+        }
+        let mut g = GroundTruth::new(&self.session_id, self.idx, self.next_turn, GroundTruthKind::Interrupt);
+        let ms = self.ms(at);
+        g.onset_at = Some(at);
+        g.onset_ms = Some(ms);
+        g.speech_started_at = Some(at);
+        g.speech_started_ms = Some(ms);
+        g.interrupt_delay_ms = Some(0.0);
+        let gt = self.shared.push(g);
+        self.signal(Signal::Interrupted);
+        if let Some(rid) = self.resp.as_ref().map(|r| r.id.clone()) {
+            self.cancel(at, "turn_detected");
+            self.gt(gt, |g| g.interrupted_response = Some(rid));
+        }
+        self.play_end = None;
+        self.out.clear();
+    }
+
+    /// Runs every step that is due.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.on_timer(now);
+        if self.followup && self.resp.is_none() {
+            self.followup = false;
+            let _ = self.on_event(ClientEvent::ResponseCreate(None), now);
+        }
+        self.out.clear();
+    }
+
+    /// The next instant something is due.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    /// What the agent did since the last call.
+    pub(crate) fn take_signals(&mut self) -> Vec<Signal> {
+        self.signals.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn signal(&mut self, s: Signal) {
+        if let Some(v) = self.signals.as_mut() {
+            v.push(s);
         }
     }
 
@@ -768,7 +909,7 @@ impl Conn {
             self.next_turn += 1;
             let (span, pause) = self.ctx.turns.get(idx).map_or((0.0, 0.0), |t| (t.span_ms, t.longest_pause_ms));
             let margin = match self.cfg.input_format {
-                WireFormat::Pcm24 => SPAN_MARGIN_MS,
+                WireFormat::Pcm24 | WireFormat::Pcm16 => SPAN_MARGIN_MS,
                 WireFormat::Pcmu => SPAN_MARGIN_MULAW_MS,
             };
             let silence = self.cfg.turn_detection.as_ref().map_or(500.0, |t| t.silence_ms());
@@ -822,6 +963,7 @@ impl Conn {
         let Some(p) = self.interrupt.take() else { return };
         self.emit(json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": p.audio_start_ms,
             "item_id": p.item_id}));
+        self.signal(Signal::Interrupted);
         let sent = Instant::now().max(at);
         let ms = self.ms(sent);
         self.gt(p.gt, |g| {
@@ -889,6 +1031,9 @@ impl Conn {
             "item_id": t.item_id}));
         let eos_at = Instant::now().max(at);
         self.commit_user_item(t.item_id.clone());
+        if let Some(text) = self.ctx.turns.get(t.idx).and_then(|x| x.text.clone()) {
+            self.signal(Signal::UserTranscript(text));
+        }
         if !self.cfg.transcription.is_null()
             && let Some(text) = self.ctx.turns.get(t.idx).and_then(|x| x.text.clone())
         {
@@ -1144,7 +1289,9 @@ impl Conn {
                     }
                     self.emit(ev);
                     r.transcript_sent.push_str(&t);
+                    self.signal(Signal::Transcript(t.clone()));
                 }
+                self.signal(Signal::Audio { b64: b64.clone() });
                 let eid = self.new_id("event");
                 let ty = self.name("response.output_audio.delta", "response.audio.delta");
                 self.out.push(format!(
@@ -1202,6 +1349,13 @@ impl Conn {
             }
             Step::ArgsDone(i) => {
                 self.finish_call(r, i, "completed");
+                let c = &r.calls[i];
+                let call = Signal::ToolCall {
+                    call_id: c.call_id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                };
+                self.signal(call);
                 let at = Instant::now();
                 let ms = self.ms(at);
                 self.gt(r.gt, |g| {
@@ -1293,6 +1447,11 @@ impl Conn {
         let usage = self.usage(r);
         let resp = self.response_json(r, status, details, usage);
         self.emit(json!({"type": "response.done", "response": resp}));
+        self.signal(Signal::ResponseDone {
+            cancelled: cancel_reason.is_some(),
+            spoke: r.first_audio_at.is_some(),
+            tool: r.kind == RespKind::Tool,
+        });
         let at = Instant::now();
         let ms = self.ms(at);
         let (first, last, sent) = (r.first_audio_at, r.last_audio_at, r.audio_sent_ms);

@@ -25,6 +25,8 @@ pub enum WireFormat {
     Pcm24,
     /// G.711 μ-law, 8 kHz (`audio/pcmu`, beta `g711_ulaw`).
     Pcmu,
+    /// PCM16 LE, 16 kHz (Gemini Live input, generic PCM over WebSocket; never OpenAI Realtime).
+    Pcm16,
 }
 
 impl WireFormat {
@@ -33,13 +35,14 @@ impl WireFormat {
         match self {
             WireFormat::Pcm24 => 24_000,
             WireFormat::Pcmu => 8_000,
+            WireFormat::Pcm16 => 16_000,
         }
     }
 
     /// Bytes per sample.
     pub fn bytes_per_sample(self) -> usize {
         match self {
-            WireFormat::Pcm24 => 2,
+            WireFormat::Pcm24 | WireFormat::Pcm16 => 2,
             WireFormat::Pcmu => 1,
         }
     }
@@ -47,7 +50,7 @@ impl WireFormat {
     /// Samples to wire bytes.
     pub fn encode(self, samples: &[i16]) -> Vec<u8> {
         match self {
-            WireFormat::Pcm24 => frames::to_le_bytes(samples),
+            WireFormat::Pcm24 | WireFormat::Pcm16 => frames::to_le_bytes(samples),
             WireFormat::Pcmu => mulaw::encode_all(samples),
         }
     }
@@ -56,7 +59,9 @@ impl WireFormat {
     pub fn decode_into(self, bytes: &[u8], out: &mut Vec<i16>) {
         out.clear();
         match self {
-            WireFormat::Pcm24 => out.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]))),
+            WireFormat::Pcm24 | WireFormat::Pcm16 => {
+                out.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])))
+            }
             WireFormat::Pcmu => out.extend(bytes.iter().map(|&b| mulaw::decode(b))),
         }
     }
@@ -132,6 +137,7 @@ pub struct Reply {
     speech_ms: f64,
     pcm: OnceLock<Arc<Encoded>>,
     pcmu: OnceLock<Arc<Encoded>>,
+    pcm16: OnceLock<Arc<Encoded>>,
 }
 
 impl Reply {
@@ -145,6 +151,7 @@ impl Reply {
             speech_ms: (r.speech_end_ms - r.speech_start_ms).max(0.0),
             pcm: OnceLock::new(),
             pcmu: OnceLock::new(),
+            pcm16: OnceLock::new(),
         })
     }
 
@@ -153,6 +160,7 @@ impl Reply {
         let cell = match format {
             WireFormat::Pcm24 => &self.pcm,
             WireFormat::Pcmu => &self.pcmu,
+            WireFormat::Pcm16 => &self.pcm16,
         };
         cell.get_or_init(|| Arc::new(self.encode(format, chunk_ms))).clone()
     }
@@ -162,7 +170,7 @@ impl Reply {
         // The audio exactly as the client will decode it, then cut at its first audible sample.
         let at_rate = resample(&self.pcm24, rate);
         let samples: Vec<i16> = match format {
-            WireFormat::Pcm24 => at_rate.samples,
+            WireFormat::Pcm24 | WireFormat::Pcm16 => at_rate.samples,
             WireFormat::Pcmu => mulaw::decode_all(&mulaw::encode_all(&at_rate.samples)),
         };
         let decoded = Pcm::new(rate, samples);

@@ -241,13 +241,14 @@ impl SessionConfig {
         match f {
             WireFormat::Pcm24 => json!({"type": "audio/pcm", "rate": 24000}),
             WireFormat::Pcmu => json!({"type": "audio/pcmu"}),
+            WireFormat::Pcm16 => json!({"type": "audio/pcm", "rate": 16000}),
         }
     }
 
     /// The beta format name.
     pub fn fmt_beta(f: WireFormat) -> &'static str {
         match f {
-            WireFormat::Pcm24 => "pcm16",
+            WireFormat::Pcm24 | WireFormat::Pcm16 => "pcm16",
             WireFormat::Pcmu => "g711_ulaw",
         }
     }

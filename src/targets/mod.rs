@@ -8,10 +8,18 @@
 //!   and delivers [`AgentEvent`]s in arrival order on a channel.
 //!
 //! Adding a protocol is adding one file here, plus one arm in each of [`AnySession`], [`input_rate`],
-//! [`encode_frame`] and [`connect`] (the runner dispatches through them and knows no protocol).
+//! [`encode_frame`] and [`connect`] (the runner dispatches through them and knows no protocol); the compiler
+//! lists every match that needs the new arm.
 
+pub mod elevenlabs;
+pub mod gemini_live;
 pub mod openai_realtime;
 pub mod pipeline;
+pub mod playout;
+pub mod secret;
+pub mod twilio;
+pub mod ws;
+pub mod ws_pcm;
 
 use std::sync::Arc;
 
@@ -225,6 +233,14 @@ pub enum AnySession {
     OpenAi(openai_realtime::OpenAiRealtime),
     /// STT → LLM → TTS orchestrated by voicebench.
     Pipeline(Box<pipeline::Pipeline>),
+    /// Gemini Live.
+    Gemini(gemini_live::GeminiLive),
+    /// ElevenLabs Agents.
+    ElevenLabs(elevenlabs::ElevenLabs),
+    /// Twilio Media Streams (voicebench as Twilio).
+    Twilio(twilio::Twilio),
+    /// Generic PCM over WebSocket.
+    WsPcm(ws_pcm::WsPcm),
 }
 
 /// Forwards an expression to the adapter inside an [`AnySession`].
@@ -233,6 +249,10 @@ macro_rules! each {
         match $self {
             AnySession::OpenAi($s) => $e,
             AnySession::Pipeline($s) => $e,
+            AnySession::Gemini($s) => $e,
+            AnySession::ElevenLabs($s) => $e,
+            AnySession::Twilio($s) => $e,
+            AnySession::WsPcm($s) => $e,
         }
     };
 }
@@ -271,20 +291,10 @@ impl Session for AnySession {
     }
 }
 
-/// Why a target cannot be called by this build.
-#[derive(Debug, thiserror::Error)]
-#[error("the {protocol} adapter is not built yet")]
-pub struct Unsupported {
-    /// The protocol's scenario name.
-    pub protocol: &'static str,
-}
-
-/// Whether this build has an adapter for the target's protocol (the runner skips the others with a notice).
-pub fn supported(target: &Target) -> Result<(), Unsupported> {
-    match target.protocol.get_ref() {
-        Protocol::OpenaiRealtime | Protocol::Pipeline => Ok(()),
-        p => Err(Unsupported { protocol: p.as_str() }),
-    }
+/// Whether the protocol shows the agent's tool calls to the caller. Twilio Media Streams and ws-pcm carry audio
+/// only: an agent behind them calls its tools out of sight, so their tool expectations are not scored.
+pub fn shows_tool_calls(target: &Target) -> bool {
+    !matches!(target.protocol.get_ref(), Protocol::Twilio | Protocol::WsPcm)
 }
 
 /// The sample rate the caller's audio must have for this target.
@@ -292,7 +302,10 @@ pub fn input_rate(target: &Target) -> u32 {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::wire_rate(openai_realtime::format_of(target)),
         Protocol::Pipeline => pipeline::INPUT_RATE,
-        _ => 16_000,
+        Protocol::GeminiLive => gemini_live::INPUT_RATE,
+        Protocol::Elevenlabs => elevenlabs::input_format(target).rate(),
+        Protocol::Twilio => twilio::RATE,
+        Protocol::WsPcm => ws_pcm::rate(target),
     }
 }
 
@@ -301,9 +314,10 @@ pub fn encode_frame(target: &Target, samples: &[i16]) -> Frame {
     match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => openai_realtime::encode_frame(openai_realtime::format_of(target), samples),
         Protocol::Pipeline => pipeline::encode_frame(samples),
-        _ => {
-            Frame { samples: samples.into(), wire: tokio_tungstenite::tungstenite::Message::Binary(Default::default()) }
-        }
+        Protocol::GeminiLive => gemini_live::encode_frame(samples),
+        Protocol::Elevenlabs => elevenlabs::encode_frame(elevenlabs::input_format(target), samples),
+        Protocol::Twilio => twilio::encode_frame(samples),
+        Protocol::WsPcm => ws_pcm::encode_frame(samples),
     }
 }
 
@@ -318,6 +332,9 @@ pub async fn connect(scenario: &Scenario, target: &Target) -> Result<AnySession,
         Protocol::Pipeline => {
             pipeline::Pipeline::connect(scenario, target).await.map(|p| AnySession::Pipeline(Box::new(p)))
         }
-        p => Err(SessionError::new(ErrorCategory::Connect, Unsupported { protocol: p.as_str() }.to_string())),
+        Protocol::GeminiLive => gemini_live::GeminiLive::connect(scenario, target).await.map(AnySession::Gemini),
+        Protocol::Elevenlabs => elevenlabs::ElevenLabs::connect(scenario, target).await.map(AnySession::ElevenLabs),
+        Protocol::Twilio => twilio::Twilio::connect(scenario, target).await.map(AnySession::Twilio),
+        Protocol::WsPcm => ws_pcm::WsPcm::connect(scenario, target).await.map(AnySession::WsPcm),
     }
 }
