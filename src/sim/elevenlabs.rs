@@ -94,7 +94,7 @@ impl Wire for ElevenLabs {
             self.bytes.clear();
             let ok = chunk.as_str().is_some_and(|c| STANDARD.decode_vec(c, &mut self.bytes).is_ok());
             let bps = self.fmt.bytes_per_sample();
-            if !ok || self.bytes.len() % bps != 0 {
+            if !ok || !self.bytes.len().is_multiple_of(bps) {
                 let n = self.bytes.len();
                 return Err(Close::new(
                     1008,

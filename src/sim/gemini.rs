@@ -116,7 +116,7 @@ impl Gemini {
             }
             let data = a["data"].as_str().unwrap_or("");
             self.bytes.clear();
-            if STANDARD.decode_vec(data, &mut self.bytes).is_err() || self.bytes.len() % 2 != 0 {
+            if STANDARD.decode_vec(data, &mut self.bytes).is_err() || !self.bytes.len().is_multiple_of(2) {
                 return Err(Close::new(1007, INVALID));
             }
             let bytes = std::mem::take(&mut self.bytes);
