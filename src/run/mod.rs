@@ -140,7 +140,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref())) {
         let name = t.name.get_ref().clone();
         if let Err(e) = targets::supported(t) {
-            skipped.push((name, format!("{e} (this version runs: openai-realtime)")));
+            skipped.push((
+                name,
+                format!("{e} (this version runs: openai-realtime, gemini-live, elevenlabs, twilio, ws-pcm)"),
+            ));
             continue;
         }
         let target = if t.sim.is_some() {
