@@ -258,3 +258,69 @@ fn elevenlabs_sim_checks_the_input_format() {
         h.shutdown().await;
     });
 }
+
+/// Issue 7: validation knows each native protocol's keys, and points at the offending value with a fix.
+#[test]
+fn validation_points_at_protocol_keys_that_do_not_apply() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "protocol = \"twilio\"\nurl = \"ws://127.0.0.1:8080/media-stream\"\naudio_format = \"pcm16\"\n",
+            "\"pcm16\"",
+            "`audio_format` does not apply to a `twilio` target",
+            "remove it",
+        ),
+        (
+            "protocol = \"gemini-live\"\nsim = \"fixed\"\nturn_detection = { type = \"semantic_vad\" }\n",
+            "\"semantic_vad\"",
+            "gemini-live has no `semantic_vad` turn detection",
+            "`none`",
+        ),
+        (
+            "protocol = \"gemini-live\"\nsim = \"fixed\"\nturn_detection = { type = \"server_vad\", threshold = 0.5 }\n",
+            "0.5",
+            "gemini-live takes no VAD `threshold`",
+            "remove it",
+        ),
+        (
+            "protocol = \"elevenlabs\"\nsim = \"fixed\"\nturn_detection = { type = \"none\" }\n",
+            "{ type = \"none\" }",
+            "`turn_detection` does not apply to a `elevenlabs` target",
+            "openai-realtime and gemini-live",
+        ),
+        (
+            "protocol = \"elevenlabs\"\nurl = \"wss://api.elevenlabs.io/v1/convai/conversation\"\n",
+            "\"proto-target\"",
+            "needs `agent_id`",
+            "dashboard",
+        ),
+        (
+            "protocol = \"ws-pcm\"\nsim = \"fixed\"\nsample_rate = 22050\n",
+            "22050",
+            "sample_rate 22050 is not supported",
+            "16000",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (target, at, message, hint)) in cases.iter().enumerate() {
+        let extra = format!("\n[[target]]\nname = \"proto-target\"\n{target}");
+        let body = fixed_scenario_toml(&root().join("audio-corpus"), &extra);
+        let path = tmp.path().join(format!("case{i}.toml"));
+        std::fs::write(&path, &body).unwrap();
+        let (code, _, err) = text(&super::voicebench(tmp.path(), &["validate", path.to_str().unwrap()]));
+        assert_eq!(code, 2, "case {i}: expected exit 2\n{err}");
+        // The diagnostic's position: the needle's first occurrence after the target's name.
+        let start = body.find("name = \"proto-target\"").unwrap();
+        let off = if *at == "\"proto-target\"" { start + 7 } else { start + body[start..].find(at).unwrap() };
+        let line = body[..off].matches('\n').count() + 1;
+        let col = off - body[..off].rfind('\n').map_or(0, |p| p + 1) + 1;
+        let loc = format!("{}:{line}:{col}: ", path.display());
+        assert!(err.contains(&loc), "case {i}: expected a diagnostic at {loc}\n{err}");
+        assert!(err.contains(message), "case {i}: expected {message:?}\n{err}");
+        assert!(err.contains(hint), "case {i}: expected the hint {hint:?}\n{err}");
+    }
+    // And the new scenarios are valid.
+    for f in ["scenarios/protocols.toml", "scenarios/providers.toml"] {
+        let (code, out, err) = text(&super::voicebench(&root(), &["validate", f]));
+        assert_eq!(code, 0, "{f}\n{out}{err}");
+    }
+}

@@ -51,7 +51,7 @@ impl Wire for WsPcm {
     fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, _out: &mut Vec<Message>) -> Result<(), Close> {
         match msg {
             Message::Binary(b) => {
-                if b.len() % 2 != 0 {
+                if !b.len().is_multiple_of(2) {
                     return Err(Close::new(1003, "PCM16 frames have an even number of bytes"));
                 }
                 self.audio = true;

@@ -44,7 +44,7 @@ pub fn decode_frame(at: Instant, msg: &Message, replies: &mut Replies) -> Vec<Ag
     let mut out = Vec::new();
     match msg {
         Message::Binary(b) => {
-            if b.len() % 2 != 0 {
+            if !b.len().is_multiple_of(2) {
                 out.push(AgentEvent::Error {
                     at,
                     category: ErrorCategory::Protocol,
