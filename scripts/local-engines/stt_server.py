@@ -44,8 +44,9 @@ class Whisper:
 
     def segments(self, audio16k):
         """Yields text segments as the decoder produces them."""
+        # without_timestamps: a turn is one short utterance, and timestamp tokens would only cost decode steps.
         segs, _ = self.model.transcribe(audio16k, language="en", beam_size=1, vad_filter=False,
-                                        condition_on_previous_text=False)
+                                        condition_on_previous_text=False, without_timestamps=True)
         for s in segs:
             t = s.text.strip()
             if t:

@@ -23,6 +23,7 @@ import json
 import struct
 import time
 
+import onnxruntime
 from piper import PiperVoice, SynthesisConfig
 
 from common import Handler, StreamResampler, serve
@@ -107,10 +108,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="Piper voice .onnx (its .onnx.json beside it)")
     ap.add_argument("--port", type=int, default=8092)
+    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     t0 = time.monotonic()
     VOICE = PiperVoice.load(a.model)
+    # Piper's own session spins its worker threads between runs. On 2 cores shared with whisper and llama-server
+    # (the LLM keeps generating while the first sentence is synthesized) spinning threads steal each other's
+    # time slices, so the session is rebuilt with spinning off and a fixed thread count.
+    so = onnxruntime.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    VOICE.session = onnxruntime.InferenceSession(a.model, sess_options=so, providers=["CPUExecutionProvider"])
     rs = StreamResampler(VOICE.config.sample_rate, PCM_RATE)
     for c in VOICE.synthesize("Ready. Warming up."):  # first inference allocates; pay for it now
         rs.feed(c.audio_int16_bytes)
