@@ -131,6 +131,14 @@ pub struct TurnRecord {
     pub llm_start_ms: Option<f64>,
     /// Pipeline: `user_eos` → the first sentence's TTS request. `ttfa = tts_start + tts_ttfb + leading_silence`.
     pub tts_start_ms: Option<f64>,
+    /// First audible agent sample of this turn's reply, ms after t0 (for timelines).
+    pub agent_audio_start_ms: Option<f64>,
+    /// Last agent sample the caller heard of this turn's reply (its end, or where a barge-in cut it), ms after t0.
+    pub agent_audio_end_ms: Option<f64>,
+    /// The expected tool calls' names, `;`-separated in scenario order (empty when none).
+    pub tools_expected_names: String,
+    /// The names of the expected calls that succeeded, `;`-separated in scenario order.
+    pub tools_succeeded_names: String,
 }
 
 impl TurnRecord {

@@ -576,6 +576,15 @@ impl Tracker {
             tools_late: st.tools_late,
             tools_unexpected: st.tools_unexpected,
             tools_malformed: st.tools_malformed,
+            tools_expected_names: t.tool_calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(";"),
+            tools_succeeded_names: t
+                .tool_calls
+                .iter()
+                .zip(&st.satisfied)
+                .filter(|(_, ok)| **ok)
+                .map(|(c, _)| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
             ..Default::default()
         };
         if expects_reply(t.expect) {
@@ -584,6 +593,8 @@ impl Tracker {
                 r.leading_silence_ms = Some(signed_ms(a, f));
             }
             r.ttfa_ms = st.first_audible.map(|f| signed_ms(eos, f));
+            r.agent_audio_start_ms = st.first_audible.map(|f| signed_ms(self.t0, f));
+            r.agent_audio_end_ms = st.last_heard_end.map(|e| signed_ms(self.t0, e));
             r.talk_over_ms = r.ttfa_ms.filter(|v| *v < 0.0).map(|v| -v);
             r.endpointing_ms = st.speech_stopped.map(|s| signed_ms(eos, s));
             r.tool_call_ms = st.tool_first_at.map(|a| signed_ms(eos, a));

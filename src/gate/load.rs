@@ -204,6 +204,10 @@ pub(crate) struct TurnRow {
     llm_start_ms: Option<f64>,
     #[serde(default)]
     tts_start_ms: Option<f64>,
+    agent_audio_start_ms: Option<f64>,
+    agent_audio_end_ms: Option<f64>,
+    tools_expected_names: String,
+    tools_succeeded_names: String,
 }
 
 impl TurnRow {
@@ -251,6 +255,10 @@ impl TurnRow {
             error_message: self.error_message,
             llm_start_ms: self.llm_start_ms,
             tts_start_ms: self.tts_start_ms,
+            agent_audio_start_ms: self.agent_audio_start_ms,
+            agent_audio_end_ms: self.agent_audio_end_ms,
+            tools_expected_names: self.tools_expected_names,
+            tools_succeeded_names: self.tools_succeeded_names,
         })
     }
 }
@@ -302,6 +310,10 @@ mod tests {
             error_message: Some("late\nvery".into()),
             llm_start_ms: v(),
             tts_start_ms: v(),
+            agent_audio_start_ms: v(),
+            agent_audio_end_ms: v(),
+            tools_expected_names: "check_availability;book".into(),
+            tools_succeeded_names: "book".into(),
         }
     }
 
