@@ -79,6 +79,37 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         save_baseline: Option<String>,
     },
+    /// Rebuild a report directory's pages from the directory alone: plots/ (PNG and SVG), index.html (one
+    /// self-contained page), report.md, and for two targets or more compare.md / compare.json. For old runs, merged
+    /// shards, or after changing voicebench. The rows and histograms are only read.
+    Report {
+        /// The report directory (what `voicebench run` wrote; it needs summary.json and turns.jsonl).
+        dir: PathBuf,
+    },
+    /// Head to head: every target of the given report directories against a reference (the first, or
+    /// --reference), metric by metric: ratios of p50 and p95 latencies and differences of rates, with 95 %
+    /// bootstrap confidence intervals over whole calls and whether each difference is significant. One directory
+    /// with two targets or more works too. docs/report.md defines the figures.
+    Compare {
+        /// Report directories.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// The reference side, by label (a target name, or DIR/target when names repeat).
+        #[arg(long, value_name = "LABEL")]
+        reference: Option<String>,
+        /// What to print on stdout.
+        #[arg(long, value_enum, default_value = "table")]
+        format: CompareFormat,
+        /// Also write compare.md, compare.json and overlaid CDF plots (plots/compare-*.png/svg) into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Bootstrap seed (the same inputs and seed give the same intervals).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Run the embedded simulated providers of a scenario standalone (real servers on 127.0.0.1), print their URLs,
     /// and serve until Ctrl-C — for testing your own tools against a known, labelled-simulated agent.
     Sim {
@@ -178,6 +209,17 @@ pub enum GateFormat {
     Json,
 }
 
+/// What `voicebench compare` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned tables with a headline per pair.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// The JSON document.
+    Json,
+}
+
 /// `voicebench corpus …`
 #[derive(Debug, Subcommand)]
 pub enum CorpusAction {
@@ -229,7 +271,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet };
             let outcome = runtime()?.block_on(crate::run::run(&sc, &opts, &|m| eprintln!("{m}")))?;
             print!("{}", crate::report::terminal_table(&outcome.summary));
-            println!("report: {}", outcome.out_dir.display());
+            // The pages come from the directory alone, as `voicebench report` makes them; failing to draw them
+            // loses nothing measured, so it is a warning.
+            match crate::report::pages_build::render_dir(&outcome.out_dir) {
+                Ok(r) => {
+                    if let Some(c) = &r.compare {
+                        println!();
+                        print!("{}", crate::compare::render_terminal(c));
+                    }
+                    for w in &r.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    println!("report: {} ({})", outcome.out_dir.display(), r.html.display());
+                }
+                Err(e) => {
+                    eprintln!("warning: the report pages could not be written: {e}");
+                    println!("report: {}", outcome.out_dir.display());
+                }
+            }
             if outcome.interrupted {
                 eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
                 return Ok(2);
@@ -257,6 +316,64 @@ pub fn run(cli: Cli) -> Result<i32> {
                 eprintln!("saved baseline `{name}` in {}", path.display());
             }
             Ok(code)
+        }
+        Command::Report { dir } => {
+            let r = crate::report::pages_build::render_dir(&dir)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}", r.html.display());
+            println!("{}", r.markdown.display());
+            if r.compare.is_some() {
+                println!("{}", dir.join("compare.md").display());
+                println!("{}", dir.join("compare.json").display());
+            }
+            println!("{} plot files in {}", r.plots.len(), dir.join("plots").display());
+            Ok(0)
+        }
+        Command::Compare { dirs, reference, format, out, resamples, seed } => {
+            let mut opts = crate::compare::CompareOptions { resamples, reference, ..Default::default() };
+            if let Some(s) = seed {
+                opts.seed = s;
+            }
+            let sides = crate::compare::load_sides(&dirs)?;
+            let c = crate::compare::compare(&sides, &opts)?;
+            print!(
+                "{}",
+                match format {
+                    CompareFormat::Table => crate::compare::render_terminal(&c),
+                    CompareFormat::Markdown => crate::compare::render_markdown(&c),
+                    CompareFormat::Json => crate::compare::render_json(&c),
+                }
+            );
+            if let Some(out) = out {
+                std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+                let mut written = crate::compare::write_outputs(&c, &out)?;
+                let plots = out.join("plots");
+                std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
+                for metric in ["ttfa", "barge_in_stop"] {
+                    let series = crate::compare::metric_values(&sides, metric);
+                    if series.len() >= 2 {
+                        let p = crate::plots::cdf_overlay(&series, metric, &plots, &format!("compare-{metric}"))
+                            .with_context(|| format!("cannot draw the {metric} CDF"))?;
+                        written.extend([plots.join(&p.png), plots.join(&p.svg)]);
+                    }
+                }
+                for w in written {
+                    eprintln!("wrote {}", w.display());
+                }
+            }
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(crate::compare::render_markdown(&c).as_bytes()));
+                if let Err(e) = appended {
+                    eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
+                }
+            }
+            Ok(0)
         }
         Command::Bench { calls, corpus, out } => {
             let rt = runtime()?;

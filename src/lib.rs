@@ -6,9 +6,11 @@
 pub mod audio;
 pub mod caller;
 pub mod cli;
+pub mod compare;
 pub mod corpus;
 pub mod gate;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod run;
 pub mod scenario;

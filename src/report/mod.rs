@@ -12,6 +12,8 @@
 
 pub mod hgrm;
 pub mod hlog;
+pub mod pages;
+pub mod pages_build;
 mod recorder;
 pub mod rows;
 pub mod summary;

@@ -1,0 +1,178 @@
+//! A [`Comparison`] as text: the terminal table, Markdown (report.md, `$GITHUB_STEP_SUMMARY`) and JSON, plus the
+//! one-line headline per pair ("fixed answered 1.91× sooner than pipeline [1.84–1.99]").
+
+use std::fmt::Write as _;
+
+use super::{Comparison, Pair, Row};
+
+/// Metric labels for people.
+pub fn metric_label(metric: &str) -> &str {
+    match metric {
+        "ttfa" => "TTFA",
+        "ttfb" => "TTFB",
+        "leading_silence" => "leading silence",
+        "endpointing" => "endpointing",
+        "tool_call" => "tool call",
+        "talk_over" => "talk-over",
+        "max_silence" => "max silence",
+        "barge_in_stop" => "barge-in stop",
+        "barge_in_ack" => "barge-in ack",
+        "post_cancel_audio" => "post-cancel audio",
+        "stt" => "STT",
+        "llm_ttft" => "LLM TTFT",
+        "tts_ttfb" => "TTS TTFB",
+        "tool_success_rate" => "tool success",
+        "barge_in_success_rate" => "barge-in success",
+        m => m,
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0} ms") } else { format!("{v:.1} ms") }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+fn points(v: f64) -> String {
+    format!("{:+.1} pt", v * 100.0)
+}
+
+/// The reference's and the other's values.
+fn values(r: &Row) -> (String, String) {
+    if r.is_rate() { (pct(r.reference), pct(r.other)) } else { (ms(r.reference), ms(r.other)) }
+}
+
+/// The compared figure with its interval: `1.91× [1.84–1.99]` or `−12.0 pt [−20.0 – −4.0]`.
+pub fn figure(r: &Row) -> String {
+    if r.is_rate() {
+        let ci = r.ci.map(|(lo, hi)| format!(" [{} … {}]", points(lo), points(hi))).unwrap_or_default();
+        format!("{}{ci}", points(r.value))
+    } else {
+        let ci = r.ci.map(|(lo, hi)| format!(" [{lo:.2}–{hi:.2}]")).unwrap_or_default();
+        format!("{:.2}×{ci}", r.value)
+    }
+}
+
+/// What the figure says: significant or not, with the p-value.
+pub fn verdict(r: &Row) -> String {
+    match r.p_value {
+        None => format!("too few calls ({} vs {}; need 3 each)", r.calls.0, r.calls.1),
+        Some(p) if r.significant => format!("significant (p {})", p_text(p)),
+        Some(p) => format!("not significant (p {})", p_text(p)),
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p < 0.001 { "< 0.001".into() } else { format!("= {p:.3}") }
+}
+
+/// One sentence for the pair's TTFA p50 (the number people ask for), or `None` without TTFA on both sides.
+pub fn headline(c: &Comparison, pair: &Pair) -> Option<String> {
+    let r = pair.rows.iter().find(|r| r.metric == "ttfa" && r.stat == "p50")?;
+    let name = |label: &str| c.side(label).map(|s| display(s.label.as_str(), s.simulated)).unwrap_or_default();
+    let (a, b) = (name(&c.reference), name(&pair.other));
+    let tail = match r.p_value {
+        None => " (too few calls for an interval)".to_string(),
+        Some(p) if r.significant => format!(", significant (p {})", p_text(p)),
+        Some(p) => format!(", not significant (p {}): no evidence either is faster", p_text(p)),
+    };
+    Some(if r.value >= 1.0 {
+        let ci = r.ci.map(|(lo, hi)| format!(" [{lo:.2}–{hi:.2}]")).unwrap_or_default();
+        format!(
+            "{a} answered {:.2}× sooner than {b}{ci} (median TTFA {} vs {}){tail}",
+            r.value,
+            ms(r.reference),
+            ms(r.other)
+        )
+    } else {
+        let ci = r.ci.map(|(lo, hi)| format!(" [{:.2}–{:.2}]", 1.0 / hi, 1.0 / lo)).unwrap_or_default();
+        format!(
+            "{b} answered {:.2}× sooner than {a}{ci} (median TTFA {} vs {}){tail}",
+            1.0 / r.value,
+            ms(r.other),
+            ms(r.reference)
+        )
+    })
+}
+
+fn display(label: &str, simulated: bool) -> String {
+    if simulated { format!("{label} (simulated)") } else { label.to_string() }
+}
+
+fn explain(c: &Comparison) -> String {
+    format!(
+        "ratio = other / {reference} (latencies: above 1 means slower than {reference}); rates: difference in \
+         percentage points. 95 % bootstrap intervals over whole calls ({} resamples, seed {}); significant when \
+         p < 0.05 and the interval excludes no difference.",
+        c.resamples,
+        c.seed,
+        reference = c.reference
+    )
+}
+
+/// The comparison for a terminal: per pair, a headline and an aligned table.
+pub fn render_terminal(c: &Comparison) -> String {
+    let mut out = String::new();
+    for pair in &c.pairs {
+        let a = c.side(&c.reference).map(|s| display(&s.label, s.simulated)).unwrap_or_default();
+        let b = c.side(&pair.other).map(|s| display(&s.label, s.simulated)).unwrap_or_default();
+        let _ = writeln!(out, "compare: {a}  vs  {b}");
+        if let Some(h) = headline(c, pair) {
+            let _ = writeln!(out, "  {h}");
+        }
+        let (wa, wb) = (c.reference.len().max(9), pair.other.len().max(9));
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>wa$} {:>wb$}  {:<28} {}",
+            "metric", c.reference, pair.other, "ratio / difference", "verdict"
+        );
+        for r in &pair.rows {
+            let (va, vb) = values(r);
+            let name = if r.is_rate() {
+                metric_label(&r.metric).to_string()
+            } else {
+                format!("{} {}", metric_label(&r.metric), r.stat)
+            };
+            let _ = writeln!(out, "  {name:<22} {va:>wa$} {vb:>wb$}  {:<28} {}", figure(r), verdict(r));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", explain(c));
+    out
+}
+
+/// The comparison in Markdown: a headline and a table per pair.
+pub fn render_markdown(c: &Comparison) -> String {
+    let mut out = String::from("## Head to head\n\n");
+    for pair in &c.pairs {
+        let a = c.side(&c.reference).map(|s| display(&s.label, s.simulated)).unwrap_or_default();
+        let b = c.side(&pair.other).map(|s| display(&s.label, s.simulated)).unwrap_or_default();
+        let _ = writeln!(out, "### {a} vs {b}\n");
+        if let Some(h) = headline(c, pair) {
+            let _ = writeln!(out, "**{h}**\n");
+        }
+        let _ = writeln!(out, "| metric | {} | {} | ratio / difference [95 % CI] | verdict |", c.reference, pair.other);
+        out.push_str("|---|---:|---:|---|---|\n");
+        for r in &pair.rows {
+            let (va, vb) = values(r);
+            let name = if r.is_rate() {
+                metric_label(&r.metric).to_string()
+            } else {
+                format!("{} {}", metric_label(&r.metric), r.stat)
+            };
+            let _ = writeln!(out, "| {name} | {va} | {vb} | {} | {} |", figure(r), verdict(r));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "_{}_", explain(c));
+    out
+}
+
+/// The comparison as JSON (pretty, with a trailing newline).
+pub fn render_json(c: &Comparison) -> String {
+    let mut s = serde_json::to_string_pretty(c).expect("a comparison serialises");
+    s.push('\n');
+    s
+}
