@@ -4,6 +4,7 @@ mod corpus;
 mod gate;
 mod pipeline;
 mod protocols;
+mod report;
 mod run;
 mod summary;
 mod validate;

@@ -179,12 +179,18 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
     }
     for s in &mut raw {
         if count[&s.target] > 1 {
-            let d = s
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| s.dir.display().to_string());
+            let d = s.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             s.label = format!("{d}/{}", s.target);
+        }
+    }
+    // Directories with the same last component (`a/report`, `b/report`): their whole paths tell them apart.
+    let mut labels: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &raw {
+        *labels.entry(s.label.clone()).or_default() += 1;
+    }
+    for s in &mut raw {
+        if labels[&s.label] > 1 {
+            s.label = format!("{}/{}", s.dir.display(), s.target);
         }
     }
     let mut seen = BTreeMap::new();
@@ -253,7 +259,8 @@ fn pair_rows(a: &Side, b: &Side, opts: &CompareOptions) -> Vec<Row> {
     let mut rows = Vec::new();
     for metric in METRICS {
         let (sa, sb) = (samples(&a.turns, &a.target, metric), samples(&b.turns, &b.target, metric));
-        if sa.is_empty() || sb.is_empty() {
+        // Nothing on either side (post-cancel audio of agents that stop cleanly): a ratio of zeros says nothing.
+        if sa.is_empty() || sb.is_empty() || sa.iter().chain(&sb).flatten().all(|v| *v == 0) {
             continue;
         }
         for (stat, q) in STATS {

@@ -244,17 +244,21 @@ pub fn provenance(s: &Summary) -> Vec<(String, String)> {
     v
 }
 
+/// A cell that reads as a number (`1187`, `95.8 %`, `–`, `8 / 9`): right-aligned.
+fn is_numeric(c: &str) -> bool {
+    c.starts_with(|ch: char| ch.is_ascii_digit() || "+-–−".contains(ch))
+}
+
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn md_table(out: &mut String, t: &Table) {
     let _ = writeln!(out, "| {} |", t.headers.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(
-        out,
-        "|{}",
-        t.headers.iter().enumerate().map(|(i, _)| if i == 0 { "---|" } else { "---:|" }).collect::<String>()
-    );
+    let align: String = (0..t.headers.len())
+        .map(|i| if i > 0 && t.rows.iter().all(|r| r.get(i).is_some_and(|c| is_numeric(c))) { "---:|" } else { "---|" })
+        .collect();
+    let _ = writeln!(out, "|{align}");
     for r in &t.rows {
         let _ = writeln!(out, "| {} |", r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
     }
@@ -340,7 +344,7 @@ fn html_table(out: &mut String, t: &Table, class: &str) {
     for r in &t.rows {
         out.push_str("<tr>");
         for c in r {
-            let numeric = c.starts_with(|ch: char| ch.is_ascii_digit() || "+-–−".contains(ch));
+            let numeric = is_numeric(c);
             let cls = match c.as_str() {
                 "PASS" => " class=\"pass\"",
                 "FAIL" => " class=\"fail\"",
