@@ -132,6 +132,8 @@ pub struct Pair {
     pub other: String,
     /// Rows, metrics in [`METRICS`] order then the rates.
     pub rows: Vec<Row>,
+    /// What makes the pair less than like for like (different turn mixes, …).
+    pub notes: Vec<String>,
 }
 
 /// A whole comparison.
@@ -230,7 +232,11 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Gate
     order.extend(sides.iter().enumerate().filter(|(i, _)| *i != ref_index).map(|(_, s)| s));
     let pairs = order[1..]
         .iter()
-        .map(|other| Pair { other: other.label.clone(), rows: pair_rows(reference, other, opts) })
+        .map(|other| Pair {
+            other: other.label.clone(),
+            rows: pair_rows(reference, other, opts),
+            notes: pair_notes(reference, other),
+        })
         .collect();
     Ok(Comparison {
         reference: reference.label.clone(),
@@ -277,6 +283,24 @@ fn pair_rows(a: &Side, b: &Side, opts: &CompareOptions) -> Vec<Row> {
         rows.push(rate_row(metric, &ra, &rb, opts.resamples, seed));
     }
     rows
+}
+
+/// Warnings about a pair: a side that scores no tool calls (its protocol carries none) answers tool turns without a
+/// tool round, so its whole-call latencies are not like for like with a side that makes them.
+fn pair_notes(a: &Side, b: &Side) -> Vec<String> {
+    let expected = |s: &Side| s.turns.iter().map(|t| u64::from(t.tools_expected)).sum::<u64>();
+    let (ea, eb) = (expected(a), expected(b));
+    let mut notes = Vec::new();
+    for (side, e, other, eo) in [(a, ea, b, eb), (b, eb, a, ea)] {
+        if e == 0 && eo > 0 {
+            notes.push(format!(
+                "{} scores no tool calls (none expected of it: its protocol carries none), so its tool turns skip the \
+                 tool round that {} makes: compare TTFA by turn kind (plain turns) before concluding",
+                side.label, other.label
+            ));
+        }
+    }
+    notes
 }
 
 /// Two-sided p-value and percentile interval of a bootstrap distribution against the no-difference value.

@@ -73,27 +73,38 @@ pub fn headline(c: &Comparison, pair: &Pair) -> Option<String> {
     let r = pair.rows.iter().find(|r| r.metric == "ttfa" && r.stat == "p50")?;
     let name = |label: &str| c.side(label).map(|s| display(s.label.as_str(), s.simulated)).unwrap_or_default();
     let (a, b) = (name(&c.reference), name(&pair.other));
-    let tail = match r.p_value {
-        None => " (too few calls for an interval)".to_string(),
-        Some(p) if r.significant => format!(", significant (p {})", p_text(p)),
-        Some(p) => format!(", not significant (p {}): no evidence either is faster", p_text(p)),
-    };
-    Some(if r.value >= 1.0 {
-        let ci = r.ci.map(|(lo, hi)| format!(" [{lo:.2}–{hi:.2}]")).unwrap_or_default();
-        format!(
-            "{a} answered {:.2}× sooner than {b}{ci} (median TTFA {} vs {}){tail}",
+    let ci = r.ci.map(|(lo, hi)| format!(" [{lo:.2}–{hi:.2}]")).unwrap_or_default();
+    Some(match r.p_value {
+        Some(p) if !r.significant => format!(
+            "{a} vs {b}: no significant difference in median TTFA ({} vs {}, ratio {:.2}{ci}, p {})",
+            ms(r.reference),
+            ms(r.other),
+            r.value,
+            p_text(p)
+        ),
+        None => format!(
+            "{a} vs {b}: median TTFA {} vs {} (ratio {:.2}; too few calls for an interval)",
+            ms(r.reference),
+            ms(r.other),
+            r.value
+        ),
+        Some(p) if r.value >= 1.0 => format!(
+            "{a} answered {:.2}× sooner than {b}{ci} (median TTFA {} vs {}), significant (p {})",
             r.value,
             ms(r.reference),
-            ms(r.other)
-        )
-    } else {
-        let ci = r.ci.map(|(lo, hi)| format!(" [{:.2}–{:.2}]", 1.0 / hi, 1.0 / lo)).unwrap_or_default();
-        format!(
-            "{b} answered {:.2}× sooner than {a}{ci} (median TTFA {} vs {}){tail}",
-            1.0 / r.value,
             ms(r.other),
-            ms(r.reference)
-        )
+            p_text(p)
+        ),
+        Some(p) => {
+            let inv = r.ci.map(|(lo, hi)| format!(" [{:.2}–{:.2}]", 1.0 / hi, 1.0 / lo)).unwrap_or_default();
+            format!(
+                "{b} answered {:.2}× sooner than {a}{inv} (median TTFA {} vs {}), significant (p {})",
+                1.0 / r.value,
+                ms(r.other),
+                ms(r.reference),
+                p_text(p)
+            )
+        }
     })
 }
 
@@ -121,6 +132,9 @@ pub fn render_terminal(c: &Comparison) -> String {
         let _ = writeln!(out, "compare: {a}  vs  {b}");
         if let Some(h) = headline(c, pair) {
             let _ = writeln!(out, "  {h}");
+        }
+        for n in &pair.notes {
+            let _ = writeln!(out, "  note: {n}");
         }
         let (wa, wb) = (c.reference.len().max(9), pair.other.len().max(9));
         let _ = writeln!(
@@ -152,6 +166,9 @@ pub fn render_markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "### {a} vs {b}\n");
         if let Some(h) = headline(c, pair) {
             let _ = writeln!(out, "**{h}**\n");
+        }
+        for n in &pair.notes {
+            let _ = writeln!(out, "> Note: {n}\n");
         }
         let _ = writeln!(out, "| metric | {} | {} | ratio / difference [95 % CI] | verdict |", c.reference, pair.other);
         out.push_str("|---|---:|---:|---|---|\n");

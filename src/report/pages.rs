@@ -437,6 +437,9 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
             if let Some(h) = crate::compare::render::headline(c, pair) {
                 let _ = writeln!(o, "<p class=\"headline\">{}</p>", esc(&h));
             }
+            for n in &pair.notes {
+                let _ = writeln!(o, "<p class=\"banner sim\">Note: {}</p>", esc(n));
+            }
             let mut t = Table {
                 headers: vec![
                     "metric".into(),
