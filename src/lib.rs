@@ -9,6 +9,7 @@ pub mod cli;
 pub mod corpus;
 pub mod gate;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod run;
 pub mod scenario;
