@@ -141,7 +141,7 @@ impl Figure {
     /// Pixel size.
     fn size(&self) -> (u32, u32) {
         match self {
-            Figure::Stages { bars } => (1200, 190 + 90 * bars.len() as u32),
+            Figure::Stages { bars } => (1200, 200 + 90 * bars.len() as u32),
             Figure::Timeline { .. } => (1600, 460),
             _ => (1200, 700),
         }
@@ -205,12 +205,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     std::fs::rename(&tmp, path).map_err(|source| PlotError::Io { action: "write", path: path.to_owned(), source })
 }
 
-/// Key points for a log axis: 1, 2, 5 × 10^k inside `[lo, hi]`.
+/// Key points for a log axis: 1, 2, 5 × 10^k over wide spans; every 1…9 × 10^k under ~1.5 decades, and 1.2, 1.5,
+/// 2.5 too under a factor of 5 (else a one-decade axis has two or three labels).
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mults: &[f64] = if hi / lo < 5.0 {
+        &[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    } else if hi / lo < 30.0 {
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
     let mut v = Vec::new();
     let mut decade = 10f64.powf(lo.log10().floor());
     while decade <= hi {
-        for m in [1.0, 2.0, 5.0] {
+        for m in mults {
             let x = decade * m;
             if x >= lo && x <= hi {
                 v.push(x);
@@ -219,6 +227,13 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         decade *= 10.0;
     }
     v
+}
+
+/// A tick label: the value with no more decimals than it needs (at most 3).
+fn tick(v: &f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
 }
 
 /// A legend's line for a series: label, n, p50 and p95.
@@ -230,6 +245,121 @@ fn stats_label(s: &Series) -> String {
         ms(quantile(&s.values, 0.5)),
         ms(quantile(&s.values, 0.95))
     )
+}
+
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mark {
+    Line,
+    Dashed,
+    /// A solid box.
+    Box,
+    /// A light box with a solid outline (an overlaid histogram).
+    Outlined,
+    Down,
+    Diamond,
+    Cross,
+}
+
+/// One legend entry.
+struct Key {
+    label: String,
+    color: RGBColor,
+    mark: Mark,
+}
+
+fn key(label: impl Into<String>, color: RGBColor, mark: Mark) -> Key {
+    Key { label: label.into(), color, mark }
+}
+
+/// Draws a legend under the plot, centred, wrapping into rows, and returns the area left above it. Legends live
+/// outside the data so they can never hide it.
+fn legend_below<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    keys: &[Key],
+) -> Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error + Send + Sync>>
+where
+    DB::ErrorType: 'static,
+{
+    const SWATCH: i32 = 30;
+    const GAP: i32 = 28;
+    const ROW: i32 = 26;
+    let (w, h) = root.dim_in_pixel();
+    let style = font(LABEL_PX);
+    let mut widths = Vec::new();
+    for k in keys {
+        widths.push(root.estimate_text_size(&k.label, &style)?.0 as i32 + SWATCH + 8);
+    }
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut used = 0;
+    for (i, &wi) in widths.iter().enumerate() {
+        let row = rows.last_mut().expect("one row");
+        if !row.is_empty() && used + GAP + wi > w as i32 - 40 {
+            rows.push(vec![i]);
+            used = wi;
+        } else {
+            used += if row.is_empty() { wi } else { GAP + wi };
+            row.push(i);
+        }
+    }
+    let legend_h = rows.len() as u32 * ROW as u32 + 12;
+    let (top, bottom) = root.split_vertically(h.saturating_sub(legend_h));
+    for (r, row) in rows.iter().enumerate() {
+        let total: i32 = row.iter().map(|&i| widths[i]).sum::<i32>() + GAP * (row.len() as i32 - 1);
+        let mut x = ((w as i32 - total) / 2).max(0);
+        let y = r as i32 * ROW + ROW / 2;
+        for &i in row {
+            let Key { label, color, mark } = &keys[i];
+            draw_mark(&bottom, *mark, *color, (x + SWATCH / 2, y))?;
+            bottom.draw(&Text::new(
+                label.clone(),
+                (x + SWATCH + 6, y),
+                anchored(LABEL_PX, HPos::Left, VPos::Center),
+            ))?;
+            x += widths[i] + GAP;
+        }
+    }
+    Ok(top)
+}
+
+/// A legend swatch centred at a pixel.
+fn draw_mark<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    mark: Mark,
+    c: RGBColor,
+    (x, y): (i32, i32),
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    match mark {
+        Mark::Line => area.draw(&PathElement::new(vec![(x - 14, y), (x + 14, y)], c.stroke_width(3)))?,
+        Mark::Dashed => area.draw(&DashedPathElement::new(vec![(x - 14, y), (x + 14, y)], 6, 4, c.stroke_width(2)))?,
+        Mark::Box => area.draw(&Rectangle::new([(x - 12, y - 8), (x + 12, y + 8)], c.filled()))?,
+        Mark::Outlined => {
+            area.draw(&Rectangle::new([(x - 12, y - 8), (x + 12, y + 8)], c.mix(0.3).filled()))?;
+            area.draw(&Rectangle::new([(x - 12, y - 8), (x + 12, y + 8)], c.stroke_width(2)))?;
+        }
+        Mark::Down => area.draw(&Polygon::new(vec![(x - 7, y - 7), (x + 7, y - 7), (x, y + 7)], c.filled()))?,
+        Mark::Diamond => area.draw(&Polygon::new(vec![(x, y - 8), (x + 8, y), (x, y + 8), (x - 8, y)], c.filled()))?,
+        Mark::Cross => {
+            area.draw(&PathElement::new(vec![(x - 7, y - 7), (x + 7, y + 7)], c.stroke_width(3)))?;
+            area.draw(&PathElement::new(vec![(x + 7, y - 7), (x - 7, y + 7)], c.stroke_width(3)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The chart builder every plot starts from: title, margins (room on the right for the last tick label), label
+/// areas.
+fn builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    y_label_px: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(title, font(TITLE_PX)).margin(14).margin_right(36).x_label_area_size(52).y_label_area_size(y_label_px);
+    b
 }
 
 fn draw_cdf<DB: DrawingBackend>(
@@ -246,67 +376,41 @@ where
     let hi = series.iter().map(|s| *s.values.last().unwrap_or(&0.0)).fold(0.0, f64::max);
     let x_desc = format!("{} (ms){}", metric_title(metric), if log { ", log scale" } else { "" });
     let y_ticks: Vec<f64> = (0..=10).map(|i| f64::from(i) / 10.0).collect();
-    let mut builder = ChartBuilder::on(root);
-    builder.caption(title, font(TITLE_PX)).margin(16).x_label_area_size(50).y_label_area_size(70);
-    if log {
-        let lo = (lo.max(1.0) * 0.8).max(0.5);
-        let hi = (hi * 1.25).max(lo * 10.0);
-        let mut chart = builder.build_cartesian_2d(Axis::log(lo, hi), Axis::linear(0.0, 1.0, y_ticks))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("fraction of turns ≤ x")
-            .label_style(font(LABEL_PX))
-            .axis_desc_style(font(LABEL_PX))
-            .bold_line_style(GRID)
-            .x_label_formatter(&|v| ms(*v))
-            .y_label_formatter(&|v| format!("{v:.1}"))
-            .draw()?;
-        cdf_body(&mut chart, series, lo)?;
+    let x = if log {
+        // Values ≤ 0 cannot sit on a log axis: they are drawn at its left end.
+        let lo = (lo.max(1.0) / 1.15).max(0.5);
+        let hi = (hi * 1.15).max(lo * 2.0);
+        Axis::log(lo, hi)
     } else {
         let lo = if lo >= 0.0 { 0.0 } else { lo * 1.05 };
         let step = nice_step(hi * 1.05 - lo, 10.0);
-        let hi = ((hi * 1.02) / step).ceil() * step;
-        let mut chart =
-            builder.build_cartesian_2d(Axis::linear(lo, hi, ticks(lo, hi, step)), Axis::linear(0.0, 1.0, y_ticks))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("fraction of turns ≤ x")
-            .label_style(font(LABEL_PX))
-            .axis_desc_style(font(LABEL_PX))
-            .bold_line_style(GRID)
-            .x_label_formatter(&|v| ms(*v))
-            .y_label_formatter(&|v| format!("{v:.1}"))
-            .draw()?;
-        cdf_body(&mut chart, series, lo)?;
-    }
-    Ok(())
-}
-
-/// The curves, p50/p95 markers and legend of a CDF on either x scale. `x0` is the axis' left end (where each
-/// staircase starts at 0).
-fn cdf_body<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<Axis, Axis>>,
-    series: &[Series],
-    x0: f64,
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    for q in [0.5, 0.95] {
-        let (l, r) = (chart.x_range().start, chart.x_range().end);
+        let hi = ((hi * 1.02) / step).ceil().max(1.0) * step;
+        Axis::linear(lo, hi, ticks(lo, hi, step))
+    };
+    let x0 = x.lo;
+    let mut chart = builder(root, title, 70).build_cartesian_2d(x, Axis::linear(0.0, 1.0, y_ticks))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("fraction of turns ≤ x")
+        .label_style(font(LABEL_PX))
+        .axis_desc_style(font(LABEL_PX))
+        .bold_line_style(GRID)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()?;
+    let (l, r) = (chart.x_range().start, chart.x_range().end);
+    for (q, name) in [(0.5, "p50 ●"), (0.95, "p95 ▲")] {
         chart.draw_series(DashedLineSeries::new([(l, q), (r, q)], 4, 4, MUTED.stroke_width(1)))?;
         chart.draw_series(std::iter::once(Text::new(
-            if q == 0.5 { "p50" } else { "p95" },
+            name,
             (r, q),
             anchored(SMALL_PX, HPos::Right, VPos::Bottom).color(&MUTED),
         )))?;
     }
     for s in series {
         let color = s.color;
-        let mut pts = vec![(x0, 0.0)];
-        pts.extend(cdf_steps(&s.values).into_iter().map(|(x, y)| (x.max(x0), y)));
+        let pts: Vec<(f64, f64)> = cdf_steps(&s.values).into_iter().map(|(x, y)| (x.max(x0), y)).collect();
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(3)))?
             .label(stats_label(s))
@@ -316,6 +420,7 @@ where
         chart.draw_series(std::iter::once(Circle::new((p50, 0.5), 7, color.filled())))?;
         chart.draw_series(std::iter::once(TriangleMarker::new((p95, 0.95), 9, color.filled())))?;
     }
+    // A CDF leaves its lower right empty: the legend goes there.
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -325,6 +430,39 @@ where
         .border_style(MUTED)
         .draw()?;
     Ok(())
+}
+
+/// The x range and bin width of overlaid histograms: the data's range padded by 5 % (from 0 when the data start
+/// near it), a long tail cut at 1.5 × the largest p99, at least `limit × 1.1`; bins of a round width, about
+/// 2·√n (10 to 50) of them across the data (at most ~150 across the axis). Returns `(lo, hi, bin, cut)`, `cut` the value past which samples are not shown.
+fn hist_range(series: &[Series], limit: Option<f64>) -> (f64, f64, f64, Option<f64>) {
+    let min = series.iter().map(|s| s.values[0]).fold(f64::INFINITY, f64::min);
+    let mut max = series.iter().map(|s| *s.values.last().unwrap_or(&0.0)).fold(f64::NEG_INFINITY, f64::max);
+    let p99 = series.iter().map(|s| quantile(&s.values, 0.99)).fold(f64::NEG_INFINITY, f64::max);
+    let cut = (max > p99 * 1.5 && p99 > min).then_some(p99 * 1.5);
+    if let Some(c) = cut {
+        max = c;
+    }
+    // Bins follow the data's spread, not the axis (which a limit line may stretch far past the data).
+    let data_span = max - min;
+    if let Some(l) = limit {
+        max = max.max(l * 1.1);
+    }
+    let (mut lo, mut hi) = if max - min < 1e-9 {
+        // All one value: a window around it.
+        let half = (min.abs() * 0.1).max(5.0);
+        (if min >= 0.0 { (min - half).max(0.0) } else { min - half }, min + half)
+    } else {
+        let pad = (max - min) * 0.05;
+        (if min >= 0.0 && min < 0.25 * max { 0.0 } else { min - pad }, max + pad)
+    };
+    let n = series.iter().map(|s| s.values.len()).max().unwrap_or(1) as f64;
+    let bins = (2.0 * n.sqrt()).clamp(10.0, 50.0);
+    let bin = if data_span > 1e-9 { nice_step(data_span, bins) } else { nice_step(hi - lo, bins) };
+    let bin = bin.max(nice_step(hi - lo, 150.0));
+    lo = (lo / bin).floor() * bin;
+    hi = (hi / bin).ceil() * bin;
+    (lo, hi, bin, cut)
 }
 
 fn draw_hist<DB: DrawingBackend>(
@@ -337,42 +475,27 @@ fn draw_hist<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let lo = series.iter().map(|s| s.values[0]).fold(f64::INFINITY, f64::min).min(0.0);
-    let mut hi = series.iter().map(|s| *s.values.last().unwrap_or(&0.0)).fold(f64::NEG_INFINITY, f64::max);
-    // A long tail would squash the bulk into a few bins: past 1.5 × the largest p99, cut and say so.
-    let p99 = series.iter().map(|s| quantile(&s.values, 0.99)).fold(f64::NEG_INFINITY, f64::max);
-    let clip = (hi > p99 * 1.5 && p99 > lo).then_some(p99 * 1.5);
-    if let Some(c) = clip {
-        hi = c;
-    }
-    if let Some(l) = limit {
-        hi = hi.max(l * 1.1);
-    }
-    if hi <= lo {
-        hi = lo + 10.0;
-    }
-    let bin = nice_step(hi - lo, 40.0);
-    let (lo, hi) = ((lo / bin).floor() * bin, (hi / bin).ceil() * bin);
+    let (lo, hi, bin, cut) = hist_range(series, limit);
     let bins = ((hi - lo) / bin).round().max(1.0) as usize;
     let fractions: Vec<Vec<f64>> = series.iter().map(|s| bin_fractions(&s.values, lo, hi, bins)).collect();
-    let ymax = fractions.iter().flatten().fold(0.0f64, |a, &b| a.max(b)) * 100.0 * 1.15;
-    let ymax = if ymax > 0.0 { ymax } else { 1.0 };
-    let step = nice_step(hi - lo, 10.0);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, font(TITLE_PX))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(
-            Axis::linear(lo, hi, ticks(lo, hi, step)),
-            Axis::linear(0.0, ymax, ticks(0.0, ymax, nice_step(ymax, 8.0))),
-        )?;
-    let clipped: usize = clip.map_or(0, |c| series.iter().map(|s| s.values.iter().filter(|v| **v > c).count()).sum());
-    let x_desc = if clipped > 0 {
-        format!("{} (ms); {clipped} value(s) above {} ms not shown", metric_title(metric), ms(hi))
-    } else {
-        format!("{} (ms)", metric_title(metric))
-    };
+    let top = fractions.iter().flatten().fold(0.0f64, |a, &b| a.max(b)) * 100.0;
+    let ystep = nice_step(top, 8.0);
+    let ymax = if top > 0.0 { top * 1.12 } else { 1.0 };
+    let y_ticks: Vec<f64> = ticks(0.0, ymax, ystep).into_iter().filter(|v| *v <= 100.0).collect();
+    let keys: Vec<Key> = series.iter().map(|s| key(stats_label(s), s.color, Mark::Outlined)).collect();
+    let area = legend_below(root, &keys)?;
+    let mut chart = builder(&area, title, 70).build_cartesian_2d(
+        Axis::linear(lo, hi, ticks(lo, hi, nice_step(hi - lo, 10.0))),
+        Axis::linear(0.0, ymax, y_ticks),
+    )?;
+    let hidden: usize = cut.map_or(0, |c| series.iter().map(|s| s.values.iter().filter(|v| **v > c).count()).sum());
+    let mut x_desc = format!("{} (ms), bins of {} ms", metric_title(metric), tick(&bin));
+    if series.iter().all(|s| s.values[0] == s.values[s.values.len() - 1] && s.values[0] == series[0].values[0]) {
+        x_desc.push_str(&format!("; every value is {} ms", ms(series[0].values[0])));
+    }
+    if hidden > 0 {
+        x_desc.push_str(&format!("; {hidden} value(s) above {} ms not shown", ms(hi)));
+    }
     chart
         .configure_mesh()
         .x_desc(x_desc)
@@ -381,8 +504,8 @@ where
         .axis_desc_style(font(LABEL_PX))
         .bold_line_style(GRID)
         .disable_x_mesh()
-        .x_label_formatter(&|v| ms(*v))
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .draw()?;
     for (s, f) in series.iter().zip(&fractions) {
         let color = s.color;
@@ -393,33 +516,31 @@ where
                 .filter(|(_, v)| **v > 0.0)
                 .map(|(i, v)| Rectangle::new([(x(i), 0.0), (x(i + 1), v * 100.0)], color.mix(0.25).filled())),
         )?;
-        let mut outline = vec![(lo, 0.0)];
-        for (i, v) in f.iter().enumerate() {
-            outline.push((x(i), v * 100.0));
-            outline.push((x(i + 1), v * 100.0));
+        // The outline of each run of non-empty bins (not along the axis, where it would hide the other targets).
+        let mut i = 0;
+        while i < f.len() {
+            if f[i] == 0.0 {
+                i += 1;
+                continue;
+            }
+            let mut run = vec![(x(i), 0.0)];
+            while i < f.len() && f[i] > 0.0 {
+                run.push((x(i), f[i] * 100.0));
+                run.push((x(i + 1), f[i] * 100.0));
+                i += 1;
+            }
+            run.push((x(i), 0.0));
+            chart.draw_series(LineSeries::new(run, color.stroke_width(2)))?;
         }
-        outline.push((hi, 0.0));
-        chart
-            .draw_series(LineSeries::new(outline, color.stroke_width(2)))?
-            .label(stats_label(s))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], color.mix(0.6).filled()));
     }
     if let Some(l) = limit {
         chart.draw_series(DashedLineSeries::new([(l, 0.0), (l, ymax)], 8, 5, BLACK.stroke_width(2)))?;
         chart.draw_series(std::iter::once(Text::new(
-            format!("{} ms limit: still audible → barge-in failed", ms(l)),
+            format!("{} ms limit: still audible → barge-in failed ", ms(l)),
             (l, ymax * 0.97),
             anchored(LABEL_PX, HPos::Right, VPos::Top),
         )))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .label_font(font(LABEL_PX))
-        .background_style(WHITE.mix(0.9))
-        .border_style(MUTED)
-        .draw()?;
     Ok(())
 }
 
@@ -433,57 +554,65 @@ where
     DB::ErrorType: 'static,
 {
     let last = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).max().unwrap_or(0);
-    let ymax = series.iter().flat_map(|s| s.2.iter().map(|p| p.2)).fold(0.0, f64::max) * 1.15;
-    let ystep = nice_step(ymax, 8.0);
-    let ymax = (ymax / ystep).ceil() * ystep;
-    let x_ticks: Vec<f64> = (0..=last).map(f64::from).collect();
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, font(TITLE_PX))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(
-            Axis::linear(-0.5, f64::from(last) + 0.5, x_ticks),
-            Axis::linear(0.0, ymax, ticks(0.0, ymax, ystep)),
-        )?;
+    let top = series.iter().flat_map(|s| s.2.iter().map(|p| p.2)).fold(0.0, f64::max) * 1.1;
+    let ystep = nice_step(top, 8.0);
+    let ymax = (top / ystep).ceil().max(1.0) * ystep;
+    let mut keys = Vec::new();
+    for (name, color, _) in series {
+        keys.push(key(format!("{name} p50"), *color, Mark::Line));
+        keys.push(key(format!("{name} p95"), *color, Mark::Dashed));
+    }
+    let area = legend_below(root, &keys)?;
+    let mut chart = builder(&area, title, 70).build_cartesian_2d(
+        Axis::linear(-0.5, f64::from(last) + 0.5, (0..=last).map(f64::from).collect()),
+        Axis::linear(0.0, ymax, ticks(0.0, ymax, ystep)),
+    )?;
     let label = |v: &f64| {
         let i = v.round() as u32;
         turn_ids.get(&i).map_or(format!("{i}"), |id| format!("{i} {id}"))
     };
     chart
         .configure_mesh()
-        .x_desc("turn (index and id)")
+        .x_desc("turn (index and id); a gap is a turn with no reply to time")
         .y_desc("TTFA (ms)")
         .label_style(font(LABEL_PX))
         .axis_desc_style(font(LABEL_PX))
         .bold_line_style(GRID)
         .x_label_formatter(&label)
-        .y_label_formatter(&|v| ms(*v))
+        .y_label_formatter(&tick)
         .draw()?;
-    for (name, color, pts) in series {
+    for (_, color, pts) in series {
         let color = *color;
-        let p50: Vec<(f64, f64)> = pts.iter().map(|p| (f64::from(p.0), p.1)).collect();
-        let p95: Vec<(f64, f64)> = pts.iter().map(|p| (f64::from(p.0), p.2)).collect();
-        chart
-            .draw_series(LineSeries::new(p50.clone(), color.stroke_width(3)))?
-            .label(format!("{name} p50"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
-        chart.draw_series(p50.iter().map(|&p| Circle::new(p, 6, color.filled())))?;
-        chart
-            .draw_series(DashedLineSeries::new(p95.clone(), 10, 6, color.stroke_width(2)))?
-            .label(format!("{name} p95"))
-            .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], 6, 4, color.stroke_width(2)));
-        chart.draw_series(p95.iter().map(|&p| TriangleMarker::new(p, 7, color.filled())))?;
+        // Lines join consecutive turns only: a turn without a TTFA (a backchannel) breaks them.
+        let mut runs: Vec<Vec<&(u32, f64, f64, usize)>> = Vec::new();
+        for p in pts {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|q| q.0 + 1 == p.0) => run.push(p),
+                _ => runs.push(vec![p]),
+            }
+        }
+        for run in &runs {
+            chart.draw_series(LineSeries::new(run.iter().map(|p| (f64::from(p.0), p.1)), color.stroke_width(3)))?;
+            chart.draw_series(DashedLineSeries::new(
+                run.iter().map(|p| (f64::from(p.0), p.2)),
+                10,
+                6,
+                color.stroke_width(2),
+            ))?;
+        }
+        chart.draw_series(pts.iter().map(|p| Circle::new((f64::from(p.0), p.1), 6, color.filled())))?;
+        chart.draw_series(pts.iter().map(|p| TriangleMarker::new((f64::from(p.0), p.2), 7, color.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(12)
-        .label_font(font(LABEL_PX))
-        .background_style(WHITE.mix(0.9))
-        .border_style(MUTED)
-        .draw()?;
     Ok(())
+}
+
+/// A segment's name as the stage plot writes it.
+fn segment_title(s: &str) -> String {
+    match s {
+        "llm_ttft" => "LLM TTFT".into(),
+        "tts_ttfb" => "TTS TTFB".into(),
+        other => other.replace('_', " "),
+    }
 }
 
 fn draw_stages<DB: DrawingBackend>(
@@ -494,83 +623,56 @@ fn draw_stages<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let (_, h) = root.dim_in_pixel();
-    let (plot_area, legend_area) = root.split_vertically(h - 50);
-    let total_max = bars.iter().map(|b| b.1.iter().sum::<f64>()).fold(0.0, f64::max);
-    let step = nice_step(total_max * 1.25, 10.0);
-    let xmax = (total_max * 1.25 / step).ceil() * step;
+    let keys: Vec<Key> =
+        SEGMENTS.iter().zip(SEGMENT_COLORS).map(|(s, c)| key(segment_title(s), c, Mark::Box)).collect();
+    let area = legend_below(root, &keys)?;
+    let total_max = bars.iter().map(|b| b.1.iter().map(|v| v.max(0.0)).sum::<f64>()).fold(0.0, f64::max);
+    // Room on the right for "= total ms (n turns)".
+    let step = nice_step(total_max * 1.3, 10.0);
+    let xmax = (total_max * 1.3 / step).ceil().max(1.0) * step;
     let n = bars.len();
-    let y_keys: Vec<f64> = (0..n).map(|i| i as f64).collect();
-    let y_label_px = bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(10) as u32 * 9 + 20;
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption(title, font(TITLE_PX))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(y_label_px)
-        .build_cartesian_2d(
-            Axis::linear(0.0, xmax, ticks(0.0, xmax, step)),
-            Axis::linear(-0.6, n as f64 - 0.4, y_keys),
-        )?;
+    let mut y_label_px = 0;
+    for b in bars {
+        y_label_px = y_label_px.max(root.estimate_text_size(&b.0, &font(LABEL_PX))?.0 + 24);
+    }
+    let mut chart = builder(&area, title, y_label_px).build_cartesian_2d(
+        Axis::linear(0.0, xmax, ticks(0.0, xmax, step)),
+        Axis::linear(-0.6, n as f64 - 0.4, (0..n).map(|i| i as f64).collect()),
+    )?;
     let name = |v: &f64| bars.get(v.round() as usize).map_or(String::new(), |b| b.0.clone());
     chart
         .configure_mesh()
-        .x_desc("mean time from the caller's end of speech (ms)")
+        .x_desc("mean time from the caller's end of speech (ms); segments add up to the mean TTFA")
         .label_style(font(LABEL_PX))
         .axis_desc_style(font(LABEL_PX))
         .bold_line_style(GRID)
         .disable_y_mesh()
-        .x_label_formatter(&|v| ms(*v))
+        .x_label_formatter(&tick)
         .y_label_formatter(&name)
         .draw()?;
-    // Pixels per ms, to decide which segments have room for their value.
     let plot_px = f64::from(chart.plotting_area().dim_in_pixel().0);
     for (i, (_, means, turns)) in bars.iter().enumerate() {
         let y = i as f64;
         let mut at = 0.0;
         for (k, &v) in means.iter().enumerate() {
             let v = v.max(0.0);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(at, y - 0.3), (at + v, y + 0.3)],
-                SEGMENT_COLORS[k].filled(),
-            )))?;
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(at, y - 0.3), (at + v, y + 0.3)],
-                WHITE.stroke_width(1),
-            )))?;
-            if v / xmax * plot_px > 42.0 {
-                chart.draw_series(std::iter::once(Text::new(
-                    format!("{v:.0}"),
-                    (at + v / 2.0, y),
-                    anchored(SMALL_PX, HPos::Center, VPos::Center),
-                )))?;
+            let rect = [(at, y - 0.3), (at + v, y + 0.3)];
+            chart.draw_series(std::iter::once(Rectangle::new(rect, SEGMENT_COLORS[k].filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(rect, WHITE.stroke_width(1))))?;
+            // The value inside the segment when it fits; white on the dark colours.
+            if v / xmax * plot_px > 30.0 {
+                let dark = matches!(k, 3 | 5);
+                let style = anchored(SMALL_PX, HPos::Center, VPos::Center);
+                let style = if dark { style.color(&WHITE) } else { style };
+                chart.draw_series(std::iter::once(Text::new(format!("{v:.0}"), (at + v / 2.0, y), style)))?;
             }
             at += v;
         }
         chart.draw_series(std::iter::once(Text::new(
-            format!("= {at:.0} ms ({turns} turns)"),
-            (at + xmax * 0.01, y),
+            format!(" = {at:.0} ms ({turns} turns)"),
+            (at, y),
             anchored(LABEL_PX, HPos::Left, VPos::Center),
         )))?;
-    }
-    let items: Vec<(String, RGBColor)> =
-        SEGMENTS.iter().zip(SEGMENT_COLORS).map(|(s, c)| (s.replace('_', " "), c)).collect();
-    legend_row(&legend_area, &items)?;
-    Ok(())
-}
-
-/// A row of colour swatches and names, centred in `area`.
-fn legend_row<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(String, RGBColor)]) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let (w, h) = area.dim_in_pixel();
-    let widths: Vec<i32> = items.iter().map(|(s, _)| s.chars().count() as i32 * 9 + 50).collect();
-    let mut x = (w as i32 - widths.iter().sum::<i32>()).max(0) / 2;
-    let y = h as i32 / 2;
-    for ((name, color), width) in items.iter().zip(widths) {
-        area.draw(&Rectangle::new([(x, y - 8), (x + 22, y + 8)], color.filled()))?;
-        area.draw(&Text::new(name.clone(), (x + 28, y), anchored(LABEL_PX, HPos::Left, VPos::Center)))?;
-        x += width;
     }
     Ok(())
 }
@@ -588,24 +690,25 @@ where
     const ENDPOINT: RGBColor = RGBColor(0x00, 0x00, 0x00);
     const TOOL: RGBColor = RGBColor(0x00, 0x9E, 0x73);
     const CUT: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
-    let (_, h) = root.dim_in_pixel();
-    let (plot_area, legend_area) = root.split_vertically(h - 50);
+    let keys = [
+        key("caller speech (onset → user_eos)", CALLER, Mark::Box),
+        key("agent audio as heard", color, Mark::Box),
+        key("endpointing (user_eos + endpointing)", ENDPOINT, Mark::Down),
+        key("tool call complete", TOOL, Mark::Diamond),
+        key("barge-in cut (onset + stop)", CUT, Mark::Cross),
+    ];
+    let area = legend_below(root, &keys)?;
     let end = turns
         .iter()
         .flat_map(|t| [Some(t.user_eos_ms), t.agent_audio_end_ms, t.agent_audio_start_ms])
         .flatten()
         .fold(0.0, f64::max);
     let step = nice_step(end, 16.0);
-    let xmax = (end * 1.02 / step).ceil() * step;
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption(title, font(TITLE_PX))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(170)
-        .build_cartesian_2d(
-            Axis::linear(0.0, xmax, ticks(0.0, xmax, step)),
-            Axis::linear(0.0, 3.4, vec![0.5, 1.5, 2.5]),
-        )?;
+    let xmax = (end * 1.02 / step).ceil().max(1.0) * step;
+    let mut chart = builder(&area, title, 170).build_cartesian_2d(
+        Axis::linear(0.0, xmax, ticks(0.0, xmax, step)),
+        Axis::linear(0.0, 3.4, vec![0.5, 1.5, 2.5]),
+    )?;
     let lane = |v: &f64| match (*v * 2.0).round() as i32 {
         1 => "events".to_owned(),
         3 => "agent audio (heard)".to_owned(),
@@ -619,7 +722,7 @@ where
         .axis_desc_style(font(LABEL_PX))
         .bold_line_style(GRID)
         .disable_y_mesh()
-        .x_label_formatter(&|v| ms(*v))
+        .x_label_formatter(&tick)
         .y_label_formatter(&lane)
         .draw()?;
     for (i, t) in turns.iter().enumerate() {
@@ -628,7 +731,7 @@ where
             CALLER.mix(0.8).filled(),
         )))?;
         // Turn ids in two staggered rows so neighbours do not overlap.
-        let y = if i % 2 == 0 { 2.85 } else { 3.15 };
+        let y = if i % 2 == 0 { 2.88 } else { 3.18 };
         chart.draw_series(std::iter::once(Text::new(
             format!("{} {}", t.turn, t.turn_id),
             (t.user_onset_ms, y),
@@ -641,61 +744,36 @@ where
             )))?;
         }
         if let Some(e) = t.endpointing_ms {
-            marker(&mut chart, t.user_eos_ms + e, ENDPOINT, 0)?;
+            marker(&mut chart, t.user_eos_ms + e, ENDPOINT, Mark::Down)?;
         }
         if let Some(tc) = t.tool_call_ms {
-            marker(&mut chart, t.user_eos_ms + tc, TOOL, 1)?;
+            marker(&mut chart, t.user_eos_ms + tc, TOOL, Mark::Diamond)?;
         }
         if data::is_barge_in(t)
             && let Some(s) = t.barge_in_stop_ms
         {
-            marker(&mut chart, t.user_onset_ms + s, CUT, 2)?;
+            marker(&mut chart, t.user_onset_ms + s, CUT, Mark::Cross)?;
         }
-    }
-    // Legend: lanes and markers.
-    let (w, lh) = legend_area.dim_in_pixel();
-    let y = lh as i32 / 2;
-    let items: [(&str, u8, RGBColor); 5] = [
-        ("caller speech", 9, CALLER),
-        ("agent audio as heard", 9, color),
-        ("endpointing (user_eos + endpointing)", 0, ENDPOINT),
-        ("tool call complete", 1, TOOL),
-        ("barge-in cut (onset + stop)", 2, CUT),
-    ];
-    let widths: Vec<i32> = items.iter().map(|(s, ..)| s.chars().count() as i32 * 9 + 56).collect();
-    let mut x = (w as i32 - widths.iter().sum::<i32>()).max(0) / 2;
-    for ((name, shape, c), width) in items.iter().zip(widths) {
-        let c = *c;
-        match shape {
-            0 => legend_area.draw(&Polygon::new(vec![(x + 4, y - 8), (x + 18, y - 8), (x + 11, y + 6)], c.filled()))?,
-            1 => legend_area
-                .draw(&Polygon::new(vec![(x + 11, y - 8), (x + 19, y), (x + 11, y + 8), (x + 3, y)], c.filled()))?,
-            2 => {
-                legend_area.draw(&PathElement::new(vec![(x + 4, y - 7), (x + 18, y + 7)], c.stroke_width(3)))?;
-                legend_area.draw(&PathElement::new(vec![(x + 18, y - 7), (x + 4, y + 7)], c.stroke_width(3)))?;
-            }
-            _ => legend_area.draw(&Rectangle::new([(x, y - 8), (x + 22, y + 8)], c.filled()))?,
-        }
-        legend_area.draw(&Text::new(name.to_string(), (x + 28, y), anchored(LABEL_PX, HPos::Left, VPos::Center)))?;
-        x += width;
     }
     Ok(())
 }
 
-/// An event marker on the timeline's events lane: 0 a down triangle, 1 a diamond, 2 a cross.
+/// An event marker on the timeline's events lane.
 fn marker<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<Axis, Axis>>,
     x: f64,
     c: RGBColor,
-    shape: u8,
+    mark: Mark,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let at = EmptyElement::at((x, 0.5));
-    match shape {
-        0 => chart.draw_series(std::iter::once(at + Polygon::new(vec![(-7, -8), (7, -8), (0, 6)], c.filled())))?,
-        1 => {
+    match mark {
+        Mark::Down => {
+            chart.draw_series(std::iter::once(at + Polygon::new(vec![(-7, -7), (7, -7), (0, 7)], c.filled())))?
+        }
+        Mark::Diamond => {
             chart.draw_series(std::iter::once(at + Polygon::new(vec![(0, -8), (8, 0), (0, 8), (-8, 0)], c.filled())))?
         }
         _ => chart.draw_series(std::iter::once(
@@ -722,17 +800,13 @@ where
             }
         }
     }
+    let keys: Vec<Key> = series.iter().map(|(l, c, _)| key(l.clone(), *c, Mark::Box)).collect();
+    let area = legend_below(root, &keys)?;
     let n = tools.len();
-    let keys: Vec<f64> = (0..n).map(|i| i as f64).collect();
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, font(TITLE_PX))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(
-            Axis::linear(-0.5, n as f64 - 0.5, keys),
-            Axis::linear(0.0, 118.0, ticks(0.0, 100.0, 10.0)),
-        )?;
+    let mut chart = builder(&area, title, 70).build_cartesian_2d(
+        Axis::linear(-0.5, n as f64 - 0.5, (0..n).map(|i| i as f64).collect()),
+        Axis::linear(0.0, 110.0, ticks(0.0, 100.0, 10.0)),
+    )?;
     let tool_name = |v: &f64| tools.get(v.round() as usize).cloned().unwrap_or_default();
     chart
         .configure_mesh()
@@ -743,38 +817,28 @@ where
         .bold_line_style(GRID)
         .disable_x_mesh()
         .x_label_formatter(&tool_name)
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&tick)
         .draw()?;
-    let group = 0.8;
-    let width = group / series.len() as f64;
-    for (k, (label, color, v)) in series.iter().enumerate() {
+    // Bars of one tool side by side, at most 0.8 of the slot and at most 0.25 each (two tools and one target
+    // should not make a wall of colour).
+    let width = (0.8 / series.len() as f64).min(0.25);
+    let group = width * series.len() as f64;
+    for (k, (_, color, v)) in series.iter().enumerate() {
         let color = *color;
-        let mut bars = Vec::new();
-        let mut texts = Vec::new();
         for (name, ok, expected) in v {
             let Some(i) = tools.iter().position(|t| t == name) else { continue };
             let x0 = i as f64 - group / 2.0 + k as f64 * width;
             let pct = if *expected > 0 { f64::from(*ok) / f64::from(*expected) * 100.0 } else { 0.0 };
-            bars.push(Rectangle::new([(x0 + width * 0.05, 0.0), (x0 + width * 0.95, pct)], color.filled()));
-            texts.push(Text::new(
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0 + width * 0.06, 0.0), (x0 + width * 0.94, pct)],
+                color.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
                 format!("{ok}/{expected} ({pct:.0}%)"),
                 (x0 + width / 2.0, pct + 1.0),
                 anchored(LABEL_PX, HPos::Center, VPos::Bottom),
-            ));
+            )))?;
         }
-        chart
-            .draw_series(bars)?
-            .label(label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 22, y + 7)], color.filled()));
-        chart.draw_series(texts)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .label_font(font(LABEL_PX))
-        .background_style(WHITE.mix(0.9))
-        .border_style(MUTED)
-        .draw()?;
     Ok(())
 }

@@ -117,6 +117,7 @@ pub(crate) fn metric_title(metric: &str) -> String {
         "tts_ttfb" => "TTS TTFB".into(),
         "barge_in_stop" => "barge-in stop".into(),
         "barge_in_ack" => "barge-in ack".into(),
+        "post_cancel_audio" => "post-cancel audio".into(),
         other => other.replace('_', " "),
     }
 }

@@ -107,7 +107,7 @@ fn every_plot_is_drawn_decodes_and_names_simulated_targets() {
         let want = if p.id.starts_with("timeline_") {
             (1600, 460)
         } else if p.id == "ttfa_stages" {
-            (1200, 280)
+            (1200, 290)
         } else {
             (1200, 700)
         };
