@@ -34,6 +34,12 @@ pub(crate) struct Series {
     pub values: Vec<f64>,
 }
 
+/// One target's TTFA by turn: label, colour, `(turn, p50, p95, n)` per turn.
+pub(crate) type TurnSeries = (String, RGBColor, Vec<(u32, f64, f64, usize)>);
+
+/// One target's tool success: label, colour, `(tool, succeeded, expected)` per tool.
+pub(crate) type ToolSeries = (String, RGBColor, Vec<(String, u32, u32)>);
+
 /// A plot's data, ready to draw.
 pub(crate) enum Figure {
     /// Empirical CDFs overlaid.
@@ -41,13 +47,13 @@ pub(crate) enum Figure {
     /// Histograms overlaid, with an optional vertical limit line (ms).
     Hist { series: Vec<Series>, metric: String, limit: Option<f64> },
     /// Per target: `(turn, p50, p95, n)`.
-    ByTurn { series: Vec<(String, RGBColor, Vec<(u32, f64, f64, usize)>)>, turn_ids: BTreeMap<u32, String> },
+    ByTurn { series: Vec<TurnSeries>, turn_ids: BTreeMap<u32, String> },
     /// Per pipeline target: label, mean of each segment, turns.
     Stages { bars: Vec<(String, [f64; 7], usize)> },
     /// One call's turns.
     Timeline { turns: Vec<TurnRecord>, color: RGBColor },
     /// Per target: label, colour, `(tool, succeeded, expected)`.
-    Tools { series: Vec<(String, RGBColor, Vec<(String, u32, u32)>)> },
+    Tools { series: Vec<ToolSeries> },
 }
 
 /// Segment colours of the stage breakdown (Okabe–Ito, in chain order; not target colours).
@@ -535,11 +541,15 @@ where
     }
     if let Some(l) = limit {
         chart.draw_series(DashedLineSeries::new([(l, 0.0), (l, ymax)], 8, 5, BLACK.stroke_width(2)))?;
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{} ms limit: still audible → barge-in failed ", ms(l)),
-            (l, ymax * 0.97),
-            anchored(LABEL_PX, HPos::Right, VPos::Top),
-        )))?;
+        // Left of the line, a few pixels off it.
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((l, ymax * 0.97))
+                + Text::new(
+                    format!("{} ms limit: still audible → barge-in failed", ms(l)),
+                    (-8, 0),
+                    anchored(LABEL_PX, HPos::Right, VPos::Top),
+                ),
+        ))?;
     }
     Ok(())
 }
@@ -547,7 +557,7 @@ where
 fn draw_by_turn<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
-    series: &[(String, RGBColor, Vec<(u32, f64, f64, usize)>)],
+    series: &[TurnSeries],
     turn_ids: &BTreeMap<u32, String>,
 ) -> DrawResult
 where
@@ -784,11 +794,7 @@ where
     Ok(())
 }
 
-fn draw_tools<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    series: &[(String, RGBColor, Vec<(String, u32, u32)>)],
-) -> DrawResult
+fn draw_tools<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[ToolSeries]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -841,4 +847,51 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: Vec<f64>) -> Series {
+        Series { label: "a".into(), color: BLACK, values }
+    }
+
+    #[test]
+    fn log_ticks_are_round_and_dense_enough_on_a_short_axis() {
+        let t = log_ticks(652.0, 3163.0);
+        assert_eq!(t, vec![700.0, 800.0, 900.0, 1000.0, 1200.0, 1500.0, 2000.0, 2500.0, 3000.0]);
+        assert_eq!(log_ticks(1.0, 10_000.0).len(), 13);
+        let a = Axis::log(100.0, 10_000.0);
+        assert_eq!(a.map(&1000.0, (0, 200)), 100);
+        // Values at or below zero land left of the axis, clamped, not at i32::MIN.
+        assert!(a.map(&0.0, (0, 200)) >= -800);
+    }
+
+    #[test]
+    fn tick_labels_carry_only_the_digits_they_need() {
+        assert_eq!(tick(&50.0), "50");
+        assert_eq!(tick(&2.5), "2.5");
+        assert_eq!(tick(&-0.0), "0");
+        assert_eq!(ticks(0.0, 1.0, 0.25), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    }
+
+    #[test]
+    fn histogram_ranges_follow_the_data() {
+        // A narrow distribution far from 0 is not squashed against a 0-based axis.
+        let (lo, hi, bin, cut) = hist_range(&[series((0..56).map(|i| 490.0 + f64::from(i % 18)).collect())], None);
+        assert!(lo >= 480.0 && hi <= 520.0 && bin <= 2.0 && cut.is_none(), "{lo} {hi} {bin}");
+        // A limit stretches the axis but not the bins.
+        let (lo, hi, bin, _) =
+            hist_range(&[series((0..8).map(|i| 180.0 + 15.0 * f64::from(i)).collect())], Some(2000.0));
+        assert!(lo == 0.0 && hi >= 2200.0 && bin <= 20.0, "{lo} {hi} {bin}");
+        // One far outlier is cut and counted.
+        let mut v: Vec<f64> = (0..200).map(|i| 100.0 + f64::from(i)).collect();
+        v.push(100_000.0);
+        let (_, hi, _, cut) = hist_range(&[series(v)], None);
+        assert!(cut.is_some() && hi < 1000.0, "{hi}");
+        // All one value: a window around it.
+        let (lo, hi, _, _) = hist_range(&[series(vec![0.0; 8])], None);
+        assert!(lo == 0.0 && hi > 0.0);
+    }
 }

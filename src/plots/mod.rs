@@ -193,12 +193,17 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
             .map(|t| (label(t), target_color(report, t), data::ttfa_by_turn(report, t)))
             .filter(|s| !s.2.is_empty())
             .collect();
+        let per_point = by_turn.iter().flat_map(|s| s.2.iter().map(|p| p.3));
+        let (fewest, most) = per_point.fold((usize::MAX, 0), |(a, b), n| (a.min(n), b.max(n)));
+        let per_point = if fewest == most { format!("{most}") } else { format!("{fewest} to {most}") };
         emit(
             "ttfa_by_turn".into(),
             format!("TTFA by turn: {names}"),
-            "p50 (solid) and p95 (dashed) of TTFA at each turn of the scenario, over all calls: drift within a call \
-             shows as a slope."
-                .into(),
+            format!(
+                "p50 (solid, ●) and p95 (dashed, ▲) of TTFA at each turn of the scenario over all calls ({per_point} \
+                 turns per point): drift within a call shows as a slope. A turn with no reply to time (a \
+                 backchannel) leaves a gap."
+            ),
             None,
             Figure::ByTurn { series: by_turn, turn_ids: data::turn_ids(report) },
         )?;

@@ -39,7 +39,7 @@ fn call_turns(target: &str, simulated: bool, pipeline: bool, call: u32, scale: f
             r.tools_expected = 1;
             r.tools_expected_names = "check_availability".into();
             // Every third call fails the tool.
-            if call % 3 != 0 {
+            if !call.is_multiple_of(3) {
                 r.tools_succeeded = 1;
                 r.tools_succeeded_names = "check_availability".into();
             }
