@@ -363,8 +363,31 @@ fn builder<'a, 'b, DB: DrawingBackend>(
     title: &str,
     y_label_px: u32,
 ) -> ChartBuilder<'a, 'b, DB> {
+    // A title naming many targets shrinks to fit rather than running off the image.
+    let width = area.dim_in_pixel().0.saturating_sub(24);
+    let mut px = TITLE_PX;
+    while px > 12 && area.estimate_text_size(title, &font(px)).is_ok_and(|(w, _)| w > width) {
+        px -= 1;
+    }
+    // Still too long (many targets): the targets go to the legend, which names each one, and the title keeps the
+    // count and how many are simulated.
+    let short;
+    let title = if px == 12 && area.estimate_text_size(title, &font(px)).is_ok_and(|(w, _)| w > width) {
+        px = TITLE_PX;
+        let (head, tail) = title.split_once(": ").unwrap_or((title, ""));
+        let n = tail.split(" vs ").count();
+        let sim = tail.matches("(simulated)").count();
+        short = match sim {
+            0 => format!("{head}: {n} targets (see the legend)"),
+            s if s == n => format!("{head}: {n} targets, all simulated (see the legend)"),
+            s => format!("{head}: {n} targets, {s} of them simulated (see the legend)"),
+        };
+        short.as_str()
+    } else {
+        title
+    };
     let mut b = ChartBuilder::on(area);
-    b.caption(title, font(TITLE_PX)).margin(14).margin_right(36).x_label_area_size(52).y_label_area_size(y_label_px);
+    b.caption(title, font(px)).margin(14).margin_right(36).x_label_area_size(52).y_label_area_size(y_label_px);
     b
 }
 
@@ -388,9 +411,16 @@ where
         let hi = (hi * 1.15).max(lo * 2.0);
         Axis::log(lo, hi)
     } else {
-        let lo = if lo >= 0.0 { 0.0 } else { lo * 1.05 };
-        let step = nice_step(hi * 1.05 - lo, 10.0);
-        let hi = ((hi * 1.02) / step).ceil().max(1.0) * step;
+        // From 0 (an absolute latency scale) unless the data sit far from it.
+        let lo = if lo >= 0.0 && lo < 0.5 * hi {
+            0.0
+        } else if lo >= 0.0 {
+            lo - (hi - lo) * 0.05
+        } else {
+            lo * 1.05
+        };
+        let step = nice_step(hi * 1.02 - lo, 10.0).max(1e-6);
+        let (lo, hi) = ((lo / step).floor() * step, ((hi * 1.02) / step).ceil().max(1.0) * step);
         Axis::linear(lo, hi, ticks(lo, hi, step))
     };
     let x0 = x.lo;

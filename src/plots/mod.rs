@@ -24,7 +24,9 @@ use draw::{Figure, Series};
 pub struct Plot {
     /// File stem and anchor, e.g. `ttfa_cdf`, `hist_ttfb`, `timeline_sim-native`.
     pub id: String,
-    /// The title drawn on the plot.
+    /// The plot's title, naming every target (a simulated one as "name (simulated)"). It is drawn on the plot,
+    /// unless it names too many targets to fit: then the drawn title counts them and how many are simulated, and the
+    /// legend names each.
     pub title: String,
     /// One or two sentences saying what the plot shows and how it was chosen.
     pub caption: String,

@@ -189,6 +189,24 @@ fn a_write_error_names_the_path() {
     assert!(matches!(e, PlotError::Io { .. }) && e.to_string().contains("not-a-dir"), "{e}");
 }
 
+#[test]
+fn a_long_title_is_drawn_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<(String, Vec<f64>)> =
+        (0..9).map(|i| (format!("a-rather-long-target-name-{i} (simulated)"), vec![100.0 + f64::from(i); 5])).collect();
+    let p = cdf_overlay(&series, "ttfb", dir.path(), "many").unwrap();
+    let svg = std::fs::read_to_string(dir.path().join(&p.svg)).unwrap();
+    // Nine series: the ninth colour wraps round the palette, and every label is in the legend.
+    assert!(svg.contains("a-rather-long-target-name-8 (simulated)"));
+    // The title would not fit: the drawn one counts the targets and says they are simulated.
+    assert!(svg.contains("TTFB CDF: 9 targets, all simulated (see the legend)"), "{}", p.title);
+    let (w, h, _) = decode_png(&dir.path().join(&p.png));
+    assert_eq!((w, h), (1200, 700));
+    if let Some(out) = std::env::var_os("VOICEBENCH_PLOTS_LOOK") {
+        std::fs::copy(dir.path().join(&p.png), Path::new(&out).join("many.png")).unwrap();
+    }
+}
+
 /// Draws the plots of a real report directory: `VOICEBENCH_PLOTS_DIR=reports/… cargo test --lib
 /// plots::tests::render_dir -- --ignored` (for looking at them).
 #[test]
