@@ -53,10 +53,16 @@ fn report_rebuilds_pages_from_the_directory_alone() {
     assert!(pngs.len() >= 7, "plots: {plots:?}");
     for png in &pngs {
         let (w, h) = png_size(png);
-        assert!(w >= 600 && h >= 300, "{}: {w}×{h}", png.display());
+        assert!(w >= 600 && h >= 200, "{}: {w}×{h}", png.display());
+        // The SVG is the same drawing: same size, whole document.
         let svg = png.with_extension("svg");
         let s = std::fs::read_to_string(&svg).unwrap();
         assert!(s.contains("<svg") && s.trim_end().ends_with("</svg>"), "{}", svg.display());
+        let attr = |name: &str| -> u32 {
+            let at = s.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("{}: no {name}", svg.display()));
+            s[at + name.len() + 3..].split('"').next().unwrap().parse().unwrap()
+        };
+        assert_eq!((attr("width"), attr("height")), (w, h), "{}", svg.display());
     }
     assert_eq!(html.matches("data:image/png;base64,").count(), pngs.len(), "every plot embedded once");
 }
@@ -65,7 +71,7 @@ fn report_rebuilds_pages_from_the_directory_alone() {
 fn png_size(path: &Path) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let first = &buf[..info.line_size];
     assert!(buf[..info.buffer_size()].chunks(info.line_size).any(|row| row != first), "{}: blank", path.display());
