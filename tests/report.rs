@@ -64,7 +64,7 @@ fn report_rebuilds_pages_from_the_directory_alone() {
         };
         assert_eq!((attr("width"), attr("height")), (w, h), "{}", svg.display());
     }
-    assert_eq!(html.matches("data:image/png;base64,").count(), pngs.len(), "every plot embedded once");
+    assert_eq!(html.matches("data:image/svg+xml;base64,").count(), pngs.len(), "every plot embedded once");
 }
 
 /// Width and height of a PNG, after decoding every pixel row.

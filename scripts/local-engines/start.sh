@@ -56,10 +56,13 @@ launch stt "$STT_PORT" "$VENV/bin/python" "$HERE/stt_server.py" --whisper "$ROOT
 # Two slots, so a request cancelled at barge-in and its successor do not queue behind each other.
 # -n caps a reply at VB_LLM_MAX_TOKENS (256, ~1 min of speech) when the request sets no max_tokens (voicebench sets
 # none): the 135M model sometimes rambles to the end of its context, which would hold a slot for minutes.
+# --no-repack: on CPUs with AMX (Sapphire Rapids and later) GGML_NATIVE compiles ggml's AMX kernel, and GCC 12 drops
+# the stores that fill its on-stack tile config, so the first AMX matmul (the warm-up) dies on ldtilecfg with SIGSEGV.
+# No repacking keeps the weights out of the AMX buffer; this build has no Q4_1 repack, so nothing else changes.
 # shellcheck disable=SC2086
 launch llm "$LLM_PORT" "$ROOT/bin/llama-server" -m "$ROOT/models/smollm2-135m-instruct.gguf" \
   --alias smollm2-135m-instruct --host 127.0.0.1 --port "$LLM_PORT" -t "${VB_LLM_THREADS:-2}" \
-  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" -n "${VB_LLM_MAX_TOKENS:-256}" \
+  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" -n "${VB_LLM_MAX_TOKENS:-256}" --no-repack \
   --jinja --chat-template-file "$ROOT/models/tools-template.jinja" ${VB_LLM_ARGS:-}
 launch tts "$TTS_PORT" "$VENV/bin/python" "$HERE/tts_server.py" --model "$PIPER_MODEL" --port "$TTS_PORT" \
   --threads "${VB_TTS_THREADS:-2}"
