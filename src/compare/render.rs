@@ -139,8 +139,8 @@ pub fn render_terminal(c: &Comparison) -> String {
         let (wa, wb) = (c.reference.len().max(9), pair.other.len().max(9));
         let _ = writeln!(
             out,
-            "  {:<22} {:>wa$} {:>wb$}  {:<28} {}",
-            "metric", c.reference, pair.other, "ratio / difference", "verdict"
+            "  {:<22} {:>wa$} {:>wb$}  {:<28} verdict",
+            "metric", c.reference, pair.other, "ratio / difference"
         );
         for r in &pair.rows {
             let (va, vb) = values(r);
