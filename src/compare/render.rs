@@ -44,6 +44,17 @@ fn values(r: &Row) -> (String, String) {
     if r.is_rate() { (pct(r.reference), pct(r.other)) } else { (ms(r.reference), ms(r.other)) }
 }
 
+/// A row's cells, in table order: metric (and statistic), reference, other, figure, verdict.
+pub fn cells(r: &Row) -> [String; 5] {
+    let (va, vb) = values(r);
+    let name = if r.is_rate() {
+        metric_label(&r.metric).to_string()
+    } else {
+        format!("{} {}", metric_label(&r.metric), r.stat)
+    };
+    [name, va, vb, figure(r), verdict(r)]
+}
+
 /// The compared figure with its interval: `1.91× [1.84–1.99]` or `−12.0 pt [−20.0 – −4.0]`.
 pub fn figure(r: &Row) -> String {
     if r.is_rate() {
@@ -143,13 +154,8 @@ pub fn render_terminal(c: &Comparison) -> String {
             "metric", c.reference, pair.other, "ratio / difference"
         );
         for r in &pair.rows {
-            let (va, vb) = values(r);
-            let name = if r.is_rate() {
-                metric_label(&r.metric).to_string()
-            } else {
-                format!("{} {}", metric_label(&r.metric), r.stat)
-            };
-            let _ = writeln!(out, "  {name:<22} {va:>wa$} {vb:>wb$}  {:<28} {}", figure(r), verdict(r));
+            let [name, va, vb, fig, verdict] = cells(r);
+            let _ = writeln!(out, "  {name:<22} {va:>wa$} {vb:>wb$}  {fig:<28} {verdict}");
         }
         out.push('\n');
     }
@@ -173,13 +179,7 @@ pub fn render_markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "| metric | {} | {} | ratio / difference [95 % CI] | verdict |", c.reference, pair.other);
         out.push_str("|---|---:|---:|---|---|\n");
         for r in &pair.rows {
-            let (va, vb) = values(r);
-            let name = if r.is_rate() {
-                metric_label(&r.metric).to_string()
-            } else {
-                format!("{} {}", metric_label(&r.metric), r.stat)
-            };
-            let _ = writeln!(out, "| {name} | {va} | {vb} | {} | {} |", figure(r), verdict(r));
+            let _ = writeln!(out, "| {} |", cells(r).join(" | "));
         }
         out.push('\n');
     }

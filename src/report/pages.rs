@@ -320,19 +320,9 @@ pub fn render_markdown(p: &Page) -> String {
     out
 }
 
+/// HTML escaping: the XML escaping of the JUnit writer serves text and attribute values alike.
 fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
+    crate::gate::junit::escape(s)
 }
 
 fn html_table(out: &mut String, t: &Table, class: &str) {
@@ -450,16 +440,7 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
                 ],
                 rows: Vec::new(),
             };
-            for r in &pair.rows {
-                let (a, b) = if r.is_rate() {
-                    (rate(Some(r.reference)), rate(Some(r.other)))
-                } else {
-                    (format!("{} ms", ms(r.reference)), format!("{} ms", ms(r.other)))
-                };
-                let label = crate::compare::render::metric_label(&r.metric);
-                let m = if r.is_rate() { label.to_string() } else { format!("{label} {}", r.stat) };
-                t.rows.push(vec![m, a, b, crate::compare::render::figure(r), crate::compare::render::verdict(r)]);
-            }
+            t.rows.extend(pair.rows.iter().map(|r| crate::compare::render::cells(r).to_vec()));
             html_table(&mut o, &t, "compare");
         }
         let _ = writeln!(
