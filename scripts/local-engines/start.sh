@@ -6,7 +6,7 @@
 #   TTS  Piper joe                           http://127.0.0.1:${VB_TTS_PORT:-8092}/v1  (tts_server.py; pcm 24 kHz, chunked)
 # PIDs and logs go to the run dir ($VB_ENGINES_RUN, default $VOICEBENCH_ENGINES/run). Starting twice is harmless: a
 # service whose PID is alive is left alone. stop.sh stops them by PID; status.sh reports their health.
-# Env: VB_LLM_THREADS (2), VB_LLM_CTX (8192), VB_LLM_SLOTS (2), VB_LLM_MAX_TOKENS (256), VB_STT_THREADS (2),
+# Env: VB_LLM_THREADS (2), VB_LLM_CTX (8192), VB_LLM_SLOTS (2), VB_LLM_MAX_TOKENS (128), VB_STT_THREADS (2),
 #      VB_TTS_THREADS (2), VB_LLM_ARGS (extra llama-server flags), OMP_WAIT_POLICY (PASSIVE)
 set -euo pipefail
 
@@ -54,7 +54,7 @@ launch stt "$STT_PORT" "$VENV/bin/python" "$HERE/stt_server.py" --whisper "$ROOT
   --port "$STT_PORT" --threads "${VB_STT_THREADS:-2}"
 # --jinja + the Qwen2.5 template: without them llama-server silently ignores `tools` (SmolLM2's template has none).
 # Two slots, so a request cancelled at barge-in and its successor do not queue behind each other.
-# -n caps a reply at VB_LLM_MAX_TOKENS (256, ~1 min of speech) when the request sets no max_tokens (voicebench sets
+# -n caps a reply at VB_LLM_MAX_TOKENS (128, ~40 s of speech) when the request sets no max_tokens (voicebench sets
 # none): the 135M model sometimes rambles to the end of its context, which would hold a slot for minutes.
 # --no-repack: on CPUs with AMX (Sapphire Rapids and later) GGML_NATIVE compiles ggml's AMX kernel, and GCC 12 drops
 # the stores that fill its on-stack tile config, so the first AMX matmul (the warm-up) dies on ldtilecfg with SIGSEGV.
@@ -62,7 +62,7 @@ launch stt "$STT_PORT" "$VENV/bin/python" "$HERE/stt_server.py" --whisper "$ROOT
 # shellcheck disable=SC2086
 launch llm "$LLM_PORT" "$ROOT/bin/llama-server" -m "$ROOT/models/smollm2-135m-instruct.gguf" \
   --alias smollm2-135m-instruct --host 127.0.0.1 --port "$LLM_PORT" -t "${VB_LLM_THREADS:-2}" \
-  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" -n "${VB_LLM_MAX_TOKENS:-256}" --no-repack \
+  -c "${VB_LLM_CTX:-8192}" -np "${VB_LLM_SLOTS:-2}" -n "${VB_LLM_MAX_TOKENS:-128}" --no-repack \
   --jinja --chat-template-file "$ROOT/models/tools-template.jinja" ${VB_LLM_ARGS:-}
 launch tts "$TTS_PORT" "$VENV/bin/python" "$HERE/tts_server.py" --model "$PIPER_MODEL" --port "$TTS_PORT" \
   --threads "${VB_TTS_THREADS:-2}"
