@@ -109,6 +109,10 @@ pub enum Command {
         /// Bootstrap seed (the same inputs and seed give the same intervals).
         #[arg(long)]
         seed: Option<u64>,
+        /// Compare only turns of this kind: plain, tool, barge_in, backchannel, no_takeover (e.g. `plain` when one
+        /// side's protocol carries no tool calls).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
     },
     /// Run the embedded simulated providers of a scenario standalone (real servers on 127.0.0.1), print their URLs,
     /// and serve until Ctrl-C — for testing your own tools against a known, labelled-simulated agent.
@@ -331,8 +335,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{} plot files in {}", r.plots.len(), dir.join("plots").display());
             Ok(0)
         }
-        Command::Compare { dirs, reference, format, out, resamples, seed } => {
-            let mut opts = crate::compare::CompareOptions { resamples, reference, ..Default::default() };
+        Command::Compare { dirs, reference, format, out, resamples, seed, kind } => {
+            let kind = kind.map(|k| crate::compare::parse_kind(&k)).transpose()?;
+            let mut opts = crate::compare::CompareOptions { resamples, reference, kind, ..Default::default() };
             if let Some(s) = seed {
                 opts.seed = s;
             }

@@ -88,6 +88,14 @@ fn terminal_and_compare_snapshots() {
     insta::assert_snapshot!("compare_terminal", out);
     let o = voicebench(tmp.path(), &["compare", dir.to_str().unwrap(), "--format", "markdown"]);
     insta::assert_snapshot!("compare_markdown", text(&o).1);
+    // Only one kind of turn: the TTFA figures are those of the plain turns alone; a misspelt kind gets a suggestion.
+    let o = voicebench(tmp.path(), &["compare", dir.to_str().unwrap(), "--kind", "plain"]);
+    let (code, out, err) = text(&o);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Only plain turns.") && !out.contains("tool call p50"), "{out}");
+    let o = voicebench(tmp.path(), &["compare", dir.to_str().unwrap(), "--kind", "plan"]);
+    let (code, _, err) = text(&o);
+    assert_eq!((code, err.contains("did you mean `plain`")), (2, true), "{err}");
     // The reference can be chosen; a wrong label says which exist.
     let o = voicebench(tmp.path(), &["compare", dir.to_str().unwrap(), "--reference", "sim-pipelin"]);
     let (code, _, err) = text(&o);

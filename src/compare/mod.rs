@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::audio::noise::SplitMix64;
-use crate::caller::record::{METRICS, TurnRecord};
+use crate::caller::record::{METRICS, TurnKind, TurnRecord};
 use crate::gate::GateError;
 use crate::gate::compare::{CallSamples, quantile, resample_pooled, samples};
 use crate::gate::load::Report;
@@ -48,11 +48,13 @@ pub struct CompareOptions {
     pub seed: u64,
     /// Label of the reference side (default: the first).
     pub reference: Option<String>,
+    /// Compare only turns of this kind (`plain` puts sides with different tool behaviour on equal terms).
+    pub kind: Option<TurnKind>,
 }
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { resamples: 2000, seed: 0x766f_6963_6562_656e, reference: None }
+        CompareOptions { resamples: 2000, seed: 0x766f_6963_6562_656e, reference: None, kind: None }
     }
 }
 
@@ -149,6 +151,8 @@ pub struct Comparison {
     pub resamples: usize,
     /// Bootstrap seed.
     pub seed: u64,
+    /// The turn kind compared, when restricted (`--kind`).
+    pub kind: Option<String>,
 }
 
 impl Comparison {
@@ -209,6 +213,14 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
     Ok(raw)
 }
 
+/// A turn kind by its snake_case name (`plain`, `tool`, `barge_in`, `backchannel`, `no_takeover`).
+pub fn parse_kind(s: &str) -> Result<TurnKind, GateError> {
+    TurnKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+        let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
+        GateError::Options(format!("unknown turn kind `{s}`; {}", crate::scenario::diag::suggest(s, "kinds", &kinds)))
+    })
+}
+
 /// Compares the reference side with every other side. Needs at least two sides.
 pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, GateError> {
     if sides.len() < 2 {
@@ -226,6 +238,18 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Gate
                 crate::scenario::diag::suggest(r, "sides", &labels)
             ))
         })?,
+    };
+    // `--kind`: every side keeps only the turns of that kind.
+    let restricted: Vec<Side>;
+    let sides = match opts.kind {
+        None => sides,
+        Some(k) => {
+            restricted = sides
+                .iter()
+                .map(|s| Side { turns: s.turns.iter().filter(|t| t.kind == Some(k)).cloned().collect(), ..s.clone() })
+                .collect();
+            &restricted
+        }
     };
     let reference = &sides[ref_index];
     let mut order: Vec<&Side> = vec![reference];
@@ -253,6 +277,7 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Gate
         pairs,
         resamples: opts.resamples,
         seed: opts.seed,
+        kind: opts.kind.map(|k| k.as_str().to_string()),
     })
 }
 
@@ -295,7 +320,8 @@ fn pair_notes(a: &Side, b: &Side) -> Vec<String> {
         if e == 0 && eo > 0 {
             notes.push(format!(
                 "{} scores no tool calls (none expected of it: its protocol carries none), so its tool turns skip the \
-                 tool round that {} makes: compare TTFA by turn kind (plain turns) before concluding",
+                 tool round that {} makes: compare plain turns only (`voicebench compare --kind plain`) before \
+                 concluding",
                 side.label, other.label
             ));
         }

@@ -124,8 +124,9 @@ fn display(label: &str, simulated: bool) -> String {
 }
 
 fn explain(c: &Comparison) -> String {
+    let only = c.kind.as_ref().map(|k| format!("Only {} turns. ", k.replace('_', "-"))).unwrap_or_default();
     format!(
-        "ratio = other / {reference} (latencies: above 1 means slower than {reference}); rates: difference in \
+        "{only}ratio = other / {reference} (latencies: above 1 means slower than {reference}); rates: difference in \
          percentage points. 95 % bootstrap intervals over whole calls ({} resamples, seed {}); significant when \
          p < 0.05 and the interval excludes no difference.",
         c.resamples,
