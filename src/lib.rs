@@ -16,3 +16,12 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod targets;
+
+/// A wire-protocol fixture from `../shared/protocol-fixtures/`, parsed; panics naming the file when it is missing
+/// (CI checks `../shared` out beside the repository). Tests only.
+#[cfg(test)]
+pub(crate) fn protocol_fixture(name: &str) -> serde_json::Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol-fixtures").join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}

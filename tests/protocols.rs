@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use voicebench::run::bench::{fixed_scenario_toml, join, quantile};
 use voicebench::run::{RunOptions, run};
 
-use super::{root, text};
+use super::{root, text, write_fixed_scenario};
 
 const SIM: &str = "sim_options = { reply_delay_ms = 400, leading_silence_ms = 0, vad_silence_ms = 500, interrupt_delay_ms = 100, tool_delay_ms = 300, tool_arg_deltas = 8 }";
 
@@ -36,8 +36,7 @@ fn targets() -> String {
 #[test]
 fn every_protocol_matches_ground_truth() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("protocols.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), &targets())).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "protocols.toml", &targets());
     let scenario = voicebench::scenario::load(&path).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let opts = RunOptions {
@@ -167,8 +166,7 @@ protocol = "gemini-live"
 url = "ws://127.0.0.1:9/ws/live?key={KEY}"
 "#
     );
-    let path = tmp.path().join("s.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), &extra)).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "s.toml", &extra);
     let out = tmp.path().join("out");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
         .args(["run", path.to_str().unwrap(), "--calls", "1", "--out", out.to_str().unwrap()])
@@ -200,8 +198,7 @@ url = "ws://127.0.0.1:9/ws/live?key={KEY}"
 fn gemini_sim_closes_with_1007_on_media_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let extra = "\n[[target]]\nname = \"g\"\nprotocol = \"gemini-live\"\nsim = \"fixed\"\n";
-    let path = tmp.path().join("s.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), extra)).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "s.toml", extra);
     let scenario = voicebench::scenario::load(&path).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -234,8 +231,7 @@ fn gemini_sim_closes_with_1007_on_media_chunks() {
 fn elevenlabs_sim_checks_the_input_format() {
     let tmp = tempfile::tempdir().unwrap();
     let extra = "\n[[target]]\nname = \"el\"\nprotocol = \"elevenlabs\"\nsim = \"fixed\"\n";
-    let path = tmp.path().join("s.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), extra)).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "s.toml", extra);
     let scenario = voicebench::scenario::load(&path).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

@@ -1,10 +1,10 @@
 //! `voicebench run` end to end over real sockets: the fixed-profile sim's ground truth against what the caller
 //! measured (TTFA, barge-in stop, tool calls split over many deltas), and the real summary.json against its schema.
 
-use voicebench::run::bench::{fixed_scenario_toml, join, quantile};
+use voicebench::run::bench::{join, quantile};
 use voicebench::run::{RunOptions, run};
 
-use super::root;
+use super::{root, write_fixed_scenario};
 
 #[test]
 fn fixed_profile_matches_ground_truth() {
@@ -32,8 +32,7 @@ sim = "fixed"
 dialect = "beta"
 sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
 "#;
-    let path = tmp.path().join("fixed.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), wrong)).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "fixed.toml", wrong);
     let scenario = voicebench::scenario::load(&path).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let opts = RunOptions {
@@ -186,8 +185,7 @@ protocol = "openai-realtime"
 url = "wss://127.0.0.1:9/v1/realtime"
 api_key_env = "VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET"
 "#;
-    let path = tmp.path().join("s.toml");
-    std::fs::write(&path, fixed_scenario_toml(&root().join("audio-corpus"), extra)).unwrap();
+    let path = write_fixed_scenario(tmp.path(), "s.toml", extra);
     let out = tmp.path().join("out");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
         .args(["run", path.to_str().unwrap(), "--calls", "4", "--concurrency", "8", "--out", out.to_str().unwrap()])

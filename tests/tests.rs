@@ -17,6 +17,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Writes the short fixed-profile call (`voicebench::run::bench::fixed_scenario_toml`) with `extra_targets` as
+/// `dir/name`, and returns its path.
+pub fn write_fixed_scenario(dir: &Path, name: &str, extra_targets: &str) -> PathBuf {
+    let path = dir.join(name);
+    let toml = voicebench::run::bench::fixed_scenario_toml(&root().join("audio-corpus"), extra_targets);
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
 /// Runs the voicebench binary with arguments, from `dir`.
 pub fn voicebench(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_voicebench")).args(args).current_dir(dir).output().expect("voicebench runs")

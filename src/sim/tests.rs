@@ -123,11 +123,7 @@ fn keys(v: &Value) -> Vec<String> {
     k
 }
 
-fn fixture(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol-fixtures").join(name);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap()
-}
+use crate::protocol_fixture as fixture;
 
 #[tokio::test]
 async fn session_created_and_updated_have_the_captured_shape() {

@@ -387,9 +387,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Json {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/protocol-fixtures/elevenlabs_docs_sequences.json");
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+        crate::protocol_fixture("elevenlabs_docs_sequences.json")
     }
 
     #[tokio::test(start_paused = true)]

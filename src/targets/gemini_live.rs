@@ -377,10 +377,7 @@ impl Session for GeminiLive {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Json {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol-fixtures").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-    }
+    use crate::protocol_fixture as fixture;
 
     /// The fixture's server messages, with placeholder audio replaced by real base64 (20 ms of a tone).
     fn server_msgs(seq: &Json) -> Vec<Json> {

@@ -286,9 +286,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Json {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/protocol-fixtures/twilio_media_streams_assembled.json");
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+        crate::protocol_fixture("twilio_media_streams_assembled.json")
     }
 
     #[tokio::test(start_paused = true)]

@@ -133,11 +133,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Json {
-        let p = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/protocol-fixtures/openai_chat_completions_stream_recorded.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(p).expect("../shared beside the repository")).unwrap()
+        crate::protocol_fixture("openai_chat_completions_stream_recorded.json")
     }
 
     fn run(name: &str) -> (ChatDecoder, Vec<LlmEvent>) {

@@ -198,8 +198,7 @@ mod tests {
 
     #[test]
     fn fixture_sequence_ends_the_turn_at_speech_final() {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/protocol-fixtures/deepgram_live_assembled.json");
-        let f: Json = serde_json::from_str(&std::fs::read_to_string(p).expect("../shared beside the repo")).unwrap();
+        let f = crate::protocol_fixture("deepgram_live_assembled.json");
         let mut d = DeepgramDecoder::default();
         let mut evs = Vec::new();
         for step in f["v1_sequence"].as_array().unwrap() {
