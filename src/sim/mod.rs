@@ -418,8 +418,9 @@ impl SimHandle {
     }
 }
 
-/// Starts the OpenAI Realtime sim for one target of a scenario.
-pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+/// The target's name and the agent profile its `sim` and `sim_options` ask for (the OpenAI sim's brain, behind
+/// any native wire).
+fn agent_profile(target: &Target) -> Result<(String, Profile), SimError> {
     let name = target.name.get_ref().clone();
     let kind = match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
         None => return Err(SimError::NotSimulated { target: name }),
@@ -428,12 +429,18 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
         Some("pipeline") => return Err(SimError::PipelineNotYet { target: name }),
         Some(other) => return Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
     };
+    let profile = Profile::resolve(kind, target.sim_options.as_ref().map(|o| o.get_ref()))
+        .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
+    Ok((name, profile))
+}
+
+/// Starts the OpenAI Realtime sim for one target of a scenario.
+pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    let (name, profile) = agent_profile(target)?;
     let protocol = *target.protocol.get_ref();
     if protocol != Protocol::OpenaiRealtime {
         return Err(SimError::Protocol { target: name, protocol: protocol.as_str() });
     }
-    let profile = Profile::resolve(kind, target.sim_options.as_ref().map(|o| o.get_ref()))
-        .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
     let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
@@ -469,16 +476,7 @@ pub const SIM_GEMINI_KEY: &str = "SIMKEY-voicebench-not-a-secret-0123456789";
 /// OpenAI sim, behind that protocol's wire ([`wire`]).
 pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
     use crate::scenario::schema::AudioFormat;
-    let name = target.name.get_ref().clone();
-    let kind = match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
-        None => return Err(SimError::NotSimulated { target: name }),
-        Some("native") => ProfileKind::Native,
-        Some("fixed") => ProfileKind::Fixed,
-        Some("pipeline") => return Err(SimError::PipelineNotYet { target: name }),
-        Some(other) => return Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
-    };
-    let profile = Profile::resolve(kind, target.sim_options.as_ref().map(|o| o.get_ref()))
-        .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
+    let (name, profile) = agent_profile(target)?;
     let accept: Arc<dyn wire::Accept> = match target.protocol.get_ref() {
         Protocol::GeminiLive => Arc::new(gemini::GeminiAccept),
         Protocol::Elevenlabs => Arc::new(elevenlabs::ElevenLabsAccept {

@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::secret::Secrets;
 use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, Session, SessionError};
 use crate::audio::{frames::to_le_bytes, mulaw};
 use crate::scenario::schema::{AudioFormat, Dialect};
@@ -120,20 +120,12 @@ impl OpenAiRealtime {
         if dialect == Dialect::Beta {
             req.headers_mut().insert("OpenAI-Beta", HeaderValue::from_static("realtime=v1"));
         }
-        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await.map_err(|e| {
-            let msg = e.to_string();
-            let cat = if msg.contains("401") || msg.contains("403") {
-                ErrorCategory::Auth
-            } else if msg.contains("429") {
-                ErrorCategory::RateLimit
-            } else {
-                ErrorCategory::Connect
-            };
-            SessionError::new(cat, format!("connecting to {}: {msg}", redact_query(&full)))
-        })?;
-        let (sink, mut stream) = ws.split();
-        let sink: Sink = Arc::new(tokio::sync::Mutex::new(sink));
+        // The key travels in a header; scrubbed anyway, should an error ever echo the request.
+        let mut secrets = Secrets::default();
+        if let Some(v) = req.headers().get("Authorization").and_then(|v| v.to_str().ok()) {
+            secrets.add(v.trim_start_matches("Bearer "));
+        }
+        let (sink, mut stream) = super::ws::dial(req, &secrets).await?;
         let format = format_of(target);
 
         // session.created, then our session.update, then session.updated.
@@ -157,11 +149,6 @@ impl OpenAiRealtime {
         tokio::spawn(reader(stream, tx, shared.clone(), sink.clone(), format));
         Ok(Self { sink, events, shared, format, session_id, dialect })
     }
-}
-
-fn redact_query(url: &str) -> &str {
-    // Query strings can carry keys (`?key=`, used by some providers); never print them.
-    url.split('?').next().unwrap_or(url)
 }
 
 async fn next_json(stream: &mut SplitStream<Ws>) -> Result<Json, SessionError> {
@@ -528,10 +515,7 @@ impl Session for OpenAiRealtime {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Json {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol-fixtures").join(name);
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-    }
+    use crate::protocol_fixture as fixture;
 
     /// Every JSON object with a string `type` inside a fixture, in document order.
     fn events_in(v: &Json, out: &mut Vec<Json>) {
