@@ -58,6 +58,27 @@ pub const METRICS: &[&str] = &[
     "tts_ttfb",
 ];
 
+/// A latency metric's name for people (`ttfa` → "TTFA"), as every report writes it; unknown names come back as
+/// they are.
+pub fn metric_label(metric: &str) -> &str {
+    match metric {
+        "ttfa" => "TTFA",
+        "ttfb" => "TTFB",
+        "leading_silence" => "leading silence",
+        "endpointing" => "endpointing",
+        "tool_call" => "tool call",
+        "talk_over" => "talk-over",
+        "max_silence" => "max silence",
+        "barge_in_stop" => "barge-in stop",
+        "barge_in_ack" => "barge-in ack",
+        "post_cancel_audio" => "post-cancel audio",
+        "stt" => "STT",
+        "llm_ttft" => "LLM TTFT",
+        "tts_ttfb" => "TTS TTFB",
+        m => m,
+    }
+}
+
 /// One turn of one call.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TurnRecord {

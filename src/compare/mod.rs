@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::audio::noise::SplitMix64;
 use crate::caller::record::{METRICS, TurnKind, TurnRecord};
 use crate::gate::GateError;
-use crate::gate::compare::{CallSamples, quantile, resample_pooled, samples};
+use crate::gate::compare::{CallSamples, fnv, index, interval_and_p, pooled, quantile, resample_pooled, samples};
 use crate::gate::load::Report;
 
 pub use render::{render_json, render_markdown, render_terminal};
@@ -162,13 +162,12 @@ impl Comparison {
     }
 }
 
-/// Every target of every directory as a side, in order. Labels are target names, or `dir/target` when a target
-/// name appears in more than one directory (the directory's last path component).
-pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
-    let mut raw = Vec::new();
-    for dir in dirs {
-        let report = Report::read(dir, false)?;
-        for target in &report.targets {
+/// Every target of one loaded report directory as a side, labelled by its target name.
+pub fn sides_of(report: &Report) -> Vec<Side> {
+    report
+        .targets
+        .iter()
+        .map(|target| {
             let turns: Vec<TurnRecord> = report.turns.iter().filter(|t| &t.target == target).cloned().collect();
             let simulated = report
                 .summary
@@ -176,8 +175,17 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
                 .and_then(|s| s.target(target))
                 .map(|t| t.simulated)
                 .unwrap_or_else(|| turns.iter().any(|t| t.simulated));
-            raw.push(Side { label: target.clone(), target: target.clone(), dir: dir.clone(), simulated, turns });
-        }
+            Side { label: target.clone(), target: target.clone(), dir: report.dir.clone(), simulated, turns }
+        })
+        .collect()
+}
+
+/// Every target of every directory as a side, in order. Labels are target names, or `dir/target` when a target
+/// name appears in more than one directory (the directory's last path component).
+pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
+    let mut raw = Vec::new();
+    for dir in dirs {
+        raw.extend(sides_of(&Report::read(dir, false)?));
     }
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for s in &raw {
@@ -281,11 +289,6 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Gate
     })
 }
 
-/// A stable 64-bit hash (FNV-1a): every row gets its own stream of the seed, so adding a metric changes no other.
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn pair_rows(a: &Side, b: &Side, opts: &CompareOptions) -> Vec<Row> {
     let mut rows = Vec::new();
     for metric in METRICS {
@@ -329,16 +332,6 @@ fn pair_notes(a: &Side, b: &Side) -> Vec<String> {
     notes
 }
 
-/// Two-sided p-value and percentile interval of a bootstrap distribution against the no-difference value.
-fn summarise(mut dist: Vec<f64>, null: f64) -> ((f64, f64), f64) {
-    dist.sort_by(f64::total_cmp);
-    let n = dist.len();
-    let at = |q: f64| dist[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-    let le = dist.iter().filter(|x| **x <= null).count();
-    let ge = dist.iter().filter(|x| **x >= null).count();
-    ((at(0.025), at(0.975)), (2.0 * le.min(ge) as f64 / n as f64).clamp(1.0 / n as f64, 1.0))
-}
-
 /// The ratio row of one latency statistic.
 pub fn ratio_row(
     metric: &str,
@@ -349,12 +342,7 @@ pub fn ratio_row(
     resamples: usize,
     seed: u64,
 ) -> Row {
-    let pool = |c: &CallSamples| {
-        let mut v = c.concat();
-        v.sort_unstable();
-        v
-    };
-    let (pa, pb) = (pool(a), pool(b));
+    let (pa, pb) = (pooled(a), pooled(b));
     let (va, vb) = (quantile(&pa, q) as f64, quantile(&pb, q) as f64);
     let ratio = |x: f64, y: f64| if x == 0.0 { if y == 0.0 { 1.0 } else { f64::INFINITY } } else { y / x };
     let value = ratio(va, vb);
@@ -362,14 +350,14 @@ pub fn ratio_row(
     if a.len() >= MIN_CALLS && b.len() >= MIN_CALLS && resamples > 0 {
         let mut rng = SplitMix64::new(seed);
         let (mut ra, mut rb) = (Vec::new(), Vec::new());
-        let dist: Vec<f64> = (0..resamples)
+        let mut dist: Vec<f64> = (0..resamples)
             .map(|_| {
                 resample_pooled(a, &mut rng, &mut ra);
                 resample_pooled(b, &mut rng, &mut rb);
                 ratio(quantile(&ra, q) as f64, quantile(&rb, q) as f64)
             })
             .collect();
-        let (c, p) = summarise(dist, 1.0);
+        let (c, p) = interval_and_p(&mut dist, 1.0);
         ci = Some(c);
         p_value = Some(p);
     }
@@ -428,12 +416,9 @@ pub fn rate_row(metric: &str, a: &[(u64, u64)], b: &[(u64, u64)], resamples: usi
     let (mut ci, mut p_value) = (None, None);
     if a.len() >= MIN_CALLS && b.len() >= MIN_CALLS && resamples > 0 {
         let mut rng = SplitMix64::new(seed);
-        let mut draw = |v: &[(u64, u64)]| {
-            let n = v.len();
-            rate(&mut (0..n).map(|_| v[((u128::from(rng.next_u64()) * n as u128) >> 64) as usize]))
-        };
-        let dist: Vec<f64> = (0..resamples).map(|_| draw(b) - draw(a)).collect();
-        let (c, p) = summarise(dist, 0.0);
+        let mut draw = |v: &[(u64, u64)]| rate(&mut (0..v.len()).map(|_| v[index(&mut rng, v.len())]));
+        let mut dist: Vec<f64> = (0..resamples).map(|_| draw(b) - draw(a)).collect();
+        let (c, p) = interval_and_p(&mut dist, 0.0);
         ci = Some(c);
         p_value = Some(p);
     }

@@ -5,25 +5,12 @@ use std::fmt::Write as _;
 
 use super::{Comparison, Pair, Row};
 
-/// Metric labels for people.
+/// Labels for people: the latency metrics' ([`crate::caller::record::metric_label`]) and the rates compared.
 pub fn metric_label(metric: &str) -> &str {
     match metric {
-        "ttfa" => "TTFA",
-        "ttfb" => "TTFB",
-        "leading_silence" => "leading silence",
-        "endpointing" => "endpointing",
-        "tool_call" => "tool call",
-        "talk_over" => "talk-over",
-        "max_silence" => "max silence",
-        "barge_in_stop" => "barge-in stop",
-        "barge_in_ack" => "barge-in ack",
-        "post_cancel_audio" => "post-cancel audio",
-        "stt" => "STT",
-        "llm_ttft" => "LLM TTFT",
-        "tts_ttfb" => "TTS TTFB",
         "tool_success_rate" => "tool success",
         "barge_in_success_rate" => "barge-in success",
-        m => m,
+        m => crate::caller::record::metric_label(m),
     }
 }
 

@@ -54,7 +54,7 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
 }
 
 /// A uniform index below `n`.
-fn index(rng: &mut SplitMix64, n: usize) -> usize {
+pub fn index(rng: &mut SplitMix64, n: usize) -> usize {
     ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
 }
 
@@ -67,7 +67,8 @@ pub fn resample_pooled(calls: &[Vec<u64>], rng: &mut SplitMix64, out: &mut Vec<u
     out.sort_unstable();
 }
 
-fn pooled(calls: &[Vec<u64>]) -> Vec<u64> {
+/// Every call's samples in one sorted pool.
+pub fn pooled(calls: &[Vec<u64>]) -> Vec<u64> {
     let mut all: Vec<u64> = calls.concat();
     all.sort_unstable();
     all
@@ -105,13 +106,7 @@ pub fn compare(
             if bp == 0.0 {
                 return None;
             }
-            dist.sort_by(f64::total_cmp);
-            let n = dist.len();
-            let at = |q: f64| dist[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-            let (ci_low, ci_high) = (at(0.025), at(0.975));
-            let le = dist.iter().filter(|x| **x <= 0.0).count();
-            let ge = dist.iter().filter(|x| **x >= 0.0).count();
-            let p_value = (2.0 * le.min(ge) as f64 / n as f64).clamp(1.0 / n as f64, 1.0);
+            let ((ci_low, ci_high), p_value) = interval_and_p(&mut dist, 0.0);
             let verdict = if p_value >= ALPHA {
                 ChangeVerdict::NoChange
             } else if ci_low > noise {
@@ -136,13 +131,24 @@ pub fn compare(
         .collect()
 }
 
+/// The 95 % percentile interval of a non-empty bootstrap distribution (sorted in place) and its two-sided p-value
+/// against `null` (the no-difference value): `2 · min(share ≤ null, share ≥ null)`, within `[1/B, 1]`.
+pub fn interval_and_p(dist: &mut [f64], null: f64) -> ((f64, f64), f64) {
+    dist.sort_by(f64::total_cmp);
+    let n = dist.len();
+    let at = |q: f64| dist[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+    let le = dist.iter().filter(|x| **x <= null).count();
+    let ge = dist.iter().filter(|x| **x >= null).count();
+    ((at(0.025), at(0.975)), (2.0 * le.min(ge) as f64 / n as f64).clamp(1.0 / n as f64, 1.0))
+}
+
 /// `(cur − base) / base`; a resample whose base statistic is 0 counts as +∞ (or 0 when both are 0).
 fn relative(base: f64, cur: f64) -> f64 {
     if base == 0.0 { if cur == 0.0 { 0.0 } else { f64::INFINITY } } else { (cur - base) / base }
 }
 
 /// A stable 64-bit hash (FNV-1a), to give every comparison its own stream of the seed.
-fn fnv(s: &str) -> u64 {
+pub fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

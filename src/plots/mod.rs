@@ -109,19 +109,9 @@ fn target_color(report: &Report, target: &str) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// A metric's name as plots write it.
-pub(crate) fn metric_title(metric: &str) -> String {
-    match metric {
-        "ttfa" => "TTFA".into(),
-        "ttfb" => "TTFB".into(),
-        "stt" => "STT".into(),
-        "llm_ttft" => "LLM TTFT".into(),
-        "tts_ttfb" => "TTS TTFB".into(),
-        "barge_in_stop" => "barge-in stop".into(),
-        "barge_in_ack" => "barge-in ack".into(),
-        "post_cancel_audio" => "post-cancel audio".into(),
-        other => other.replace('_', " "),
-    }
+/// A metric's name as plots write it: the reports' label ([`crate::caller::record::metric_label`]).
+pub(crate) fn metric_title(metric: &str) -> &str {
+    crate::caller::record::metric_label(metric)
 }
 
 /// A file-name-safe form of a target name.

@@ -134,7 +134,7 @@ pub fn latency_table(t: &TargetSummary) -> Table {
         .iter()
         .map(|(m, s)| {
             vec![
-                crate::compare::render::metric_label(m).to_string(),
+                crate::caller::record::metric_label(m).to_string(),
                 s.count.to_string(),
                 ms(s.min),
                 ms(s.p50),

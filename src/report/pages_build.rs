@@ -74,8 +74,9 @@ pub fn render_dir(dir: &Path) -> Result<Rendered, GateError> {
     };
 
     let compare = if report.targets.len() >= 2 {
-        let made = crate::compare::load_sides(&[dir.to_owned()])
-            .and_then(|sides| crate::compare::compare(&sides, &crate::compare::CompareOptions::default()));
+        // One directory's targets have distinct names: the sides come from the rows already read.
+        let sides = crate::compare::sides_of(&report);
+        let made = crate::compare::compare(&sides, &crate::compare::CompareOptions::default());
         match made.and_then(|c| crate::compare::write_outputs(&c, dir).map(|_| c)) {
             Ok(c) => Some(c),
             Err(e) => {
