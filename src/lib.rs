@@ -17,11 +17,11 @@ pub mod scenario;
 pub mod sim;
 pub mod targets;
 
-/// A wire-protocol fixture from `../shared/protocol-fixtures/`, parsed; panics naming the file when it is missing
-/// (CI checks `../shared` out beside the repository). Tests only.
+/// A wire-protocol fixture from `tests/fixtures/protocols/` (captured or documented event sequences; where each
+/// came from is in that folder's SOURCES.md), parsed; panics naming the file when it is missing. Tests only.
 #[cfg(test)]
 pub(crate) fn protocol_fixture(name: &str) -> serde_json::Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol-fixtures").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protocols").join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
