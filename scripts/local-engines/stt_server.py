@@ -8,7 +8,7 @@ Two engines behind one endpoint, chosen per request by the multipart `model` fie
 
 POST /v1/audio/transcriptions  multipart/form-data: file (WAV, 16-bit PCM, any rate, mono or stereo), model,
     response_format json (default) | text | verbose_json, stream true|false; language and prompt are accepted and
-    ignored (English only). Answers as PROTOCOLS.md §5.1 says: {"text": ..., "usage": {"type": "duration",
+    ignored (English only). Answers as docs/protocols.md §5.1 says: {"text": ..., "usage": {"type": "duration",
     "seconds": ...}}; with stream=true an SSE stream (HTTP/1.1 chunked) of
     data: {"type":"transcript.text.delta","delta":...} events, one per recognised segment as the decoder yields it,
     closed by data: {"type":"transcript.text.done","text":...,"usage":...}.

@@ -1,7 +1,7 @@
 """OpenAI-compatible text-to-speech on loopback: the TTS stage of scenarios/local-pipeline.toml, over Piper 1.8
 with the en_US joe medium voice (22.05 kHz).
 
-POST /v1/audio/speech  JSON {model, input, voice, response_format, speed}, as PROTOCOLS.md §5.4 says. The audio
+POST /v1/audio/speech  JSON {model, input, voice, response_format, speed}, as docs/protocols.md §5.4 says. The audio
     streams with Transfer-Encoding: chunked as Piper produces it: Piper synthesizes one sentence at a time, and each
     sentence's audio is written and flushed as soon as it exists, so the first body bytes mark the real time to first
     audio, not the end of synthesis.

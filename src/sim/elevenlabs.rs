@@ -1,4 +1,4 @@
-//! The ElevenLabs Agents (Conversational AI) wire of the sim: PROTOCOLS.md §3, over the shared agent brain.
+//! The ElevenLabs Agents (Conversational AI) wire of the sim: docs/protocols.md §3, over the shared agent brain.
 //!
 //! `GET /v1/convai/conversation?agent_id=…`. On `conversation_initiation_client_data` the sim answers
 //! `conversation_initiation_metadata` with its `conversation_id` (the ground truth's session id) and the audio

@@ -1,4 +1,4 @@
-//! The Gemini Live (BidiGenerateContent) wire of the sim: PROTOCOLS.md §2, over the shared agent brain.
+//! The Gemini Live (BidiGenerateContent) wire of the sim: docs/protocols.md §2, over the shared agent brain.
 //!
 //! `GET /ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=…` (any key). The first
 //! message must be `setup` (camelCase or snake_case top-level keys, as the real service accepts both); the reply is

@@ -2,7 +2,7 @@
 //! scenario's script like a competent agent, with known timing, and logs ground truth for every response.
 //!
 //! The harness (and tests) reach it over real sockets at [`SimHandle::realtime_url`]. It speaks GA by default and
-//! the beta dialect when the upgrade request carries `OpenAI-Beta: realtime=v1` (PROTOCOLS.md §1). What it does:
+//! the beta dialect when the upgrade request carries `OpenAI-Beta: realtime=v1` (docs/protocols.md §1). What it does:
 //!
 //! * session: `session.created` in the captured GA shape (pcm 24 kHz both ways, server_vad 0.5/300 and the
 //!   profile's silence window — 500 ms unless `sim_options.vad_silence_ms` or the target's `turn_detection` says

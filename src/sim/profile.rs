@@ -11,7 +11,7 @@
 //!     150–3000 ms). The issue's seed gives "a 300–700 ms round trip" for native speech-to-speech models; with this
 //!     σ, 70 % of draws fall in 300–700 ms (p15 ≈ 290, p85 ≈ 700), p5 ≈ 225 ms and p99 ≈ 1.2 s, the tail that
 //!     published TTFA distributions of hosted realtime models show.
-//!   * VAD silence 500 ms: the SDK's documented `silence_duration_ms` default (PROTOCOLS.md §1.2). A captured GA
+//!   * VAD silence 500 ms: the SDK's documented `silence_duration_ms` default (docs/protocols.md §1.2). A captured GA
 //!     session shows 200 ms; measured with the booking corpus, 200 ms ends turns at comma pauses ("…this Friday,
 //!     December fourth, at seven p.m."): 6 of 18 premature take-overs, 8 of 160 turns timing out. So TTFA here is
 //!     ~500 ms endpointing + the reply delay + leading silence, p50 ≈ 1.1–1.2 s.

@@ -1,7 +1,7 @@
 //! OpenAI Realtime session state and client-event validation for the sim, in both dialects.
 //!
-//! Validation fails the way the real service does (PROTOCOLS.md §1.2, §1.9, errors_and_close_codes_captured.json):
-//! a GA `session.update` without `session.type` is `missing_required_parameter`; an unknown field anywhere rejects
+//! Validation fails the way the real service does (docs/protocols.md §1.2, §1.9; tests/fixtures/protocols/
+//! errors_and_close_codes_captured.json): a GA `session.update` without `session.type` is `missing_required_parameter`; an unknown field anywhere rejects
 //! the whole update with `unknown_parameter` and the old config stays; wrong types are `invalid_type`; bad enum
 //! values `invalid_value`. Every error is an `error` event; the session stays open.
 

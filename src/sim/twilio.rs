@@ -1,4 +1,4 @@
-//! The "agent behind Twilio" of the sim: a Twilio Media Streams agent server (PROTOCOLS.md §4), over the shared
+//! The "agent behind Twilio" of the sim: a Twilio Media Streams agent server (docs/protocols.md §4), over the shared
 //! agent brain, so the Twilio path (voicebench impersonating Twilio) is testable end to end.
 //!
 //! `GET /twilio` (any path suffix a TwiML `<Stream url>` would carry is not needed here). The harness sends

@@ -1,4 +1,4 @@
-//! ElevenLabs Agents (Conversational AI) over WebSocket: PROTOCOLS.md §3.
+//! ElevenLabs Agents (Conversational AI) over WebSocket: docs/protocols.md §3.
 //!
 //! Connect to the target's `url` with `?agent_id=` (from `agent_id`), send `conversation_initiation_client_data`,
 //! and wait for `conversation_initiation_metadata`: its `conversation_id` is the session id, its audio formats are

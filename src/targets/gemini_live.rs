@@ -1,4 +1,4 @@
-//! Gemini Live (BidiGenerateContent over WebSocket): PROTOCOLS.md §2.
+//! Gemini Live (BidiGenerateContent over WebSocket): docs/protocols.md §2.
 //!
 //! Connect to the target's `url` with the key in the query (`?key=` from `api_key_env`; the URL may already carry
 //! one), send `setup` (model, audio response modality, voice, instructions, the scenario's tools as function

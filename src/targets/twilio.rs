@@ -1,4 +1,5 @@
-//! Twilio Media Streams, reversed: voicebench *is* Twilio and dials the team's own agent server (PROTOCOLS.md §4).
+//! Twilio Media Streams, reversed: voicebench *is* Twilio and dials the team's own agent server
+//! (docs/protocols.md §4).
 //!
 //! Connect to the target's `url` (the agent's `<Connect><Stream url>`), send `connected` and `start` (fresh
 //! `streamSid`, `callSid`, `accountSid`; μ-law 8 kHz mono; `customParameters` naming the caller as voicebench),

@@ -1,5 +1,5 @@
 //! The pipeline's LLM stage: OpenAI-compatible `POST /v1/chat/completions` with `stream: true` and tools
-//! (PROTOCOLS.md §5.3). [`ChatDecoder`] turns the SSE chunks into content tokens and complete tool calls, by the
+//! (docs/protocols.md §5.3). [`ChatDecoder`] turns the SSE chunks into content tokens and complete tool calls, by the
 //! rules the recorded stream shows: tool-call fragments accumulate per `index` (the id and name come only in a
 //! call's first fragment), the role-only first chunk (`content: ""`) is not the first token, and the usage chunk
 //! has `choices: []`.

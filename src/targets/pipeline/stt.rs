@@ -1,4 +1,4 @@
-//! The pipeline's speech-to-text stage (PROTOCOLS.md §5.1–5.2).
+//! The pipeline's speech-to-text stage (docs/protocols.md §5.1–5.2).
 //!
 //! * OpenAI-compatible `POST /v1/audio/transcriptions`: after the local endpointer ends the caller's turn, the
 //!   turn's audio goes up as a WAV in `multipart/form-data`; the answer is `{"text": …}`, or with `stream = true`

@@ -1,4 +1,4 @@
-//! The pipeline's text-to-speech stage (PROTOCOLS.md §5.4–5.5), and the sentence splitter that feeds it.
+//! The pipeline's text-to-speech stage (docs/protocols.md §5.4–5.5), and the sentence splitter that feeds it.
 //!
 //! * OpenAI-compatible `POST /v1/audio/speech` with `response_format: "pcm"` (raw 24 kHz s16le), streamed
 //!   chunked: the first body bytes are the stage's time to first byte.
