@@ -4,7 +4,7 @@
 use voicebench::run::bench::{join, quantile};
 use voicebench::run::{RunOptions, run};
 
-use super::{root, write_fixed_scenario};
+use super::{root, text, voicebench, write_fixed_scenario};
 
 #[test]
 fn fixed_profile_matches_ground_truth() {
@@ -217,4 +217,62 @@ api_key_env = "VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET"
     let fixed = summary["targets"].as_array().unwrap().iter().find(|t| t["name"] == "fixed").unwrap();
     assert!(fixed["metrics"]["ttfa"]["count"].as_u64().unwrap() >= 1, "{fixed}");
     assert!(fixed["errors"]["interrupted"].as_u64().unwrap_or(0) >= 1, "{fixed}");
+}
+
+/// Calls start in index order: with one call in flight, `calls.csv`'s `started_ms` follows call 0 of every target
+/// (in the scenario's target order), then call 1, and so on. Two fixed-profile targets, one short turn per call
+/// (about 3 s). Before the dispatcher took the permits in order, one run in three started calls out of order.
+#[test]
+fn calls_start_in_index_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"name = "order"
+corpus = {corpus:?}
+
+[defaults]
+calls = 3
+concurrency = 1
+turn_timeout_ms = 10000
+seed = 7
+gap_ms = 400
+
+[[target]]
+name = "first"
+protocol = "openai-realtime"
+sim = "fixed"
+sim_options = {{ reply_delay_ms = 100, vad_silence_ms = 200 }}
+
+[[target]]
+name = "second"
+protocol = "openai-realtime"
+sim = "fixed"
+sim_options = {{ reply_delay_ms = 100, vad_silence_ms = 200 }}
+
+[[turn]]
+utterance = "backchannel"
+reply = "noted"
+"#,
+        corpus = root().join("audio-corpus")
+    );
+    let path = tmp.path().join("order.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, stderr) =
+        text(&voicebench(tmp.path(), &["run", path.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]));
+    assert_eq!(code, 0, "{stderr}");
+    let mut rows = csv::Reader::from_path(out.join("calls.csv")).unwrap();
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no `{name}` in {header:?}"));
+    let (target, call, started) = (col("target"), col("call"), col("started_ms"));
+    let mut calls: Vec<(f64, String, u32)> = rows
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[started].parse().unwrap(), r[target].to_string(), r[call].parse().unwrap())
+        })
+        .collect();
+    calls.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let order: Vec<(String, u32)> = calls.into_iter().map(|(_, t, c)| (t, c)).collect();
+    let want: Vec<(String, u32)> = (0..3).flat_map(|c| [("first".to_string(), c), ("second".to_string(), c)]).collect();
+    assert_eq!(order, want, "calls by started_ms");
 }

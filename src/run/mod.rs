@@ -196,26 +196,43 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     let total = calls as u64 * prepared.len() as u64;
     let prepared = Arc::new(prepared);
     let scenario = Arc::new(scenario.clone());
-    let mut tasks = Vec::new();
-    // Interleaved: call i of every target before call i+1.
-    for call in 0..calls {
-        for ti in 0..prepared.len() {
-            let phase = Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
-            let (prepared, scenario, sem, turn_tx, call_tx, stop) =
-                (prepared.clone(), scenario.clone(), sem.clone(), turn_tx.clone(), call_tx.clone(), stop_rx.clone());
-            tasks.push(tokio::spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else { return };
-                let p = &prepared[ti];
-                if *stop.borrow() {
-                    return;
+    // Interleaved: call i of every target before call i+1. One dispatcher takes the permits in that order and
+    // starts each call once it holds one, so calls start in index order (tasks spawned up front and each waiting
+    // for a permit would start in whatever order the scheduler first polls them, e.g. the newest task first).
+    let dispatcher = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            'dispatch: for call in 0..calls {
+                for ti in 0..prepared.len() {
+                    let phase =
+                        Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
+                    let permit = tokio::select! {
+                        p = sem.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => break 'dispatch,
+                        },
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => break 'dispatch,
+                    };
+                    if *stop.borrow() {
+                        break 'dispatch;
+                    }
+                    let (prepared, scenario, turn_tx, call_tx, stop) =
+                        (prepared.clone(), scenario.clone(), turn_tx.clone(), call_tx.clone(), stop.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let _permit = permit;
+                        let rec = one_call(&scenario, &prepared[ti], call, phase, run_start, stop, &turn_tx).await;
+                        let _ = call_tx.send(rec);
+                    }));
                 }
-                let rec = one_call(&scenario, p, call, phase, run_start, stop, &turn_tx).await;
-                let _ = call_tx.send(rec);
-            }));
-        }
-    }
-    drop(turn_tx);
-    drop(call_tx);
+            }
+            // The channels close once every call has finished.
+            drop((turn_tx, call_tx));
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+    };
 
     let mut progress = Progress::new(total, opts.progress);
     let mut interrupted = false;
@@ -249,9 +266,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
             }
         }
     }
-    for t in tasks {
-        let _ = t.await;
-    }
+    let _ = dispatcher.await;
     progress.finish();
     let summary = recorder.finish(interrupted).context("writing the report")?;
     let mut ground_truth = HashMap::new();
