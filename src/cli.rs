@@ -468,7 +468,8 @@ fn emit_gate(report: &GateReport, args: &GateArgs, format: GateFormat) -> Result
     Ok(if report.passed() { 0 } else { 1 })
 }
 
-/// The async runtime: one worker per core (the callers' timers and sockets share them; see STYLE.md).
+/// The async runtime: one worker per core (the callers' timers and sockets share them; more threads than cores
+/// only add contention on a loaded machine).
 fn runtime() -> Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?)

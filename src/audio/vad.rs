@@ -1,4 +1,4 @@
-//! The project's energy VAD: the reference for every utterance's speech bounds (../shared/METRICS.md).
+//! The project's energy VAD: the reference for every utterance's speech bounds (docs/metrics.md).
 //!
 //! Audio is cut into 10 ms windows; a window is *voiced* when its mean-removed RMS is above −40 dBFS. Voiced runs
 //! closer than `min_silence_ms` are merged (so stop consonants and short breaths don't split a word), then segments
@@ -8,7 +8,7 @@
 
 use super::{Pcm, dbfs_to_amplitude};
 
-/// Energy VAD parameters. The defaults are the ones METRICS.md defines.
+/// Energy VAD parameters. The defaults are the ones docs/metrics.md defines.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EnergyVad {
     /// Analysis window, ms.
@@ -88,8 +88,8 @@ impl EnergyVad {
         Some(Annotation { speech: Segment { start: first.start, end: last.end }, pauses, segments: segs })
     }
 
-    /// The first audible sample (METRICS.md `leading_silence`): the start of the first run of voiced windows lasting
-    /// at least `min_speech_ms`, refined to the sample. `None` when nothing is audible.
+    /// The first audible sample (docs/metrics.md, "Audible"): the start of the first run of voiced windows lasting at
+    /// least `min_speech_ms`, refined to the sample. `None` when nothing is audible.
     pub fn first_audible(&self, pcm: &Pcm) -> Option<usize> {
         let w = self.window_len(pcm.rate);
         let voiced = self.voiced_windows(pcm);

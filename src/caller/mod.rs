@@ -1,5 +1,5 @@
 //! The caller: a protocol-free scripted caller that paces audio on absolute deadlines, plays the agent's audio on a
-//! playback timeline, answers tool calls from the scenario, and measures every per-turn metric of METRICS.md.
+//! playback timeline, answers tool calls from the scenario, and measures every per-turn metric of docs/metrics.md.
 //!
 //! [`run_call`] is one call: a loop that sends the frame that is due (an utterance frame or silence: a caller's
 //! microphone never stops), handles the adapter's events as they come, and hands finished turns to the recorder.

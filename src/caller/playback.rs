@@ -111,7 +111,7 @@ impl Playback {
     }
 }
 
-/// Streaming detector of the first audible sample (METRICS.md): a 10 ms window whose mean-removed RMS is above
+/// Streaming detector of the first audible sample (docs/metrics.md): a 10 ms window whose mean-removed RMS is above
 /// −40 dBFS, sustained for 30 ms; refined to the first sample above the gate in the window before or at the start.
 /// Gives the same answer as [`crate::audio::vad::EnergyVad::first_audible`] on the whole signal.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ impl TurnKind {
     }
 }
 
-/// The latency metrics of METRICS.md, in the order reports list them.
+/// The latency metrics of docs/metrics.md, in the order reports list them.
 pub const METRICS: &[&str] = &[
     "ttfa",
     "ttfb",

@@ -1,5 +1,5 @@
 //! The turn state machine: which turn owns which agent audio, when the next utterance may start, and every
-//! per-turn measurement of METRICS.md. Pure logic over timestamped events, so it is tested deterministically.
+//! per-turn measurement of docs/metrics.md. Pure logic over timestamped events, so it is tested deterministically.
 //!
 //! Attribution rules:
 //! - A new agent audio item (a provider response that speaks) belongs to the latest turn that expects a reply

@@ -3,7 +3,7 @@
 //! Every (report directory, target) is a *side*; the first side (or `--reference`) is the reference and every
 //! other side is compared with it, metric by metric. For a latency metric and a statistic (p50, p95) the figure is
 //! the **ratio** `stat(other) / stat(reference)` with a 95 % bootstrap confidence interval over **whole calls**
-//! (the turns of one call share a connection and a moment, so calls are the unit, as in the gate: METRICS.md):
+//! (the turns of one call share a connection and a moment, so calls are the unit, as in the gate: docs/metrics.md):
 //! 1. samples are the turns' values in µs rounded to their HdrHistogram bucket, grouped by call (so the point
 //!    estimates are the `summary.json` figures); calls without a sample of the metric are left out;
 //! 2. `B` times (default 2000, seeded): draw as many calls as each side has, with replacement, from that side,

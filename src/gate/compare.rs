@@ -1,5 +1,5 @@
 //! Change detection against a baseline, the way criterion does it (`analysis/compare.rs`), with calls as the unit
-//! of resampling (METRICS.md: "a bootstrap over whole calls"): turns of one call share a connection, a server and a
+//! of resampling (docs/metrics.md: a bootstrap over whole calls): turns of one call share a connection, a server and a
 //! moment, so they are not independent, and resampling turns one by one would make the interval too narrow.
 //!
 //! For one target, one latency metric and a statistic (p50, p95):

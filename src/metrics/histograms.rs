@@ -226,7 +226,7 @@ impl HistogramSet {
         HistogramSet { targets: targets.into_iter().map(TargetMetrics::new).collect(), ..Default::default() }
     }
 
-    /// Judges every turn against these SLOs for goodput (METRICS.md: the share of turns that meet every SLO at
+    /// Judges every turn against these SLOs for goodput (docs/metrics.md: the share of turns that meet every SLO at
     /// once). Without SLOs, goodput is not computed.
     pub fn with_slos(mut self, slos: Vec<Slo>) -> HistogramSet {
         self.slos = slos;

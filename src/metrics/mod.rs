@@ -1,5 +1,5 @@
-//! Aggregation of a run's records (METRICS.md, "Aggregation"): one HdrHistogram per (target, metric, turn kind) and
-//! per (target, metric, all kinds), the run's frame-pacing histogram, and the counts behind every rate.
+//! Aggregation of a run's records (docs/metrics.md, "Aggregation"): one HdrHistogram per (target, metric, turn
+//! kind) and per (target, metric, all kinds), the run's frame-pacing histogram, and the counts behind every rate.
 //!
 //! Histograms hold **microseconds** at 3 significant digits and resize themselves, so a 40-second stall is recorded
 //! as faithfully as a 300 ms reply. Percentiles are read from histograms and never averaged; two sets from shards of

@@ -124,7 +124,7 @@ fn joined(labels: &[String]) -> String {
     labels.join(" vs ")
 }
 
-/// The barge-in limit of METRICS.md: still audible this long after the caller's onset is a failed barge-in.
+/// The barge-in limit of docs/metrics.md: still audible this long after the caller's onset is a failed barge-in.
 const BARGE_IN_LIMIT_MS: f64 = 2000.0;
 
 /// Draws every plot the report's data supports into `<out_dir>/plots/` (created), returns them in display order.
@@ -281,7 +281,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
             format!("hist_{metric}"),
             format!("{} distribution: {names}", metric_title(metric)),
             format!(
-                "Histogram of {} (ms, as METRICS.md defines it), as a share of each target's turns with a value, \
+                "Histogram of {} (ms, as docs/metrics.md defines it), as a share of each target's turns with a value, \
                  targets overlaid.",
                 metric_title(metric)
             ),

@@ -487,8 +487,8 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
         let _ = write!(o, "<li><a href=\"{}\">{}</a></li>", esc(f), esc(f));
     }
     o.push_str(
-        "</ul>\n<p><small>Written by voicebench. Definitions of every number: METRICS.md; of this directory: \
-                docs/report.md.</small></p>\n</body></html>\n",
+        "</ul>\n<p><small>Written by voicebench. Definitions of every number: docs/metrics.md; of this directory: \
+                docs/report.md (in voicebench's repository).</small></p>\n</body></html>\n",
     );
     o
 }

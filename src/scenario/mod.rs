@@ -223,7 +223,7 @@ pub struct Slo {
     pub bound: Bound,
 }
 
-/// Latency metrics an SLO can name (METRICS.md), in ms: the metrics every turn record carries.
+/// Latency metrics an SLO can name (docs/metrics.md), in ms: the metrics every turn record carries.
 pub const LATENCY_METRICS: &[&str] = crate::caller::record::METRICS;
 
 /// Statistics an SLO can bound.

@@ -3,7 +3,7 @@
 //! chunks.
 //!
 //! The reply WAVs carry ~300 ms of padding before the voice. The sim cuts each reply at its first audible sample
-//! (METRICS.md's definition, [`EnergyVad::first_audible`], measured on the audio exactly as the client will decode
+//! (docs/metrics.md's definition, [`EnergyVad::first_audible`], measured on the audio exactly as the client will decode
 //! it), so that the leading silence the caller hears is exactly the profile's drawn `leading_silence_ms`, which the
 //! sim sends as explicit silence chunks before the reply.
 
