@@ -15,6 +15,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sim;
+pub mod stats;
 pub mod targets;
 
 /// A wire-protocol fixture from `tests/fixtures/protocols/` (captured or documented event sequences; where each

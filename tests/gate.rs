@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use voicebench::audio::noise::SplitMix64;
 use voicebench::caller::record::{CallRecord, TurnKind, TurnRecord};
 use voicebench::gate::{self, CheckKind, GateOptions};
 use voicebench::report::{Recorder, RunMeta, TargetMeta};
 use voicebench::scenario::Slo;
+use voicebench::stats::SplitMix64;
 use voicebench::targets::ErrorCategory;
 
 fn meta(slo: Vec<Slo>) -> RunMeta {

@@ -18,6 +18,7 @@ use self::pacer::Pacer;
 use self::record::{CallRecord, Pacing, TurnRecord};
 use self::turns::{Action, CallId, Tracker};
 use crate::scenario::{ToolSpec, TurnSpec};
+use crate::stats::quantile;
 use crate::targets::{ErrorCategory, Frame, Session};
 
 /// Everything one call of one target needs, prepared once per target (frames are encoded once and shared).
@@ -39,14 +40,6 @@ pub struct CallPlan {
     pub frame_ms: u32,
     /// Per-turn timeout.
     pub turn_timeout: Duration,
-}
-
-/// Percentile of a lateness record, µs.
-fn percentile(sorted: &[u32], q: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
@@ -122,8 +115,8 @@ pub async fn run_call<S: Session>(
     let ended = tracker.ended().cloned();
     let pacing = Pacing {
         frames: sorted.len() as u64,
-        p50_us: percentile(&sorted, 0.5),
-        p99_us: percentile(&sorted, 0.99),
+        p50_us: quantile(&sorted, 0.5).unwrap_or(0),
+        p99_us: quantile(&sorted, 0.99).unwrap_or(0),
         max_us: sorted.last().copied().unwrap_or(0),
         lateness_us: std::mem::take(&mut lateness),
     };

@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::audio::noise::SplitMix64;
 use crate::caller::record::{METRICS, TurnKind, TurnRecord};
 use crate::gate::GateError;
-use crate::gate::compare::{CallSamples, fnv, index, interval_and_p, pooled, quantile, resample_pooled, samples};
 use crate::gate::load::Report;
+use crate::metrics::call_samples as samples;
+use crate::stats::{CallSamples, SplitMix64, fnv, index, interval_and_p, pooled, quantile, resample_pooled};
 
 pub use render::{render_json, render_markdown, render_terminal};
 
@@ -343,7 +343,8 @@ pub fn ratio_row(
     seed: u64,
 ) -> Row {
     let (pa, pb) = (pooled(a), pooled(b));
-    let (va, vb) = (quantile(&pa, q) as f64, quantile(&pb, q) as f64);
+    let at = |s: &[u64]| quantile(s, q).unwrap_or(0) as f64;
+    let (va, vb) = (at(&pa), at(&pb));
     let ratio = |x: f64, y: f64| if x == 0.0 { if y == 0.0 { 1.0 } else { f64::INFINITY } } else { y / x };
     let value = ratio(va, vb);
     let (mut ci, mut p_value) = (None, None);
@@ -354,7 +355,7 @@ pub fn ratio_row(
             .map(|_| {
                 resample_pooled(a, &mut rng, &mut ra);
                 resample_pooled(b, &mut rng, &mut rb);
-                ratio(quantile(&ra, q) as f64, quantile(&rb, q) as f64)
+                ratio(at(&ra), at(&rb))
             })
             .collect();
         let (c, p) = interval_and_p(&mut dist, 1.0);

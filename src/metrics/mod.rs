@@ -9,7 +9,7 @@ mod histograms;
 pub mod stages;
 mod tally;
 
-pub use histograms::{HistKey, HistogramSet, Scope, Stats, TargetMetrics, ms_to_us, new_histogram};
+pub use histograms::{HistKey, HistogramSet, Scope, Stats, TargetMetrics, call_samples, ms_to_us, new_histogram};
 pub use tally::{Tally, meets_slos};
 
 /// Significant digits of every histogram.
