@@ -18,7 +18,6 @@ use self::pacer::Pacer;
 use self::record::{CallRecord, Pacing, TurnRecord};
 use self::turns::{Action, CallId, Tracker};
 use crate::scenario::{ToolSpec, TurnSpec};
-use crate::stats::quantile;
 use crate::targets::{ErrorCategory, Frame, Session};
 
 /// Everything one call of one target needs, prepared once per target (frames are encoded once and shared).
@@ -109,17 +108,8 @@ pub async fn run_call<S: Session>(
             break;
         }
     }
-    let mut lateness = pacer.take_lateness();
-    let mut sorted = lateness.clone();
-    sorted.sort_unstable();
     let ended = tracker.ended().cloned();
-    let pacing = Pacing {
-        frames: sorted.len() as u64,
-        p50_us: quantile(&sorted, 0.5).unwrap_or(0),
-        p99_us: quantile(&sorted, 0.99).unwrap_or(0),
-        max_us: sorted.last().copied().unwrap_or(0),
-        lateness_us: std::mem::take(&mut lateness),
-    };
+    let pacing = Pacing::from_lateness(pacer.take_lateness());
     CallRecord {
         target: plan.target.clone(),
         simulated: plan.simulated,

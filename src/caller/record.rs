@@ -200,6 +200,22 @@ pub struct Pacing {
     pub max_us: u32,
 }
 
+impl Pacing {
+    /// A call's pacing from every frame's lateness (in send order, kept for the run's histogram): p50 and p99 by the
+    /// crate's one quantile rule ([`crate::stats::quantile`]), so they match the run's histogram in `summary.json`.
+    pub fn from_lateness(lateness_us: Vec<u32>) -> Pacing {
+        let mut sorted = lateness_us.clone();
+        sorted.sort_unstable();
+        Pacing {
+            frames: sorted.len() as u64,
+            p50_us: crate::stats::quantile(&sorted, 0.5).unwrap_or(0),
+            p99_us: crate::stats::quantile(&sorted, 0.99).unwrap_or(0),
+            max_us: sorted.last().copied().unwrap_or(0),
+            lateness_us,
+        }
+    }
+}
+
 /// One call.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CallRecord {
