@@ -10,6 +10,7 @@ pub mod compare;
 pub mod corpus;
 pub mod gate;
 pub mod metrics;
+pub mod pages;
 pub mod plots;
 pub mod report;
 pub mod run;

@@ -114,7 +114,7 @@ fn the_frozen_report_s_percentiles_agree_everywhere() {
     let o = voicebench(tmp.path(), &["report", dir.to_str().unwrap()]);
     let (code, out, err) = text(&o);
     assert_eq!(code, 0, "{out}{err}");
-    let report = voicebench::gate::load::Report::read(&dir, true).unwrap();
+    let report = voicebench::report::read::Report::read(&dir, true).unwrap();
     let summary = report.summary.clone().unwrap();
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     let cmp: serde_json::Value =

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::caller::record::{TurnKind, TurnRecord};
-use crate::gate::load::Report;
 use crate::metrics::stages;
+use crate::report::read::Report;
 
 /// The `q`-quantile of sorted values by the crate's one rule ([`crate::stats::quantile`]: the value at rank
 /// `max(1, ⌈q·n⌉)`, as the summary's percentiles); NaN when there are none.
