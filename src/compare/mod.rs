@@ -243,10 +243,7 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, CompareError> {
 pub fn parse_kind(s: &str) -> Result<TurnKind, CompareError> {
     TurnKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
         let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
-        CompareError::Options(format!(
-            "unknown turn kind `{s}`; {}",
-            crate::scenario::diag::suggest(s, "kinds", &kinds)
-        ))
+        CompareError::Options(format!("unknown turn kind `{s}`; {}", crate::diag::suggest(s, "kinds", &kinds)))
     })
 }
 
@@ -262,10 +259,7 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Comp
         None => 0,
         Some(r) => sides.iter().position(|s| &s.label == r).ok_or_else(|| {
             let labels: Vec<&str> = sides.iter().map(|s| s.label.as_str()).collect();
-            CompareError::Options(format!(
-                "no side is called `{r}`; {}",
-                crate::scenario::diag::suggest(r, "sides", &labels)
-            ))
+            CompareError::Options(format!("no side is called `{r}`; {}", crate::diag::suggest(r, "sides", &labels)))
         })?,
     };
     // `--kind`: every side keeps only the turns of that kind.

@@ -256,7 +256,7 @@ pub enum GateError {
         "no baseline named `{name}` in {} ({}); create it from a report with `voicebench gate DIR --save-baseline \
          {name}` (the store is {}; set {STORE_ENV} to use another)",
         store.display(),
-        if saved.is_empty() { "the store is empty".to_string() } else { crate::scenario::diag::suggest(name, "baselines", saved) },
+        if saved.is_empty() { "the store is empty".to_string() } else { crate::diag::suggest(name, "baselines", saved) },
         store.display()
     )]
     NoBaseline {

@@ -8,8 +8,8 @@
 //! passes by default.
 
 use super::{Check, CheckKind, GateError};
+use crate::diag::suggest;
 use crate::metrics::{Scope, TargetMetrics};
-use crate::scenario::diag::suggest;
 use crate::scenario::{Bound, LATENCY_METRICS, RATES, STATS, Slo};
 
 /// Parses `KEY=VALUE` (as `--slo` takes it).

@@ -242,7 +242,7 @@ impl TurnRow {
             None => None,
             Some(k) => Some(TurnKind::ALL.into_iter().find(|x| x.as_str() == k).ok_or_else(|| {
                 let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown turn kind `{k}`; {}", crate::scenario::diag::suggest(&k, "kinds", &kinds))
+                format!("unknown turn kind `{k}`; {}", crate::diag::suggest(&k, "kinds", &kinds))
             })?),
         };
         Ok(TurnRecord {
