@@ -41,7 +41,7 @@ impl TurnKind {
     }
 }
 
-pub use crate::model::{METRICS, metric_label};
+pub use crate::model::{METRICS, Metric, metric_label};
 
 /// One turn of one call.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -127,23 +127,28 @@ pub struct TurnRecord {
 }
 
 impl TurnRecord {
-    /// A latency metric by name (see [`METRICS`]).
+    /// A latency metric by name (see [`METRICS`]); `None` for an unknown name.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        match name {
-            "ttfa" => self.ttfa_ms.filter(|v| *v >= 0.0),
-            "ttfb" => self.ttfb_ms.filter(|v| *v >= 0.0),
-            "leading_silence" => self.leading_silence_ms,
-            "endpointing" => self.endpointing_ms.filter(|v| *v >= 0.0),
-            "tool_call" => self.tool_call_ms.filter(|v| *v >= 0.0),
-            "talk_over" => self.talk_over_ms,
-            "max_silence" => self.max_silence_ms,
-            "barge_in_stop" => self.barge_in_stop_ms,
-            "barge_in_ack" => self.barge_in_ack_ms,
-            "post_cancel_audio" => self.post_cancel_audio_ms,
-            "stt" => self.stt_ms,
-            "llm_ttft" => self.llm_ttft_ms,
-            "tts_ttfb" => self.tts_ttfb_ms,
-            _ => None,
+        Metric::from_name(name).and_then(|m| self.value(m))
+    }
+
+    /// The turn's value of a latency metric, when it has one (negative TTFA, TTFB, endpointing and tool-call
+    /// times are left out: they are not latencies, and a histogram holds none; talk-over has its own metric).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Ttfa => self.ttfa_ms.filter(|v| *v >= 0.0),
+            Metric::Ttfb => self.ttfb_ms.filter(|v| *v >= 0.0),
+            Metric::LeadingSilence => self.leading_silence_ms,
+            Metric::Endpointing => self.endpointing_ms.filter(|v| *v >= 0.0),
+            Metric::ToolCall => self.tool_call_ms.filter(|v| *v >= 0.0),
+            Metric::TalkOver => self.talk_over_ms,
+            Metric::MaxSilence => self.max_silence_ms,
+            Metric::BargeInStop => self.barge_in_stop_ms,
+            Metric::BargeInAck => self.barge_in_ack_ms,
+            Metric::PostCancelAudio => self.post_cancel_audio_ms,
+            Metric::Stt => self.stt_ms,
+            Metric::LlmTtft => self.llm_ttft_ms,
+            Metric::TtsTtfb => self.tts_ttfb_ms,
         }
     }
 }
