@@ -277,7 +277,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             print!("{}", crate::report::terminal_table(&outcome.summary));
             // The pages come from the directory alone, as `voicebench report` makes them; failing to draw them
             // loses nothing measured, so it is a warning.
-            match crate::report::pages_build::render_dir(&outcome.out_dir) {
+            match crate::pages::render_dir(&outcome.out_dir) {
                 Ok(r) => {
                     if let Some(c) = &r.compare {
                         println!();
@@ -322,7 +322,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(code)
         }
         Command::Report { dir } => {
-            let r = crate::report::pages_build::render_dir(&dir)?;
+            let r = crate::pages::render_dir(&dir)?;
             for w in &r.warnings {
                 eprintln!("warning: {w}");
             }

@@ -8,13 +8,17 @@ pub mod caller;
 pub mod cli;
 pub mod compare;
 pub mod corpus;
+pub mod diag;
 pub mod gate;
 pub mod metrics;
+pub mod model;
+pub mod pages;
 pub mod plots;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sim;
+pub mod stats;
 pub mod targets;
 
 /// A wire-protocol fixture from `tests/fixtures/protocols/` (captured or documented event sequences; where each

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use voicebench::audio::{Pcm, noise::SplitMix64, wav::write_wav};
+use voicebench::audio::{Pcm, wav::write_wav};
 use voicebench::corpus::crosscheck::neural_bounds;
 use voicebench::corpus::manifest::Manifest;
+use voicebench::stats::SplitMix64;
 
 use super::{root, text, voicebench};
 

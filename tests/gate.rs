@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use voicebench::audio::noise::SplitMix64;
 use voicebench::caller::record::{CallRecord, TurnKind, TurnRecord};
 use voicebench::gate::{self, CheckKind, GateOptions};
 use voicebench::report::{Recorder, RunMeta, TargetMeta};
 use voicebench::scenario::Slo;
+use voicebench::stats::SplitMix64;
 use voicebench::targets::ErrorCategory;
 
 fn meta(slo: Vec<Slo>) -> RunMeta {
@@ -147,7 +147,7 @@ fn gate_checks_the_scenarios_slos_from_the_raw_rows() {
 /// Goodput under the merged SLOs: the share of turns meeting every SLO at once, counted here from turns.jsonl.
 fn summary_goodput(r: &gate::GateReport, dir: &Path) -> f64 {
     let merged: Vec<Slo> = r.slo.iter().map(|(k, v)| gate::parse_slo(&format!("{k}={v}")).unwrap()).collect();
-    let turns = gate::load::read_turns(&dir.join("turns.jsonl")).unwrap();
+    let turns = voicebench::report::read::read_turns(&dir.join("turns.jsonl")).unwrap();
     let good = turns.iter().filter(|t| voicebench::metrics::meets_slos(t, &merged)).count();
     good as f64 / (turns.len() + 8) as f64
 }

@@ -9,7 +9,7 @@ use voicebench::run::bench::{join, native_run};
 use super::{root, text, voicebench};
 
 /// A copy of the frozen report directory (rendering writes into it).
-fn fixture() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn fixture() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("report-small");
     std::fs::create_dir(&dir).unwrap();

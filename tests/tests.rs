@@ -4,6 +4,7 @@ mod corpus;
 mod gate;
 mod pipeline;
 mod protocols;
+mod quantiles;
 mod report;
 mod run;
 mod summary;

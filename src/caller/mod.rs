@@ -41,14 +41,6 @@ pub struct CallPlan {
     pub turn_timeout: Duration,
 }
 
-/// Percentile of a lateness record, µs.
-fn percentile(sorted: &[u32], q: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
 /// is returned. `stop` turning true ends the call at once (Ctrl-C), recording what was measured.
 pub async fn run_call<S: Session>(
@@ -116,17 +108,8 @@ pub async fn run_call<S: Session>(
             break;
         }
     }
-    let mut lateness = pacer.take_lateness();
-    let mut sorted = lateness.clone();
-    sorted.sort_unstable();
     let ended = tracker.ended().cloned();
-    let pacing = Pacing {
-        frames: sorted.len() as u64,
-        p50_us: percentile(&sorted, 0.5),
-        p99_us: percentile(&sorted, 0.99),
-        max_us: sorted.last().copied().unwrap_or(0),
-        lateness_us: std::mem::take(&mut lateness),
-    };
+    let pacing = Pacing::from_lateness(pacer.take_lateness());
     CallRecord {
         target: plan.target.clone(),
         simulated: plan.simulated,

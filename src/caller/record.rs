@@ -41,43 +41,7 @@ impl TurnKind {
     }
 }
 
-/// The latency metrics of docs/metrics.md, in the order reports list them.
-pub const METRICS: &[&str] = &[
-    "ttfa",
-    "ttfb",
-    "leading_silence",
-    "endpointing",
-    "tool_call",
-    "talk_over",
-    "max_silence",
-    "barge_in_stop",
-    "barge_in_ack",
-    "post_cancel_audio",
-    "stt",
-    "llm_ttft",
-    "tts_ttfb",
-];
-
-/// A latency metric's name for people (`ttfa` → "TTFA"), as every report writes it; unknown names come back as
-/// they are.
-pub fn metric_label(metric: &str) -> &str {
-    match metric {
-        "ttfa" => "TTFA",
-        "ttfb" => "TTFB",
-        "leading_silence" => "leading silence",
-        "endpointing" => "endpointing",
-        "tool_call" => "tool call",
-        "talk_over" => "talk-over",
-        "max_silence" => "max silence",
-        "barge_in_stop" => "barge-in stop",
-        "barge_in_ack" => "barge-in ack",
-        "post_cancel_audio" => "post-cancel audio",
-        "stt" => "STT",
-        "llm_ttft" => "LLM TTFT",
-        "tts_ttfb" => "TTS TTFB",
-        m => m,
-    }
-}
+pub use crate::model::{METRICS, Metric, metric_label};
 
 /// One turn of one call.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -163,23 +127,28 @@ pub struct TurnRecord {
 }
 
 impl TurnRecord {
-    /// A latency metric by name (see [`METRICS`]).
+    /// A latency metric by name (see [`METRICS`]); `None` for an unknown name.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        match name {
-            "ttfa" => self.ttfa_ms.filter(|v| *v >= 0.0),
-            "ttfb" => self.ttfb_ms.filter(|v| *v >= 0.0),
-            "leading_silence" => self.leading_silence_ms,
-            "endpointing" => self.endpointing_ms.filter(|v| *v >= 0.0),
-            "tool_call" => self.tool_call_ms.filter(|v| *v >= 0.0),
-            "talk_over" => self.talk_over_ms,
-            "max_silence" => self.max_silence_ms,
-            "barge_in_stop" => self.barge_in_stop_ms,
-            "barge_in_ack" => self.barge_in_ack_ms,
-            "post_cancel_audio" => self.post_cancel_audio_ms,
-            "stt" => self.stt_ms,
-            "llm_ttft" => self.llm_ttft_ms,
-            "tts_ttfb" => self.tts_ttfb_ms,
-            _ => None,
+        Metric::from_name(name).and_then(|m| self.value(m))
+    }
+
+    /// The turn's value of a latency metric, when it has one (negative TTFA, TTFB, endpointing and tool-call
+    /// times are left out: they are not latencies, and a histogram holds none; talk-over has its own metric).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Ttfa => self.ttfa_ms.filter(|v| *v >= 0.0),
+            Metric::Ttfb => self.ttfb_ms.filter(|v| *v >= 0.0),
+            Metric::LeadingSilence => self.leading_silence_ms,
+            Metric::Endpointing => self.endpointing_ms.filter(|v| *v >= 0.0),
+            Metric::ToolCall => self.tool_call_ms.filter(|v| *v >= 0.0),
+            Metric::TalkOver => self.talk_over_ms,
+            Metric::MaxSilence => self.max_silence_ms,
+            Metric::BargeInStop => self.barge_in_stop_ms,
+            Metric::BargeInAck => self.barge_in_ack_ms,
+            Metric::PostCancelAudio => self.post_cancel_audio_ms,
+            Metric::Stt => self.stt_ms,
+            Metric::LlmTtft => self.llm_ttft_ms,
+            Metric::TtsTtfb => self.tts_ttfb_ms,
         }
     }
 }
@@ -198,6 +167,22 @@ pub struct Pacing {
     pub p99_us: u32,
     /// Worst, µs.
     pub max_us: u32,
+}
+
+impl Pacing {
+    /// A call's pacing from every frame's lateness (in send order, kept for the run's histogram): p50 and p99 by the
+    /// crate's one quantile rule ([`crate::stats::quantile`]), so they match the run's histogram in `summary.json`.
+    pub fn from_lateness(lateness_us: Vec<u32>) -> Pacing {
+        let mut sorted = lateness_us.clone();
+        sorted.sort_unstable();
+        Pacing {
+            frames: sorted.len() as u64,
+            p50_us: crate::stats::quantile(&sorted, 0.5).unwrap_or(0),
+            p99_us: crate::stats::quantile(&sorted, 0.99).unwrap_or(0),
+            max_us: sorted.last().copied().unwrap_or(0),
+            lateness_us,
+        }
+    }
 }
 
 /// One call.

@@ -22,13 +22,31 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::audio::noise::SplitMix64;
 use crate::caller::record::{METRICS, TurnKind, TurnRecord};
-use crate::gate::GateError;
-use crate::gate::compare::{CallSamples, fnv, index, interval_and_p, pooled, quantile, resample_pooled, samples};
-use crate::gate::load::Report;
+use crate::metrics::call_samples as samples;
+use crate::report::read::{ReadError, Report};
+use crate::stats::{CallSamples, SplitMix64, fnv, index, interval_and_p, pooled, quantile, resample_pooled};
 
 pub use render::{render_json, render_markdown, render_terminal};
+
+/// Why a comparison could not be made. Every variant names the directory, file or option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A report directory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Bad options or sides (fewer than two, an unknown reference or kind, two sides with one label).
+    #[error("{0}")]
+    Options(String),
+    /// `compare.md` or `compare.json` could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// The statistics compared, with their quantiles.
 pub const STATS: &[(&str, f64)] = &[("p50", 0.50), ("p95", 0.95)];
@@ -182,7 +200,7 @@ pub fn sides_of(report: &Report) -> Vec<Side> {
 
 /// Every target of every directory as a side, in order. Labels are target names, or `dir/target` when a target
 /// name appears in more than one directory (the directory's last path component).
-pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
+pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, CompareError> {
     let mut raw = Vec::new();
     for dir in dirs {
         raw.extend(sides_of(&Report::read(dir, false)?));
@@ -210,7 +228,7 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
     let mut seen = BTreeMap::new();
     for s in &raw {
         if let Some(prev) = seen.insert(s.label.clone(), s.dir.clone()) {
-            return Err(GateError::Options(format!(
+            return Err(CompareError::Options(format!(
                 "two sides are both called `{}` ({} and {}): give directories with different names",
                 s.label,
                 prev.display(),
@@ -222,17 +240,17 @@ pub fn load_sides(dirs: &[PathBuf]) -> Result<Vec<Side>, GateError> {
 }
 
 /// A turn kind by its snake_case name (`plain`, `tool`, `barge_in`, `backchannel`, `no_takeover`).
-pub fn parse_kind(s: &str) -> Result<TurnKind, GateError> {
+pub fn parse_kind(s: &str) -> Result<TurnKind, CompareError> {
     TurnKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
         let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
-        GateError::Options(format!("unknown turn kind `{s}`; {}", crate::scenario::diag::suggest(s, "kinds", &kinds)))
+        CompareError::Options(format!("unknown turn kind `{s}`; {}", crate::diag::suggest(s, "kinds", &kinds)))
     })
 }
 
 /// Compares the reference side with every other side. Needs at least two sides.
-pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, GateError> {
+pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, CompareError> {
     if sides.len() < 2 {
-        return Err(GateError::Options(format!(
+        return Err(CompareError::Options(format!(
             "a comparison needs two targets; found {}: give two report directories, or one with two targets",
             sides.len()
         )));
@@ -241,10 +259,7 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Gate
         None => 0,
         Some(r) => sides.iter().position(|s| &s.label == r).ok_or_else(|| {
             let labels: Vec<&str> = sides.iter().map(|s| s.label.as_str()).collect();
-            GateError::Options(format!(
-                "no side is called `{r}`; {}",
-                crate::scenario::diag::suggest(r, "sides", &labels)
-            ))
+            CompareError::Options(format!("no side is called `{r}`; {}", crate::diag::suggest(r, "sides", &labels)))
         })?,
     };
     // `--kind`: every side keeps only the turns of that kind.
@@ -343,7 +358,8 @@ pub fn ratio_row(
     seed: u64,
 ) -> Row {
     let (pa, pb) = (pooled(a), pooled(b));
-    let (va, vb) = (quantile(&pa, q) as f64, quantile(&pb, q) as f64);
+    let at = |s: &[u64]| quantile(s, q).unwrap_or(0) as f64;
+    let (va, vb) = (at(&pa), at(&pb));
     let ratio = |x: f64, y: f64| if x == 0.0 { if y == 0.0 { 1.0 } else { f64::INFINITY } } else { y / x };
     let value = ratio(va, vb);
     let (mut ci, mut p_value) = (None, None);
@@ -354,7 +370,7 @@ pub fn ratio_row(
             .map(|_| {
                 resample_pooled(a, &mut rng, &mut ra);
                 resample_pooled(b, &mut rng, &mut rb);
-                ratio(quantile(&ra, q) as f64, quantile(&rb, q) as f64)
+                ratio(at(&ra), at(&rb))
             })
             .collect();
         let (c, p) = interval_and_p(&mut dist, 1.0);
@@ -448,11 +464,14 @@ pub fn metric_values(sides: &[Side], metric: &str) -> Vec<(String, Vec<f64>)> {
 }
 
 /// Writes `compare.md` and `compare.json` into `dir`; returns their paths.
-pub fn write_outputs(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, GateError> {
+pub fn write_outputs(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, CompareError> {
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|source| CompareError::Write { path: path.to_owned(), source })
+    };
     let md = dir.join("compare.md");
-    std::fs::write(&md, render_markdown(c)).map_err(GateError::io("write", &md))?;
+    write(&md, render_markdown(c))?;
     let json = dir.join("compare.json");
-    std::fs::write(&json, render_json(c)).map_err(GateError::io("write", &json))?;
+    write(&json, render_json(c))?;
     Ok(vec![md, json])
 }
 

@@ -132,7 +132,7 @@ pub fn read_lines(dir: &Path) -> Result<LinesFile> {
     let path = dir.join("lines.toml");
     let src = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let lines: LinesFile = toml::from_str(&src).map_err(|e| {
-        let (l, c) = crate::scenario::diag::line_col(&src, e.span().map_or(0, |s| s.start));
+        let (l, c) = crate::diag::line_col(&src, e.span().map_or(0, |s| s.start));
         anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message())
     })?;
     for l in &lines.line {

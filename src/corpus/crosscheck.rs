@@ -53,7 +53,7 @@ pub fn neural_bounds(pcm: &Pcm) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::noise::SplitMix64;
+    use crate::stats::SplitMix64;
 
     #[test]
     fn silence_has_no_speech() {

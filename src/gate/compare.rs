@@ -4,10 +4,11 @@
 //!
 //! For one target, one latency metric and a statistic (p50, p95):
 //! 1. Samples are the turns' values in µs, each rounded to its HdrHistogram bucket (3 significant digits, the
-//!    bucket's highest equivalent value), grouped by call; calls with no sample of the metric are left out. The
-//!    statistic of a pool of samples is HdrHistogram's: the value at rank `max(1, ⌈q·n⌉)` of the sorted pool, so
-//!    the point estimates equal the two runs' `summary.json` figures.
-//! 2. B times (default 2000): draw as many calls as the baseline has, with replacement, from the baseline, and as
+//!    bucket's highest equivalent value), grouped by call ([`crate::metrics::call_samples`]); calls with no sample
+//!    of the metric are left out. The statistic of a pool of samples is [`crate::stats::quantile`] (the value at
+//!    rank `max(1, ⌈q·n⌉)` of the sorted pool, HdrHistogram's rule), so the point estimates equal the two runs'
+//!    `summary.json` figures.
+//! 2. B times (default 2000), by [`crate::stats::bootstrap`]: draw as many calls as the baseline has, with replacement, from the baseline, and as
 //!    many as the current run has from the current run, each drawn call bringing all its samples; compute
 //!    `(stat(current) − stat(base)) / stat(base)`.
 //! 3. 95 % confidence interval: the 2.5th and 97.5th percentiles of those B relative changes. p-value (two-sided):
@@ -16,12 +17,10 @@
 //!    worse); **improved** when `p < 0.05` and its high end is below `−noise`; **within noise** when `p < 0.05`
 //!    otherwise; **no change** when `p ≥ 0.05`. Only a regression fails the gate.
 
-use std::collections::BTreeMap;
-
 use super::{Change, ChangeVerdict, Check, CheckKind, GateOptions};
-use crate::audio::noise::SplitMix64;
 use crate::caller::record::{METRICS, TurnRecord};
-use crate::metrics::{ms_to_us, new_histogram};
+use crate::metrics::call_samples as samples;
+use crate::stats::{SplitMix64, fnv, interval_and_p, pooled, quantile, resample_pooled};
 
 /// The statistics compared, with their quantiles.
 pub const STATS_COMPARED: &[(&str, f64)] = &[("p50", 0.50), ("p95", 0.95)];
@@ -31,48 +30,6 @@ pub const ALPHA: f64 = 0.05;
 
 /// Fewest calls with samples, on each side, for a comparison: below that the bootstrap cannot say anything.
 pub const MIN_CALLS: usize = 5;
-
-/// Samples of one metric, grouped by call, in µs rounded to their histogram bucket.
-pub type CallSamples = Vec<Vec<u64>>;
-
-/// The samples of `metric` for `target`, by call (only calls with samples).
-pub fn samples(turns: &[TurnRecord], target: &str, metric: &str) -> CallSamples {
-    let h = new_histogram();
-    let mut by_call: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for t in turns.iter().filter(|t| t.target == target) {
-        if let Some(us) = t.metric(metric).and_then(ms_to_us) {
-            by_call.entry(t.call).or_default().push(h.highest_equivalent(us));
-        }
-    }
-    by_call.into_values().collect()
-}
-
-/// HdrHistogram's quantile of a sorted, non-empty pool: the value at rank `max(1, ⌈q·n⌉)`.
-pub fn quantile(sorted: &[u64], q: f64) -> u64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// A uniform index below `n`.
-pub fn index(rng: &mut SplitMix64, n: usize) -> usize {
-    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
-}
-
-/// Draws `calls.len()` calls with replacement and pools their samples into `out`, sorted.
-pub fn resample_pooled(calls: &[Vec<u64>], rng: &mut SplitMix64, out: &mut Vec<u64>) {
-    out.clear();
-    for _ in 0..calls.len() {
-        out.extend_from_slice(&calls[index(rng, calls.len())]);
-    }
-    out.sort_unstable();
-}
-
-/// Every call's samples in one sorted pool.
-pub fn pooled(calls: &[Vec<u64>]) -> Vec<u64> {
-    let mut all: Vec<u64> = calls.concat();
-    all.sort_unstable();
-    all
-}
 
 /// Compares `cur` with `base` for each `(stat, quantile)`: the bootstrap of the relative change. `None` for a
 /// statistic whose baseline value is 0 (a relative change is undefined). Both sides must be non-empty.
@@ -85,8 +42,7 @@ pub fn compare(
     noise: f64,
 ) -> Vec<Option<Change>> {
     let (base_all, cur_all) = (pooled(base), pooled(cur));
-    let points: Vec<(f64, f64)> =
-        stats.iter().map(|(_, q)| (quantile(&base_all, *q) as f64, quantile(&cur_all, *q) as f64)).collect();
+    let points: Vec<(f64, f64)> = stats.iter().map(|(_, q)| (stat(&base_all, *q), stat(&cur_all, *q))).collect();
     let mut dists: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples); stats.len()];
     let mut rng = SplitMix64::new(seed);
     let (mut b, mut c) = (Vec::new(), Vec::new());
@@ -94,7 +50,7 @@ pub fn compare(
         resample_pooled(base, &mut rng, &mut b);
         resample_pooled(cur, &mut rng, &mut c);
         for (i, (_, q)) in stats.iter().enumerate() {
-            let (bs, cs) = (quantile(&b, *q) as f64, quantile(&c, *q) as f64);
+            let (bs, cs) = (stat(&b, *q), stat(&c, *q));
             dists[i].push(relative(bs, cs));
         }
     }
@@ -131,25 +87,15 @@ pub fn compare(
         .collect()
 }
 
-/// The 95 % percentile interval of a non-empty bootstrap distribution (sorted in place) and its two-sided p-value
-/// against `null` (the no-difference value): `2 · min(share ≤ null, share ≥ null)`, within `[1/B, 1]`.
-pub fn interval_and_p(dist: &mut [f64], null: f64) -> ((f64, f64), f64) {
-    dist.sort_by(f64::total_cmp);
-    let n = dist.len();
-    let at = |q: f64| dist[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-    let le = dist.iter().filter(|x| **x <= null).count();
-    let ge = dist.iter().filter(|x| **x >= null).count();
-    ((at(0.025), at(0.975)), (2.0 * le.min(ge) as f64 / n as f64).clamp(1.0 / n as f64, 1.0))
+/// The statistic of a non-empty sorted pool: its `q`-quantile by the crate's one rule ([`crate::stats::quantile`]),
+/// as a float.
+fn stat(sorted: &[u64], q: f64) -> f64 {
+    quantile(sorted, q).unwrap_or(0) as f64
 }
 
 /// `(cur − base) / base`; a resample whose base statistic is 0 counts as +∞ (or 0 when both are 0).
 fn relative(base: f64, cur: f64) -> f64 {
     if base == 0.0 { if cur == 0.0 { 0.0 } else { f64::INFINITY } } else { (cur - base) / base }
-}
-
-/// A stable 64-bit hash (FNV-1a), to give every comparison its own stream of the seed.
-pub fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Percent with a sign: `+20.1 %`.
@@ -324,22 +270,6 @@ mod tests {
         // A large shift has the floor p-value.
         let ch = compare_ttfa(&realistic(20, 8, 600.0, 1.0, 1), &realistic(20, 8, 600.0, 2.0, 2));
         assert_eq!(ch[0].p_value, 1.0 / 2000.0);
-    }
-
-    #[test]
-    fn resampling_draws_whole_calls() {
-        // Call k's samples are all 1000·k + turn: every resample holds each call entirely or not at all.
-        let calls: Vec<Vec<u64>> = (1..=10).map(|k| (0..6).map(|t| 1000 * k + t).collect()).collect();
-        let mut rng = SplitMix64::new(7);
-        let mut out = Vec::new();
-        for _ in 0..200 {
-            resample_pooled(&calls, &mut rng, &mut out);
-            assert_eq!(out.len(), 60);
-            for k in 1..=10u64 {
-                let counts: Vec<usize> = (0..6).map(|t| out.iter().filter(|v| **v == 1000 * k + t).count()).collect();
-                assert!(counts.iter().all(|c| *c == counts[0]), "call {k} split: {counts:?}");
-            }
-        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   report's own [`HistogramSet`] and [`Tally`](crate::metrics::Tally) so the gate and `summary.json` agree;
 //! - [`compare`]: criterion-style change detection against a baseline, by a bootstrap over whole calls;
 //! - [`baseline`]: the baseline store (`.voicebench/baselines/<name>/`, raw samples kept);
-//! - [`load`]: reading a report directory back;
+//! - reading a report directory back is [`crate::report::read`]'s;
 //! - [`render`] and [`junit`]: the verdict as a table, Markdown, JSON and JUnit XML, as strings (no I/O).
 //!
 //! Exit codes are the CLI's business: 0 pass, 1 an SLO breached or a regression, 2 an error ([`GateError`]).
@@ -16,7 +16,6 @@
 pub mod baseline;
 pub mod compare;
 pub mod junit;
-pub mod load;
 pub mod render;
 pub mod slo;
 
@@ -32,6 +31,7 @@ pub use render::{render_json, render_markdown, render_table};
 pub use slo::{merge_slos, parse_slo};
 
 use crate::metrics::HistogramSet;
+use crate::report::read::{ReadError, Report};
 use crate::scenario::Slo;
 
 /// What the gate checks, beyond the report directory itself.
@@ -256,7 +256,7 @@ pub enum GateError {
         "no baseline named `{name}` in {} ({}); create it from a report with `voicebench gate DIR --save-baseline \
          {name}` (the store is {}; set {STORE_ENV} to use another)",
         store.display(),
-        if saved.is_empty() { "the store is empty".to_string() } else { crate::scenario::diag::suggest(name, "baselines", saved) },
+        if saved.is_empty() { "the store is empty".to_string() } else { crate::diag::suggest(name, "baselines", saved) },
         store.display()
     )]
     NoBaseline {
@@ -279,6 +279,9 @@ pub enum GateError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
+    /// A report directory (the one judged or the baseline) could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
 }
 
 impl GateError {
@@ -286,6 +289,22 @@ impl GateError {
         let path = path.to_owned();
         move |source| GateError::Io { action, path, source }
     }
+}
+
+/// The scenario's SLOs as a report's `summary.json` records them (none without a summary).
+pub fn scenario_slos(report: &Report) -> Result<Vec<Slo>, GateError> {
+    let Some(s) = &report.summary else { return Ok(Vec::new()) };
+    let path = report.dir.join("summary.json");
+    s.slo
+        .iter()
+        .map(|(key, threshold)| {
+            slo::make_slo(key, threshold).map_err(|e| GateError::Parse {
+                path: path.clone(),
+                line: None,
+                message: format!("bad SLO in `slo`: {e}"),
+            })
+        })
+        .collect()
 }
 
 /// Judges the report in `report_dir`: every SLO (the scenario's, from `summary.json`, merged with
@@ -301,11 +320,11 @@ pub fn evaluate(report_dir: &Path, opts: &GateOptions) -> Result<GateReport, Gat
     if opts.bootstrap < 100 {
         return Err(GateError::Options(format!("the bootstrap needs at least 100 resamples, not {}", opts.bootstrap)));
     }
-    let current = load::Report::read(report_dir, true)?;
-    let scenario_slos = current.scenario_slos()?;
+    let current = Report::read(report_dir, true)?;
+    let scenario_slos = scenario_slos(&current)?;
     let slos = merge_slos(&scenario_slos, &opts.slo_overrides);
     let base = match &opts.baseline {
-        Some(dir) => Some(load::Report::read(dir, false)?),
+        Some(dir) => Some(Report::read(dir, false)?),
         None => None,
     };
     if slos.is_empty() && base.is_none() {

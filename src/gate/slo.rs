@@ -8,8 +8,8 @@
 //! passes by default.
 
 use super::{Check, CheckKind, GateError};
+use crate::diag::suggest;
 use crate::metrics::{Scope, TargetMetrics};
-use crate::scenario::diag::suggest;
 use crate::scenario::{Bound, LATENCY_METRICS, RATES, STATS, Slo};
 
 /// Parses `KEY=VALUE` (as `--slo` takes it).
@@ -152,27 +152,28 @@ fn check(m: &TargetMetrics, slo: &Slo) -> Check {
     };
     let (kind, name, measured, mut detail) = match slo.key.as_str() {
         "tool_success_rate" => {
-            let (v, d) = rate(t.tools_succeeded, t.tools_expected, "expected tool calls");
+            let (v, d) = rate(t.counts.tools_succeeded, t.counts.tools_expected, "expected tool calls");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
         "barge_in_success_rate" => {
-            let (v, d) = rate(t.barge_in_turns - t.barge_in_failed, t.barge_in_turns, "barge-in turns");
+            let (v, d) =
+                rate(t.counts.barge_in_turns - t.counts.barge_in_failed, t.counts.barge_in_turns, "barge-in turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
         "false_stop_rate" => {
-            let (v, d) = rate(t.false_stops, t.backchannel_turns, "backchannel turns");
+            let (v, d) = rate(t.counts.false_stops, t.counts.backchannel_turns, "backchannel turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
         "premature_takeover_rate" => {
-            let (v, d) = rate(t.premature_takeovers, t.no_takeover_turns, "no-take-over turns");
+            let (v, d) = rate(t.counts.premature_takeovers, t.counts.no_takeover_turns, "no-take-over turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
         "error_rate" => {
-            let (v, d) = rate(t.turns_failed, t.turns, "turns attempted");
+            let (v, d) = rate(t.counts.turns_failed, t.turns, "turns attempted");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
         "goodput" => {
-            let (v, d) = rate(t.turns_good, t.turns, "turns attempted");
+            let (v, d) = rate(t.counts.turns_good, t.turns, "turns attempted");
             let d =
                 if v.is_some() { d.replace(" turns attempted)", " turns attempted met every SLO at once)") } else { d };
             (CheckKind::Goodput, rate_name(slo), v, d)

@@ -25,6 +25,20 @@ pub fn ms_to_us(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms >= 0.0).then(|| (ms * 1000.0).round() as u64)
 }
 
+/// The samples of `metric` for `target`, grouped by call (only calls with samples), in µs each rounded to its
+/// histogram bucket (the bucket's highest equivalent value), so [`crate::stats::quantile`] of the pooled samples
+/// equals the histogram's percentile exactly: what the gate and compare resample.
+pub fn call_samples(turns: &[TurnRecord], target: &str, metric: &str) -> crate::stats::CallSamples {
+    let h = new_histogram();
+    let mut by_call: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for t in turns.iter().filter(|t| t.target == target) {
+        if let Some(us) = t.metric(metric).and_then(ms_to_us) {
+            by_call.entry(t.call).or_default().push(h.highest_equivalent(us));
+        }
+    }
+    by_call.into_values().collect()
+}
+
 /// Which turns a histogram covers: one kind, or all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {

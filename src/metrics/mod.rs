@@ -9,8 +9,8 @@ mod histograms;
 pub mod stages;
 mod tally;
 
-pub use histograms::{HistKey, HistogramSet, Scope, Stats, TargetMetrics, ms_to_us, new_histogram};
-pub use tally::{Tally, meets_slos};
+pub use histograms::{HistKey, HistogramSet, Scope, Stats, TargetMetrics, call_samples, ms_to_us, new_histogram};
+pub use tally::{Counts, Tally, meets_slos};
 
 /// Significant digits of every histogram.
 pub const SIGFIG: u8 = 3;

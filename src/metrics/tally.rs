@@ -10,25 +10,19 @@ use crate::caller::record::{CallRecord, TurnRecord};
 use crate::scenario::{Bound, Slo};
 use crate::targets::ErrorCategory;
 
-/// Counts for one target.
-///
-/// A failed call's turns that never produced a row (it failed to connect, or the socket closed mid-call) count as
-/// attempted and failed, under the call's error category: failures are results and never disappear from the error
-/// rate. Turns cut short because the user interrupted the run are not counted that way. This relies on a call's
-/// record arriving after its turns' records, as the caller emits them.
+/// The counters behind a target's rates, in `summary.json`'s order (its `counts` object): one struct for the
+/// recorder's tally and the summary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tally {
-    /// Calls recorded.
-    pub calls: u64,
+pub struct Counts {
     /// Calls that ended with an error.
     pub calls_failed: u64,
-    /// Turns attempted: turn rows, plus the turns a failed call never reached.
-    pub turns: u64,
-    /// Attempted turns that failed (including unreached turns of failed calls).
+    /// Turns that failed (including unreached turns of failed calls).
     pub turns_failed: u64,
-    /// Turns a failed call never reached (part of `turns` and `turns_failed`).
+    /// Turns a failed call never reached.
     pub turns_unreached: u64,
+    /// Turns meeting every SLO (0 without SLOs).
+    pub turns_good: u64,
     /// Tool calls expected.
     pub tools_expected: u64,
     /// Expected tool calls made in the right turn with matching arguments.
@@ -41,20 +35,57 @@ pub struct Tally {
     pub tools_unexpected: u64,
     /// Tool calls with malformed arguments.
     pub tools_malformed: u64,
-    /// Barge-in turns judged (`barge_in_failed` set).
+    /// Barge-in turns judged.
     pub barge_in_turns: u64,
-    /// Barge-in turns where the agent was still audible 2 s after the caller's onset.
+    /// Barge-in turns that failed.
     pub barge_in_failed: u64,
-    /// Backchannel turns judged (`false_stop` set).
+    /// Backchannel turns judged.
     pub backchannel_turns: u64,
-    /// Backchannel turns where the agent stopped.
+    /// Backchannel turns with a false stop.
     pub false_stops: u64,
-    /// No-take-over turns judged (`premature_takeover` set).
+    /// No-take-over turns judged.
     pub no_takeover_turns: u64,
-    /// No-take-over turns where the agent started talking inside the caller's pause.
+    /// No-take-over turns with a premature take-over.
     pub premature_takeovers: u64,
-    /// Turns that met every SLO of the scenario (counted only when the scenario has SLOs).
-    pub turns_good: u64,
+}
+
+impl Counts {
+    /// Adds another shard's counters.
+    pub fn add(&mut self, o: &Counts) {
+        self.calls_failed += o.calls_failed;
+        self.turns_failed += o.turns_failed;
+        self.turns_unreached += o.turns_unreached;
+        self.turns_good += o.turns_good;
+        self.tools_expected += o.tools_expected;
+        self.tools_succeeded += o.tools_succeeded;
+        self.tools_early += o.tools_early;
+        self.tools_late += o.tools_late;
+        self.tools_unexpected += o.tools_unexpected;
+        self.tools_malformed += o.tools_malformed;
+        self.barge_in_turns += o.barge_in_turns;
+        self.barge_in_failed += o.barge_in_failed;
+        self.backchannel_turns += o.backchannel_turns;
+        self.false_stops += o.false_stops;
+        self.no_takeover_turns += o.no_takeover_turns;
+        self.premature_takeovers += o.premature_takeovers;
+    }
+}
+
+/// Counts for one target.
+///
+/// A failed call's turns that never produced a row (it failed to connect, or the socket closed mid-call) count as
+/// attempted and failed, under the call's error category: failures are results and never disappear from the error
+/// rate. Turns cut short because the user interrupted the run are not counted that way. This relies on a call's
+/// record arriving after its turns' records, as the caller emits them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tally {
+    /// Calls recorded.
+    pub calls: u64,
+    /// Turns attempted: turn rows, plus the turns a failed call never reached.
+    pub turns: u64,
+    /// The counters behind the rates, as `summary.json` writes them.
+    pub counts: Counts,
     /// Whether turns were judged against SLOs (goodput is `None` otherwise).
     pub slo_judged: bool,
     /// Failed turns by category (unreached turns under their call's category).
@@ -75,22 +106,22 @@ impl Tally {
         self.turns += 1;
         *self.rows_per_call.entry(t.call).or_default() += 1;
         if let Some(category) = t.error {
-            self.turns_failed += 1;
+            self.counts.turns_failed += 1;
             *self.turn_errors.entry(category).or_default() += 1;
         }
-        self.tools_expected += u64::from(t.tools_expected);
-        self.tools_succeeded += u64::from(t.tools_succeeded);
-        self.tools_early += u64::from(t.tools_early);
-        self.tools_late += u64::from(t.tools_late);
-        self.tools_unexpected += u64::from(t.tools_unexpected);
-        self.tools_malformed += u64::from(t.tools_malformed);
-        count_flag(t.barge_in_failed, &mut self.barge_in_turns, &mut self.barge_in_failed);
-        count_flag(t.false_stop, &mut self.backchannel_turns, &mut self.false_stops);
-        count_flag(t.premature_takeover, &mut self.no_takeover_turns, &mut self.premature_takeovers);
+        self.counts.tools_expected += u64::from(t.tools_expected);
+        self.counts.tools_succeeded += u64::from(t.tools_succeeded);
+        self.counts.tools_early += u64::from(t.tools_early);
+        self.counts.tools_late += u64::from(t.tools_late);
+        self.counts.tools_unexpected += u64::from(t.tools_unexpected);
+        self.counts.tools_malformed += u64::from(t.tools_malformed);
+        count_flag(t.barge_in_failed, &mut self.counts.barge_in_turns, &mut self.counts.barge_in_failed);
+        count_flag(t.false_stop, &mut self.counts.backchannel_turns, &mut self.counts.false_stops);
+        count_flag(t.premature_takeover, &mut self.counts.no_takeover_turns, &mut self.counts.premature_takeovers);
         self.stages.record(t);
         if !slos.is_empty() {
             self.slo_judged = true;
-            self.turns_good += u64::from(meets_slos(t, slos));
+            self.counts.turns_good += u64::from(meets_slos(t, slos));
         }
     }
 
@@ -99,13 +130,13 @@ impl Tally {
         self.calls += 1;
         let rows = self.rows_per_call.remove(&c.call).unwrap_or(0);
         let Some(category) = c.error else { return };
-        self.calls_failed += 1;
+        self.counts.calls_failed += 1;
         *self.call_errors.entry(category).or_default() += 1;
         let unreached = u64::from(c.turns_total.saturating_sub(rows));
         if category != ErrorCategory::Interrupted && unreached > 0 {
             self.turns += unreached;
-            self.turns_failed += unreached;
-            self.turns_unreached += unreached;
+            self.counts.turns_failed += unreached;
+            self.counts.turns_unreached += unreached;
             *self.turn_errors.entry(category).or_default() += unreached;
         }
     }
@@ -113,23 +144,8 @@ impl Tally {
     /// Adds another shard's counts.
     pub fn merge(&mut self, o: &Tally) {
         self.calls += o.calls;
-        self.calls_failed += o.calls_failed;
         self.turns += o.turns;
-        self.turns_failed += o.turns_failed;
-        self.turns_unreached += o.turns_unreached;
-        self.tools_expected += o.tools_expected;
-        self.tools_succeeded += o.tools_succeeded;
-        self.tools_early += o.tools_early;
-        self.tools_late += o.tools_late;
-        self.tools_unexpected += o.tools_unexpected;
-        self.tools_malformed += o.tools_malformed;
-        self.barge_in_turns += o.barge_in_turns;
-        self.barge_in_failed += o.barge_in_failed;
-        self.backchannel_turns += o.backchannel_turns;
-        self.false_stops += o.false_stops;
-        self.no_takeover_turns += o.no_takeover_turns;
-        self.premature_takeovers += o.premature_takeovers;
-        self.turns_good += o.turns_good;
+        self.counts.add(&o.counts);
         self.slo_judged |= o.slo_judged;
         self.stages.merge(&o.stages);
         for (k, v) in &o.turn_errors {
@@ -145,32 +161,32 @@ impl Tally {
 
     /// Succeeded expected tool calls / expected tool calls; `None` when no call was expected.
     pub fn tool_success_rate(&self) -> Option<f64> {
-        ratio(self.tools_succeeded, self.tools_expected)
+        ratio(self.counts.tools_succeeded, self.counts.tools_expected)
     }
 
     /// Barge-in turns where the agent stopped in time / barge-in turns judged.
     pub fn barge_in_success_rate(&self) -> Option<f64> {
-        ratio(self.barge_in_turns - self.barge_in_failed, self.barge_in_turns)
+        ratio(self.counts.barge_in_turns - self.counts.barge_in_failed, self.counts.barge_in_turns)
     }
 
     /// Backchannel turns where the agent stopped / backchannel turns judged.
     pub fn false_stop_rate(&self) -> Option<f64> {
-        ratio(self.false_stops, self.backchannel_turns)
+        ratio(self.counts.false_stops, self.counts.backchannel_turns)
     }
 
     /// No-take-over turns where the agent took over / no-take-over turns judged.
     pub fn premature_takeover_rate(&self) -> Option<f64> {
-        ratio(self.premature_takeovers, self.no_takeover_turns)
+        ratio(self.counts.premature_takeovers, self.counts.no_takeover_turns)
     }
 
     /// Failed turns / turns attempted; 0 when nothing was attempted.
     pub fn error_rate(&self) -> f64 {
-        ratio(self.turns_failed, self.turns).unwrap_or(0.0)
+        ratio(self.counts.turns_failed, self.turns).unwrap_or(0.0)
     }
 
     /// Turns meeting every SLO / turns attempted; `None` without SLOs or turns.
     pub fn goodput(&self) -> Option<f64> {
-        if self.slo_judged { ratio(self.turns_good, self.turns) } else { None }
+        if self.slo_judged { ratio(self.counts.turns_good, self.turns) } else { None }
     }
 }
 
@@ -255,7 +271,7 @@ mod tests {
             error: Some(ErrorCategory::Connect),
             ..Default::default()
         });
-        assert_eq!((t.turns, t.turns_failed, t.turns_unreached), (4, 2, 2));
+        assert_eq!((t.turns, t.counts.turns_failed, t.counts.turns_unreached), (4, 2, 2));
         assert_eq!(t.error_rate(), 0.5);
         assert_eq!(t.turn_errors[&ErrorCategory::Connect], 2);
         assert_eq!(t.call_errors[&ErrorCategory::Connect], 1);
@@ -266,7 +282,7 @@ mod tests {
             error: Some(ErrorCategory::Interrupted),
             ..Default::default()
         });
-        assert_eq!((t.turns, t.calls_failed), (4, 2));
+        assert_eq!((t.turns, t.counts.calls_failed), (4, 2));
     }
 
     #[test]

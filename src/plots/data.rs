@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 
 use crate::caller::record::{TurnKind, TurnRecord};
-use crate::gate::load::Report;
 use crate::metrics::stages;
+use crate::report::read::Report;
 
-/// HdrHistogram's quantile (as the summary's percentiles) of sorted, non-empty values: the value at rank
-/// `max(1, ⌈q·n⌉)`.
+/// The `q`-quantile of sorted values by the crate's one rule ([`crate::stats::quantile`]: the value at rank
+/// `max(1, ⌈q·n⌉)`, as the summary's percentiles); NaN when there are none.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    crate::stats::quantile(sorted, q).unwrap_or(f64::NAN)
 }
 
 /// Sorted copy of the finite values.

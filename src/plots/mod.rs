@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 
 use crate::caller::record::METRICS;
-use crate::gate::load::Report;
+use crate::report::read::Report;
 use draw::{Figure, Series};
 
 /// One rendered plot: both files, relative to the report directory.

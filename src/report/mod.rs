@@ -1,5 +1,8 @@
 //! Reports: each format is a function from results to bytes or text and does no I/O ([`rows`], [`hgrm`], [`hlog`],
-//! [`summary`], [`terminal`]); the [`Recorder`] is the only part that touches the disk.
+//! [`summary`], [`terminal`]); the [`Recorder`] is the only part that writes to the disk, and [`read`] the only
+//! part that reads a report directory back (for the gate, compare, the plots and the pages). Reports record and
+//! read; they do not judge: the verdicts (gate) and the head to head (compare) sit above, and the pages
+//! (`crate::pages`) above those.
 //!
 //! A report directory holds:
 //! - `turns.csv`, `turns.jsonl`, `calls.csv`: one row per turn / call, appended and flushed as each one ends, so a
@@ -10,10 +13,10 @@
 //!   form `voicebench merge` adds exactly;
 //! - `summary.json`: the contract CI jobs read, described by `docs/summary.schema.json`.
 
+mod escape;
 pub mod hgrm;
 pub mod hlog;
-pub mod pages;
-pub mod pages_build;
+pub mod read;
 mod recorder;
 pub mod rows;
 pub mod summary;
@@ -26,6 +29,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+pub use escape::escape;
+pub use read::{ReadError, Report};
 pub use recorder::Recorder;
 pub use summary::{PacingSummary, RunInfo, ScenarioInfo, Summary, TargetSummary};
 pub use terminal::terminal_table;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::RunMeta;
 use super::time::rfc3339;
 use crate::caller::record::{METRICS, TurnKind};
-use crate::metrics::{HistogramSet, Scope, Stats, Tally, TargetMetrics};
+pub use crate::metrics::Counts;
+use crate::metrics::{HistogramSet, Scope, Stats, TargetMetrics};
 
 /// The whole summary of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,44 +154,6 @@ impl StageBreakdown {
     }
 }
 
-/// The counts behind a target's rates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Counts {
-    /// Calls that ended with an error.
-    pub calls_failed: u64,
-    /// Turns that failed (including unreached turns of failed calls).
-    pub turns_failed: u64,
-    /// Turns a failed call never reached.
-    pub turns_unreached: u64,
-    /// Turns meeting every SLO (0 without SLOs).
-    pub turns_good: u64,
-    /// Tool calls expected.
-    pub tools_expected: u64,
-    /// Expected tool calls made in the right turn with matching arguments.
-    pub tools_succeeded: u64,
-    /// Tool calls made a turn early.
-    pub tools_early: u64,
-    /// Tool calls made a turn late.
-    pub tools_late: u64,
-    /// Tool calls no turn expected.
-    pub tools_unexpected: u64,
-    /// Tool calls with malformed arguments.
-    pub tools_malformed: u64,
-    /// Barge-in turns judged.
-    pub barge_in_turns: u64,
-    /// Barge-in turns that failed.
-    pub barge_in_failed: u64,
-    /// Backchannel turns judged.
-    pub backchannel_turns: u64,
-    /// Backchannel turns with a false stop.
-    pub false_stops: u64,
-    /// No-take-over turns judged.
-    pub no_takeover_turns: u64,
-    /// No-take-over turns with a premature take-over.
-    pub premature_takeovers: u64,
-}
-
 impl Summary {
     /// The summary of a run described by `meta`, measured in `set`, that ended at `finished`.
     pub fn build(meta: &RunMeta, set: &HistogramSet, finished: SystemTime, interrupted: bool) -> Summary {
@@ -278,7 +241,7 @@ impl TargetSummary {
             error_rate: t.error_rate(),
             errors: names(&t.turn_errors),
             call_errors: names(&t.call_errors),
-            counts: Counts::from(t),
+            counts: t.counts.clone(),
             stages: StageBreakdown::from_sums(&t.stages),
         }
     }
@@ -286,29 +249,6 @@ impl TargetSummary {
     /// The statistics of `metric` over all turns.
     pub fn metric(&self, metric: &str) -> Option<&Stats> {
         self.metrics.get(metric)
-    }
-}
-
-impl From<&Tally> for Counts {
-    fn from(t: &Tally) -> Self {
-        Counts {
-            calls_failed: t.calls_failed,
-            turns_failed: t.turns_failed,
-            turns_unreached: t.turns_unreached,
-            turns_good: t.turns_good,
-            tools_expected: t.tools_expected,
-            tools_succeeded: t.tools_succeeded,
-            tools_early: t.tools_early,
-            tools_late: t.tools_late,
-            tools_unexpected: t.tools_unexpected,
-            tools_malformed: t.tools_malformed,
-            barge_in_turns: t.barge_in_turns,
-            barge_in_failed: t.barge_in_failed,
-            backchannel_turns: t.backchannel_turns,
-            false_stops: t.false_stops,
-            no_takeover_turns: t.no_takeover_turns,
-            premature_takeovers: t.premature_takeovers,
-        }
     }
 }
 

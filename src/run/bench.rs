@@ -154,14 +154,10 @@ pub fn join(outcome: &RunOutcome, vad_silence_ms: f64, reply_delay_ms: f64) -> J
     j
 }
 
-/// `q`-quantile of values (nearest rank).
+/// `q`-quantile of unsorted values by the crate's one rule ([`crate::stats::quantile`], nearest rank); NaN when
+/// there are none.
 pub fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q).round() as usize]
+    crate::stats::quantile_unsorted(v, q)
 }
 
 /// CPU time (user + system) this process has used, and its resident and peak resident memory, from /proc.

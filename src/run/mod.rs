@@ -192,7 +192,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) 
     let (call_tx, mut call_rx) = mpsc::unbounded_channel::<CallRecord>();
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let run_start = Instant::now();
-    let mut rng = crate::audio::noise::SplitMix64::new(seed ^ 0x5EED);
+    let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
     let total = calls as u64 * prepared.len() as u64;
     let prepared = Arc::new(prepared);
     let scenario = Arc::new(scenario.clone());

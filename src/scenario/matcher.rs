@@ -67,7 +67,7 @@ fn compile_table(t: &toml::Table) -> Result<Matcher, (String, String)> {
     let kinds: Vec<&str> = t.keys().map(String::as_str).filter(|k| *k != "tol").collect();
     for k in t.keys() {
         if !MATCHER_KEYS.contains(&k.as_str()) {
-            let hint = match crate::scenario::diag::closest(k, MATCHER_KEYS) {
+            let hint = match crate::diag::closest(k, MATCHER_KEYS) {
                 Some(c) => format!("did you mean `{c}`? matchers are: {}", MATCHER_KEYS.join(", ")),
                 None => format!("matchers are: {}", MATCHER_KEYS.join(", ")),
             };

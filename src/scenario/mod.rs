@@ -1,7 +1,6 @@
-//! Scenarios: the TOML a user writes ([`schema`]), its validation with `file:line:col` diagnostics ([`diag`],
+//! Scenarios: the TOML a user writes ([`schema`]), its validation with `file:line:col` diagnostics ([`crate::diag`],
 //! [`validate`]), argument matchers ([`matcher`]), and the resolved [`Scenario`] the rest of voicebench runs.
 
-pub mod diag;
 pub mod matcher;
 pub mod schema;
 mod validate;
@@ -11,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-pub use diag::Diagnostic;
+pub use crate::diag::Diagnostic;
 pub use matcher::Matcher;
 pub use schema::{Expect, Protocol, Target};
 
@@ -224,7 +223,7 @@ pub struct Slo {
 }
 
 /// Latency metrics an SLO can name (docs/metrics.md), in ms: the metrics every turn record carries.
-pub const LATENCY_METRICS: &[&str] = crate::caller::record::METRICS;
+pub const LATENCY_METRICS: &[&str] = crate::model::METRICS;
 
 /// Statistics an SLO can bound.
 pub const STATS: &[&str] = &["p50", "p90", "p95", "p99", "p999", "max", "mean"];

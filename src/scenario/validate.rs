@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::diag::{Diagnostic, from_toml_error, suggest};
 use super::matcher::{Matcher, parse_date, toml_to_json};
 use super::schema::{self, Expect, Protocol, ScenarioFile, Start};
 use super::{
@@ -16,6 +15,7 @@ use super::{
 };
 use crate::audio::{read_wav, vad::EnergyVad};
 use crate::corpus::manifest::Manifest;
+use crate::diag::{Diagnostic, from_toml_error, suggest};
 
 /// Profiles of the embedded simulated providers.
 pub const SIM_PROFILES: &[&str] = &["native", "fixed", "pipeline"];

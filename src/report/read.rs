@@ -1,5 +1,7 @@
 //! Reading a report directory back: `turns.jsonl` into [`TurnRecord`]s, `calls.csv` into [`CallRecord`]s (only
 //! what the counts need) and `summary.json` into a [`Summary`] (for the scenario's SLOs and the targets' order).
+//! The gate, compare, the plots and the pages all read a directory through [`Report::read`]; errors are
+//! [`ReadError`]s naming the file (and line) at fault.
 //!
 //! [`TurnRecord`] is written, never read, elsewhere, so `TurnRow` mirrors it field for field; a test keeps the
 //! two in step.
@@ -9,11 +11,51 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::GateError;
+use super::Summary;
 use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
-use crate::report::Summary;
-use crate::scenario::Slo;
 use crate::targets::ErrorCategory;
+
+/// Why a report directory could not be read. Every variant names the file or directory at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A file or directory could not be read.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done: "read", "read report directory".
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file of a report is not what voicebench writes.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A directory that should be a report directory is not one.
+    #[error("{} is not a voicebench report directory: {missing} is missing ({hint})", dir.display())]
+    NotAReport {
+        /// The directory.
+        dir: PathBuf,
+        /// The file it lacks.
+        missing: &'static str,
+        /// What to do.
+        hint: String,
+    },
+}
+
+impl ReadError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + use<> {
+        let path = path.to_owned();
+        move |source| ReadError::Io { action, path, source }
+    }
+}
 
 /// A report directory's raw records.
 #[derive(Debug, Clone)]
@@ -33,9 +75,9 @@ pub struct Report {
 impl Report {
     /// Reads `dir`. `turns.jsonl` and `calls.csv` must exist; `summary.json` too when `need_summary` (it carries the
     /// scenario's SLOs); otherwise a missing or unreadable summary is left out.
-    pub fn read(dir: &Path, need_summary: bool) -> Result<Report, GateError> {
+    pub fn read(dir: &Path, need_summary: bool) -> Result<Report, ReadError> {
         if !dir.is_dir() {
-            return Err(GateError::Io {
+            return Err(ReadError::Io {
                 action: "read report directory",
                 path: dir.to_owned(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
@@ -50,7 +92,7 @@ impl Report {
                 Err(_) => None,
             }
         } else if need_summary {
-            return Err(GateError::NotAReport {
+            return Err(ReadError::NotAReport {
                 dir: dir.to_owned(),
                 missing: "summary.json",
                 hint: "a run writes it when it ends; a run that crashed has none: run it again".into(),
@@ -69,30 +111,14 @@ impl Report {
         }
         Ok(Report { dir: dir.to_owned(), summary, turns, calls, targets })
     }
-
-    /// The scenario's SLOs as `summary.json` records them (none without a summary).
-    pub fn scenario_slos(&self) -> Result<Vec<Slo>, GateError> {
-        let Some(s) = &self.summary else { return Ok(Vec::new()) };
-        let path = self.dir.join("summary.json");
-        s.slo
-            .iter()
-            .map(|(key, threshold)| {
-                super::slo::make_slo(key, threshold).map_err(|e| GateError::Parse {
-                    path: path.clone(),
-                    line: None,
-                    message: format!("bad SLO in `slo`: {e}"),
-                })
-            })
-            .collect()
-    }
 }
 
-fn require(dir: &Path, name: &'static str) -> Result<PathBuf, GateError> {
+fn require(dir: &Path, name: &'static str) -> Result<PathBuf, ReadError> {
     let path = dir.join(name);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(GateError::NotAReport {
+        Err(ReadError::NotAReport {
             dir: dir.to_owned(),
             missing: name,
             hint: "give the directory `voicebench run` wrote (reports/<scenario>-<time>/) or a saved baseline".into(),
@@ -100,9 +126,9 @@ fn require(dir: &Path, name: &'static str) -> Result<PathBuf, GateError> {
     }
 }
 
-fn read_summary(path: &Path) -> Result<Summary, GateError> {
-    let text = std::fs::read_to_string(path).map_err(GateError::io("read", path))?;
-    serde_json::from_str(&text).map_err(|e| GateError::Parse {
+fn read_summary(path: &Path) -> Result<Summary, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(ReadError::io("read", path))?;
+    serde_json::from_str(&text).map_err(|e| ReadError::Parse {
         path: path.to_owned(),
         line: Some(e.line()),
         message: format!("not a voicebench summary: {e}"),
@@ -110,15 +136,15 @@ fn read_summary(path: &Path) -> Result<Summary, GateError> {
 }
 
 /// Reads `turns.jsonl`.
-pub fn read_turns(path: &Path) -> Result<Vec<TurnRecord>, GateError> {
-    let file = std::fs::File::open(path).map_err(GateError::io("read", path))?;
+pub fn read_turns(path: &Path) -> Result<Vec<TurnRecord>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::io("read", path))?;
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(GateError::io("read", path))?;
+        let line = line.map_err(ReadError::io("read", path))?;
         if line.trim().is_empty() {
             continue;
         }
-        let parse_err = |message: String| GateError::Parse { path: path.to_owned(), line: Some(i + 1), message };
+        let parse_err = |message: String| ReadError::Parse { path: path.to_owned(), line: Some(i + 1), message };
         let row: TurnRow = serde_json::from_str(&line).map_err(|e| parse_err(format!("not a turn row: {e}")))?;
         out.push(row.into_record().map_err(parse_err)?);
     }
@@ -137,15 +163,15 @@ struct CallRow {
 }
 
 /// Reads `calls.csv` (pacing columns are not read back).
-pub fn read_calls(path: &Path) -> Result<Vec<CallRecord>, GateError> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| GateError::Parse {
+pub fn read_calls(path: &Path) -> Result<Vec<CallRecord>, ReadError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| ReadError::Parse {
         path: path.to_owned(),
         line: None,
         message: e.to_string(),
     })?;
     let mut out = Vec::new();
     for row in r.deserialize::<CallRow>() {
-        let row = row.map_err(|e| GateError::Parse {
+        let row = row.map_err(|e| ReadError::Parse {
             path: path.to_owned(),
             line: e.position().map(|p| p.line() as usize),
             message: format!("not a call row: {e}"),
@@ -216,7 +242,7 @@ impl TurnRow {
             None => None,
             Some(k) => Some(TurnKind::ALL.into_iter().find(|x| x.as_str() == k).ok_or_else(|| {
                 let kinds: Vec<&str> = TurnKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown turn kind `{k}`; {}", crate::scenario::diag::suggest(&k, "kinds", &kinds))
+                format!("unknown turn kind `{k}`; {}", crate::diag::suggest(&k, "kinds", &kinds))
             })?),
         };
         Ok(TurnRecord {

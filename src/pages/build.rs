@@ -7,8 +7,29 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pages::{Figure, Page, render_html, render_markdown};
-use crate::gate::{GateError, GateOptions};
+use super::{Figure, Page, render_html, render_markdown};
+use crate::gate::GateOptions;
+use crate::report::read::{ReadError, Report};
+
+/// Why the pages could not be built (a plot or a comparison that cannot be made is a warning instead).
+#[derive(Debug, thiserror::Error)]
+pub enum PagesError {
+    /// The report directory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A page could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The page.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn write(path: &Path, text: String) -> Result<(), PagesError> {
+    std::fs::write(path, text).map_err(|source| PagesError::Write { path: path.to_owned(), source })
+}
 
 /// What [`render_dir`] wrote.
 #[derive(Debug, Clone, Default)]
@@ -38,8 +59,8 @@ const LINKED: &[&str] = &[
 ];
 
 /// Builds plots, comparison, `report.md` and `index.html` in `dir` (a report directory with `summary.json`).
-pub fn render_dir(dir: &Path) -> Result<Rendered, GateError> {
-    let report = crate::gate::load::Report::read(dir, true)?;
+pub fn render_dir(dir: &Path) -> Result<Rendered, PagesError> {
+    let report = Report::read(dir, true)?;
     let summary = report.summary.clone().expect("read with need_summary");
     let mut warnings = Vec::new();
 
@@ -110,9 +131,9 @@ pub fn render_dir(dir: &Path) -> Result<Rendered, GateError> {
         figures: &figures,
         files: page_files(&files),
     };
-    std::fs::write(&markdown, render_markdown(&page)).map_err(GateError::io("write", &markdown))?;
+    write(&markdown, render_markdown(&page))?;
     let html = dir.join("index.html");
-    std::fs::write(&html, render_html(&page, dir)).map_err(GateError::io("write", &html))?;
+    write(&html, render_html(&page, dir))?;
     let plot_files = plots.iter().flat_map(|p| [&p.png, &p.svg]).map(|p| p.to_string_lossy().into_owned()).collect();
     Ok(Rendered { html, markdown, plots: plot_files, compare, warnings })
 }

@@ -1,4 +1,6 @@
-//! Diagnostics for scenario files: `file:line:col: message`, the offending line with a caret, and a hint.
+//! Diagnostics for the files voicebench reads (scenarios above all, the corpus's `lines.toml` too):
+//! `file:line:col: message`, the offending line with a caret, and a hint; and the "did you mean" every error that
+//! names a key, kind, side or baseline offers. A leaf: it imports nothing from the crate.
 //!
 //! TOML/serde errors are rewritten into this form too: "unknown field `fram_ms`, expected one of …" becomes
 //! "unknown key `fram_ms` in [defaults]" with "did you mean `frame_ms`?".

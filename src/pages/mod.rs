@@ -3,17 +3,23 @@
 //! same thing; [`render_markdown`] and [`render_html`] only lay it out.
 //!
 //! Everything comes from the report directory alone (summary.json, turns.jsonl, the gate's SLO checks, the
-//! comparison and the plots), so `voicebench report DIR` rebuilds the pages of old runs and merged shards.
+//! comparison and the plots), so `voicebench report DIR` rebuilds the pages of old runs and merged shards. The
+//! pages sit at the top of the module graph: they read through [`crate::report::read`] and show what the gate,
+//! compare and the plots make of it; nothing below imports them.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
 
-use super::summary::{Summary, TargetSummary};
+pub mod build;
+
+pub use build::{Rendered, render_dir};
+
 use crate::compare::Comparison;
 use crate::gate::{CheckKind, GateReport};
 use crate::metrics::Stats;
+use crate::report::{Summary, TargetSummary};
 
 /// A table: header cells and rows of cells (plain text; the renderers escape).
 #[derive(Debug, Clone, Default)]
@@ -320,9 +326,9 @@ pub fn render_markdown(p: &Page) -> String {
     out
 }
 
-/// HTML escaping: the XML escaping of the JUnit writer serves text and attribute values alike.
+/// HTML escaping: the XML escaping the JUnit writer uses serves text and attribute values alike.
 fn esc(s: &str) -> String {
-    crate::gate::junit::escape(s)
+    crate::report::escape(s)
 }
 
 fn html_table(out: &mut String, t: &Table, class: &str) {

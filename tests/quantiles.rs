@@ -1,0 +1,165 @@
+//! One quantile rule: the same percentile of the same samples is the same number in `calls.csv` (pacing),
+//! `summary.json`, the pages (`report.md`), compare and the gate. Every path goes through `voicebench::stats`'s
+//! nearest-rank rule, HdrHistogram's; these tests hold each output against it, with sample counts where the old
+//! `round((n−1)q)` rule gave a different sample (even counts for the median).
+
+use voicebench::caller::record::{CallRecord, Pacing, TurnRecord};
+use voicebench::report::{Recorder, RunMeta, Summary, TargetMeta};
+use voicebench::stats::{SplitMix64, pooled, quantile};
+
+use super::report::fixture;
+use super::{text, voicebench};
+
+/// Every path a percentile takes, fed the same samples, gives the stats module's figure.
+#[test]
+fn every_path_gives_the_same_percentile_of_the_same_samples() {
+    let mut rng = SplitMix64::new(5);
+    for n in [2usize, 4, 10, 40, 100, 101, 240] {
+        // Distinct µs values below 2048, exact in a 3-digit histogram, in 8 calls.
+        let us: Vec<u64> = (0..n).map(|i| 1 + i as u64 * 7 + rng.next_u64() % 7).collect();
+        let calls: Vec<Vec<u64>> = (0..8).map(|c| us.iter().skip(c).step_by(8).copied().collect()).collect();
+        let calls: Vec<Vec<u64>> = calls.into_iter().filter(|c| !c.is_empty()).collect();
+        let sorted = pooled(&calls);
+        let mut h = voicebench::metrics::new_histogram();
+        for v in &us {
+            h.record(*v).unwrap();
+        }
+        let lateness: Vec<u32> = us.iter().rev().map(|v| *v as u32).collect();
+        let pacing = Pacing::from_lateness(lateness);
+        let as_ms: Vec<f64> = us.iter().rev().map(|v| *v as f64 / 1000.0).collect();
+        let gate = voicebench::gate::compare::compare(&calls, &calls, &[("p50", 0.5), ("p95", 0.95)], 10, 1, 0.05);
+        for (q, gate) in [(0.5, &gate[0]), (0.95, &gate[1]), (0.99, &None)] {
+            let want = quantile(&sorted, q).unwrap();
+            let ms = want as f64 / 1000.0;
+            // summary.json: HdrHistogram.
+            assert_eq!(h.value_at_quantile(q), want, "summary, n = {n}, q = {q}");
+            // calls.csv: a call's pacing.
+            if q != 0.95 {
+                let p = if q == 0.5 { pacing.p50_us } else { pacing.p99_us };
+                assert_eq!(u64::from(p), want, "calls.csv pacing, n = {n}, q = {q}");
+            }
+            // The benchmark's percentiles of raw values.
+            assert_eq!(voicebench::run::bench::quantile(&as_ms, q), ms, "bench, n = {n}, q = {q}");
+            // The gate's point estimate.
+            if let Some(g) = gate {
+                assert_eq!(g.base, ms, "gate, n = {n}, q = {q}");
+            }
+            // Compare's point estimate.
+            let row = voicebench::compare::ratio_row("ttfa", "p", q, &calls, &calls, 0, 1);
+            assert_eq!((row.reference, row.other), (ms, ms), "compare, n = {n}, q = {q}");
+        }
+    }
+}
+
+fn meta() -> RunMeta {
+    RunMeta {
+        scenario_name: "pacing".into(),
+        scenario_path: "scenarios/pacing.toml".into(),
+        scenario_sha256: "0".repeat(64),
+        corpus_sha256: None,
+        version: voicebench::report::VERSION.into(),
+        started_at: std::time::SystemTime::now(),
+        seed: 1,
+        calls: 1,
+        concurrency: 1,
+        frame_ms: 20,
+        targets: vec![TargetMeta { name: "t".into(), protocol: "ws-pcm".into(), simulated: true, model: None }],
+        slo: Vec::new(),
+    }
+}
+
+/// One call's frame lateness: `calls.csv`'s pacing p50/p99 equal `summary.json`'s (the run's histogram holds
+/// exactly that call's frames). With 100 frames the old rule's median was the 51st value, the summary's the 50th.
+#[test]
+fn calls_csv_pacing_equals_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = Recorder::create(dir.path(), meta()).unwrap();
+    let lateness: Vec<u32> = (1..=100u32).map(|i| (i * 37) % 101 * 13).collect();
+    let call = CallRecord {
+        target: "t".into(),
+        simulated: true,
+        call: 1,
+        turns_total: 1,
+        turns_ok: 1,
+        pacing: Pacing::from_lateness(lateness.clone()),
+        ..Default::default()
+    };
+    rec.record_turn(&TurnRecord { target: "t".into(), simulated: true, call: 1, ..Default::default() }).unwrap();
+    rec.record_call(&call).unwrap();
+    let summary = rec.finish(false).unwrap();
+    let mut rows = csv::Reader::from_path(dir.path().join("calls.csv")).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let row = rows.records().next().unwrap().unwrap();
+    let col = |name: &str| -> f64 { row[headers.iter().position(|h| h == name).unwrap()].parse().unwrap() };
+    let mut sorted = lateness.clone();
+    sorted.sort_unstable();
+    let doc: Summary =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(doc, summary);
+    for (q, csv_col, summary_ms) in
+        [(0.5, "pacing_p50_us", doc.pacing.p50_ms), (0.99, "pacing_p99_us", doc.pacing.p99_ms)]
+    {
+        let want = f64::from(quantile(&sorted, q).unwrap());
+        assert_eq!(col(csv_col), want, "{csv_col}");
+        assert_eq!((summary_ms * 1000.0).round(), want, "summary.json pacing at {q}");
+    }
+    assert_eq!(col("pacing_p50_us"), 650.0, "the 50th of 13, 26, …, 1300");
+}
+
+/// The frozen report directory: each latency percentile computed here from `turns.jsonl` is the number in
+/// `summary.json`, the gate's SLO check, `compare.json` and `report.md`.
+#[test]
+fn the_frozen_report_s_percentiles_agree_everywhere() {
+    let (tmp, dir) = fixture();
+    let o = voicebench(tmp.path(), &["report", dir.to_str().unwrap()]);
+    let (code, out, err) = text(&o);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = voicebench::report::read::Report::read(&dir, true).unwrap();
+    let summary = report.summary.clone().unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let cmp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    let (reference, other) = (cmp["reference"].as_str().unwrap(), cmp["pairs"][0]["other"].as_str().unwrap());
+    assert_eq!(report.targets, [reference, other]);
+    let mut checked = 0;
+    for target in &report.targets {
+        let row = md.lines().find(|l| l.starts_with(&format!("| {target} (simulated) |"))).unwrap();
+        for metric in ["ttfa", "barge_in_stop", "endpointing"] {
+            let calls = voicebench::metrics::call_samples(&report.turns, target, metric);
+            let sorted = pooled(&calls);
+            if sorted.is_empty() {
+                continue;
+            }
+            for (stat, q) in [("p50", 0.5), ("p95", 0.95)] {
+                let want = quantile(&sorted, q).unwrap() as f64 / 1000.0;
+                let at = format!("{target} {metric}.{stat}");
+                // summary.json.
+                let stats = summary.target(target).unwrap().metric(metric).unwrap();
+                assert_eq!(stats.get(stat), Some(want), "{at}: summary.json");
+                // The gate, given an SLO on that statistic.
+                let slo = voicebench::gate::parse_slo(&format!("{metric}.{stat}=100000ms")).unwrap();
+                let opts = voicebench::gate::GateOptions { slo_overrides: vec![slo], ..Default::default() };
+                let g = voicebench::gate::evaluate(&dir, &opts).unwrap();
+                let check =
+                    g.checks.iter().find(|c| &c.target == target && c.name.starts_with(&format!("{metric}.{stat} <=")));
+                assert_eq!(check.unwrap().measured, Some(want), "{at}: gate");
+                // compare.json (the head to head the pages embed).
+                let side = if target == reference { "reference" } else { "other" };
+                let crow = cmp["pairs"][0]["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["metric"] == metric && r["stat"] == stat);
+                assert_eq!(crow.unwrap()[side].as_f64(), Some(want), "{at}: compare.json");
+                // report.md: the summary table's TTFA p50/p95, and the SLO check's detail.
+                if metric == "ttfa" {
+                    assert!(row.contains(&format!("| {want:.0} |")), "{at}: report.md row {row}");
+                }
+                checked += 1;
+            }
+        }
+        let p95 = summary.target(target).unwrap().metric("ttfa").unwrap().p95;
+        assert!(md.contains(&format!("p95 ttfa = {p95} ms")), "{target}: report.md SLO detail");
+    }
+    assert!(checked >= 8, "{checked} figures checked");
+}
