@@ -19,7 +19,7 @@ mod tools;
 
 use tokio::time::{Duration, Instant};
 
-use self::state::{Barge, Turn, Utterance};
+use self::state::{Barge, Reply, Turn, Utterance};
 pub use self::tools::conforms;
 use super::playback::{AudibleDetector, Playback};
 use super::record::{TurnKind, TurnRecord};
@@ -491,27 +491,9 @@ impl Tracker {
         };
         let reply = &st.reply;
         if expects_reply(t.expect) {
-            let first_chunk_at = reply.heard.map(|h| h.first_chunk_at);
-            let first_audible = reply.heard.and_then(|h| h.first_audible);
-            r.ttfb_ms = first_chunk_at.map(|a| signed_ms(eos, a));
-            if let (Some(a), Some(f)) = (first_chunk_at, first_audible) {
-                r.leading_silence_ms = Some(signed_ms(a, f));
-            }
-            r.ttfa_ms = first_audible.map(|f| signed_ms(eos, f));
-            r.agent_audio_start_ms = first_audible.map(|f| signed_ms(self.t0, f));
-            r.agent_audio_end_ms = reply.heard.map(|h| signed_ms(self.t0, h.end));
-            r.talk_over_ms = r.ttfa_ms.filter(|v| *v < 0.0).map(|v| -v);
-            r.endpointing_ms = reply.speech_stopped.map(|s| signed_ms(eos, s));
+            measure_reply(&mut r, reply, eos, self.t0);
             r.tool_call_ms = tools.first_at.map(|a| signed_ms(eos, a));
-            let stage = |k: Stage| reply.stages[k as usize];
-            let span = |a: Option<Instant>, b: Option<Instant>| a.zip(b).map(|(a, b)| signed_ms(a, b));
-            r.stt_ms = span(Some(eos), stage(Stage::Transcript));
-            r.llm_start_ms = span(Some(eos), stage(Stage::LlmRequest));
-            r.llm_ttft_ms = span(stage(Stage::LlmRequest), stage(Stage::LlmFirstToken));
-            r.tts_start_ms = span(Some(eos), stage(Stage::TtsRequest));
-            r.tts_ttfb_ms = span(stage(Stage::TtsRequest), stage(Stage::TtsFirstByte));
-            let max_gap = reply.heard.map_or(Duration::ZERO, |h| h.max_gap);
-            r.max_silence_ms = r.ttfa_ms.map(|v| v.max(0.0).max(ms(max_gap)));
+            let first_audible = reply.heard.and_then(|h| h.first_audible);
             if t.expect == Expect::NoTakeover {
                 r.premature_takeover = Some(first_audible.is_some_and(|f| f < eos));
             }
@@ -541,4 +523,28 @@ impl Tracker {
         }
         self.done.push(r);
     }
+}
+
+/// The reply's latencies (from the caller's end of speech `eos`) into `r`; `t0` is audio time zero.
+fn measure_reply(r: &mut TurnRecord, reply: &Reply, eos: Instant, t0: Instant) {
+    let first_chunk_at = reply.heard.map(|h| h.first_chunk_at);
+    let first_audible = reply.heard.and_then(|h| h.first_audible);
+    r.ttfb_ms = first_chunk_at.map(|a| signed_ms(eos, a));
+    if let (Some(a), Some(f)) = (first_chunk_at, first_audible) {
+        r.leading_silence_ms = Some(signed_ms(a, f));
+    }
+    r.ttfa_ms = first_audible.map(|f| signed_ms(eos, f));
+    r.agent_audio_start_ms = first_audible.map(|f| signed_ms(t0, f));
+    r.agent_audio_end_ms = reply.heard.map(|h| signed_ms(t0, h.end));
+    r.talk_over_ms = r.ttfa_ms.filter(|v| *v < 0.0).map(|v| -v);
+    r.endpointing_ms = reply.speech_stopped.map(|s| signed_ms(eos, s));
+    let stage = |k: Stage| reply.stages[k as usize];
+    let span = |a: Option<Instant>, b: Option<Instant>| a.zip(b).map(|(a, b)| signed_ms(a, b));
+    r.stt_ms = span(Some(eos), stage(Stage::Transcript));
+    r.llm_start_ms = span(Some(eos), stage(Stage::LlmRequest));
+    r.llm_ttft_ms = span(stage(Stage::LlmRequest), stage(Stage::LlmFirstToken));
+    r.tts_start_ms = span(Some(eos), stage(Stage::TtsRequest));
+    r.tts_ttfb_ms = span(stage(Stage::TtsRequest), stage(Stage::TtsFirstByte));
+    let max_gap = reply.heard.map_or(Duration::ZERO, |h| h.max_gap);
+    r.max_silence_ms = r.ttfa_ms.map(|v| v.max(0.0).max(ms(max_gap)));
 }
