@@ -52,6 +52,10 @@ pub struct Defaults {
     pub turn_timeout_ms: Spanned<u32>,
     /// Connection and session set-up limit, ms (never part of TTFA).
     pub connect_timeout_ms: Spanned<u32>,
+    /// HTTP stage request sent → response head limit, ms (pipeline targets).
+    pub first_byte_timeout_ms: Spanned<u32>,
+    /// Longest pause between two body chunks of an HTTP stage response, ms (pipeline targets).
+    pub idle_timeout_ms: Spanned<u32>,
     /// Seed for every random choice (call phases, sim latencies).
     pub seed: u64,
     /// Corpus voice for turns that name a corpus utterance without a voice.
@@ -68,6 +72,8 @@ impl Default for Defaults {
             frame_ms: Spanned::new(0..0, 20),
             turn_timeout_ms: Spanned::new(0..0, 15_000),
             connect_timeout_ms: Spanned::new(0..0, 10_000),
+            first_byte_timeout_ms: Spanned::new(0..0, 15_000),
+            idle_timeout_ms: Spanned::new(0..0, 10_000),
             seed: 1,
             voice: Spanned::new(0..0, "joe".into()),
             gap_ms: Spanned::new(0..0, 600),

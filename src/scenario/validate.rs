@@ -108,6 +108,11 @@ fn check_defaults(c: &mut Checker, d: &schema::Defaults) -> Defaults {
     if *d.connect_timeout_ms.get_ref() < 100 {
         c.err(d.connect_timeout_ms.span(), "`connect_timeout_ms` must be at least 100", None);
     }
+    for (v, name) in [(&d.first_byte_timeout_ms, "first_byte_timeout_ms"), (&d.idle_timeout_ms, "idle_timeout_ms")] {
+        if *v.get_ref() < 100 {
+            c.err(v.span(), format!("`{name}` must be at least 100"), None);
+        }
+    }
     if *d.gap_ms.get_ref() > 60_000 {
         c.err(d.gap_ms.span(), "`gap_ms` above 60000 ms is not a conversation", None);
     }
@@ -117,6 +122,8 @@ fn check_defaults(c: &mut Checker, d: &schema::Defaults) -> Defaults {
         frame_ms: f,
         turn_timeout_ms: *d.turn_timeout_ms.get_ref(),
         connect_timeout_ms: *d.connect_timeout_ms.get_ref(),
+        first_byte_timeout_ms: *d.first_byte_timeout_ms.get_ref(),
+        idle_timeout_ms: *d.idle_timeout_ms.get_ref(),
         seed: d.seed,
         voice: d.voice.get_ref().clone(),
         gap_ms: *d.gap_ms.get_ref(),

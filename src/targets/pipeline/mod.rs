@@ -47,7 +47,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use self::http::{Client, HttpError, SseParser};
+use self::http::{Client, HttpError, HttpSettings, SseParser};
 use self::llm::{ChatDecoder, LlmEvent};
 use self::stt::{DeepgramDecoder, DeepgramEvent};
 use self::tts::{Sentences, Speech, TTS_RATE, TtsApi};
@@ -87,9 +87,10 @@ impl StageFailure {
 
     fn http(stage: &str, e: HttpError) -> Self {
         let category = match &e {
-            HttpError::Connect { .. } | HttpError::Url(_) => ErrorCategory::Connect,
-            HttpError::Io(_) => ErrorCategory::Disconnect,
-            HttpError::Malformed(_) => ErrorCategory::Protocol,
+            HttpError::Connect { .. } | HttpError::Url { .. } | HttpError::Setup(_) => ErrorCategory::Connect,
+            HttpError::Disconnect { .. } => ErrorCategory::Disconnect,
+            HttpError::Timeout { .. } => ErrorCategory::Timeout,
+            HttpError::Protocol { .. } | HttpError::Encoding { .. } => ErrorCategory::Protocol,
         };
         Self::new(category, format!("{stage}: {e}"))
     }
@@ -266,16 +267,20 @@ impl Pipeline {
         let interrupt_min_ms = ep.and_then(|e| e.interrupt_min_ms).unwrap_or(DEFAULT_INTERRUPT_MIN_MS) as f64;
         let deepgram_stt = stt.is_some_and(|s| s.provider.get_ref() == "deepgram");
         let stt_url = url_of(stt, "stt")?;
+        let d = &scenario.defaults;
+        let ms = |v: u32| Duration::from_millis(v as u64);
+        let settings =
+            HttpSettings::from_env(ms(d.connect_timeout_ms), ms(d.first_byte_timeout_ms), ms(d.idle_timeout_ms));
         let stt_kind = if deepgram_stt {
             SttKind::Deepgram
         } else {
-            let c = Client::new(&stt_url).map_err(|e| connect_err("STT", e))?;
+            let c = Client::new(&stt_url, &settings).map_err(|e| connect_err("STT", e))?;
             c.warm().await.map_err(|e| connect_err("STT", e))?;
             SttKind::OpenAi { client: c, stream: stt.and_then(|s| s.stream).unwrap_or(true) }
         };
-        let llm_client = Client::new(&url_of(llm, "llm")?).map_err(|e| connect_err("LLM", e))?;
+        let llm_client = Client::new(&url_of(llm, "llm")?, &settings).map_err(|e| connect_err("LLM", e))?;
         llm_client.warm().await.map_err(|e| connect_err("LLM", e))?;
-        let tts_client = Client::new(&url_of(tts, "tts")?).map_err(|e| connect_err("TTS", e))?;
+        let tts_client = Client::new(&url_of(tts, "tts")?, &settings).map_err(|e| connect_err("TTS", e))?;
         tts_client.warm().await.map_err(|e| connect_err("TTS", e))?;
         let tts_api =
             if tts.is_some_and(|s| s.provider.get_ref() == "elevenlabs") { TtsApi::ElevenLabs } else { TtsApi::OpenAi };
