@@ -30,12 +30,13 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use self::http::{Conn, Request, multipart_parts};
 use self::recognise::{Known, recognise};
@@ -371,11 +372,29 @@ async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, mut st
                 let (ctx, shared) = (ctx.clone(), shared.clone());
                 n += 1;
                 let idx = n;
+                let stop = stop.clone();
                 conns.spawn(async move {
-                    if http::is_websocket(&stream).await {
-                        deepgram(stream, ctx, shared, idx).await;
-                    } else {
-                        let _ = connection(Conn::new(stream), ctx, shared, idx).await;
+                    // Requests on one connection come one after the other: they share its random stream.
+                    let rng = Arc::new(tokio::sync::Mutex::new(SplitMix64::new(
+                        ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    )));
+                    let (c2, s2) = (ctx.clone(), shared.clone());
+                    let handle = move |conn: Conn, req: Request| {
+                        let (ctx, shared, rng, mut stop) = (c2.clone(), s2.clone(), rng.clone(), stop.clone());
+                        async move {
+                            let mut rng = rng.lock().await;
+                            // A sim that stops drops its requests unlogged.
+                            tokio::select! {
+                                _ = route(conn, req, &ctx, &shared, idx, &mut rng) => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                    };
+                    if let Some(up) = http::serve_connection(stream, handle).await
+                        && up.path == "/v1/listen"
+                    {
+                        let ws = WebSocketStream::from_raw_socket(up.io, Role::Server, None).await;
+                        deepgram(ws, up.query, ctx, shared, idx).await;
                     }
                 });
             }
@@ -415,27 +434,35 @@ fn finish(shared: &Shared, i: usize, cancelled: bool) {
     });
 }
 
-async fn connection(mut c: Conn, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) -> std::io::Result<()> {
-    let mut rng = SplitMix64::new(ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    while let Some(req) = c.read_request().await? {
-        let mut x = Exchange { c: &mut c, req: &req, ctx: &ctx, shared: &shared, idx, rng: &mut rng };
-        let ok = match (req.method.as_str(), req.path.as_str()) {
+/// Answers one request.
+async fn route(mut c: Conn, req: Request, ctx: &Ctx, shared: &Shared, idx: u64, rng: &mut SplitMix64) {
+    let _ = answer(&mut c, &req, ctx, shared, idx, rng).await;
+}
+
+async fn answer(
+    c: &mut Conn,
+    req: &Request,
+    ctx: &Ctx,
+    shared: &Shared,
+    idx: u64,
+    rng: &mut SplitMix64,
+) -> std::io::Result<()> {
+    {
+        let mut x = Exchange { c, req, ctx, shared, idx, rng };
+        match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/v1/audio/transcriptions") => transcribe(&mut x).await?,
             ("POST", "/v1/chat/completions") => chat(&mut x).await?,
             ("POST", "/v1/audio/speech") => speech(&mut x, false).await?,
             ("POST", p) if p.starts_with("/v1/text-to-speech/") => speech(&mut x, true).await?,
             (_, p) if ["/v1/audio/transcriptions", "/v1/chat/completions", "/v1/audio/speech"].contains(&p) => {
-                c.error(405, "use POST").await?;
+                x.c.error(405, "use POST").await?;
                 true
             }
             _ => {
-                c.error(404, &format!("the pipeline sim does not serve {}", req.path)).await?;
+                x.c.error(404, &format!("the pipeline sim does not serve {}", req.path)).await?;
                 true
             }
         };
-        if !ok {
-            return Ok(());
-        }
     }
     Ok(())
 }
@@ -733,15 +760,10 @@ fn results(text: &str, start: f64, dur: f64, is_final: bool, speech_final: bool,
 }
 
 /// `GET /v1/listen`: the Deepgram v1 live socket.
-async fn deepgram(stream: TcpStream, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) {
-    let mut query = String::new();
-    // The handshake API fixes the error type (an HTTP response).
-    #[allow(clippy::result_large_err)]
-    let cb = |req: &WsRequest, resp: WsResponse| {
-        query = req.uri().query().unwrap_or("").to_string();
-        Ok(resp)
-    };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, cb).await else { return };
+async fn deepgram<S>(ws: WebSocketStream<S>, query: String, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let param = |k: &str| {
         query.split('&').filter_map(|kv| kv.split_once('=')).find(|(a, _)| *a == k).map(|(_, v)| v.to_string())
     };
