@@ -180,6 +180,8 @@ struct Ctx {
     voices: Vec<Voice>,
     fallback_text: String,
     seed: u64,
+    /// Azure mode: the front door's checks, and Azure's paths.
+    azure: Option<super::azure::AzureGate>,
 }
 
 fn norm_words(s: &str) -> Vec<String> {
@@ -203,7 +205,7 @@ async fn wait_or_cancel(c: &mut Conn, shared: &Shared, i: usize, due: Instant) -
 }
 
 impl Ctx {
-    fn new(scenario: &Scenario, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
+    fn new(scenario: &Scenario, target: &Target, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
         let mut known = Vec::new();
         let mut known_turn = Vec::new();
         let mut seen: Vec<std::path::PathBuf> = Vec::new();
@@ -244,7 +246,16 @@ impl Ctx {
             .filter_map(|t| t.reply.as_ref()?.text.clone())
             .min_by_key(|t| t.len())
             .unwrap_or_else(|| "Okay.".to_string());
-        Ok(Self { profile, known, known_turn, turns, voices, fallback_text, seed })
+        Ok(Self {
+            profile,
+            known,
+            known_turn,
+            turns,
+            voices,
+            fallback_text,
+            seed,
+            azure: super::azure::AzureGate::of(target),
+        })
     }
 
     /// The turn whose utterance best matches a user message.
@@ -316,7 +327,7 @@ pub(crate) async fn start(
     let profile =
         StageProfile::resolve(ProfileKind::Native, fixed, target.sim_options.as_ref().map(|o| o.get_ref()))
             .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
-    let ctx = Arc::new(Ctx::new(scenario, profile, seed)?);
+    let ctx = Arc::new(Ctx::new(scenario, target, profile, seed)?);
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let shared = Arc::new(Shared {
@@ -330,10 +341,12 @@ pub(crate) async fn start(
 }
 
 /// Points a pipeline target's stages at the sim (stages the target leaves out default to OpenAI-compatible).
-pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr) {
+/// In Azure mode each OpenAI stage gets an Azure deployment URL (`/openai/deployments/sim-{stage}?api-version=…`)
+/// and keeps its key.
+pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr, azure: bool) {
     use crate::scenario::schema::Stage;
     use toml::Spanned;
-    let fill = |st: &mut Option<Spanned<Stage>>, deepgram_ok: bool| {
+    let fill = |st: &mut Option<Spanned<Stage>>, which: &str, deepgram_ok: bool| {
         let stage = st.get_or_insert_with(|| {
             Spanned::new(
                 0..0,
@@ -341,6 +354,7 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr)
                     provider: Spanned::new(0..0, "openai".into()),
                     url: None,
                     api_key_env: None,
+                    auth: None,
                     model: None,
                     voice: None,
                     stream: None,
@@ -350,15 +364,19 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr)
         let s = stage.get_mut();
         let url = if deepgram_ok && s.provider.get_ref() == "deepgram" {
             format!("ws://{addr}/v1/listen")
+        } else if azure && s.provider.get_ref() == "openai" {
+            format!("http://{addr}/openai/deployments/sim-{which}?api-version={}", super::azure::API_VERSION)
         } else {
             base.to_string()
         };
         s.url = Some(Spanned::new(0..0, url));
-        s.api_key_env = None;
+        if !azure {
+            s.api_key_env = None;
+        }
     };
-    fill(&mut target.stt, true);
-    fill(&mut target.llm, false);
-    fill(&mut target.tts, false);
+    fill(&mut target.stt, "stt", true);
+    fill(&mut target.llm, "llm", false);
+    fill(&mut target.tts, "tts", false);
 }
 
 async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -447,9 +465,25 @@ async fn answer(
     idx: u64,
     rng: &mut SplitMix64,
 ) -> std::io::Result<()> {
+    // Azure mode: its checks, then its deployment paths mapped onto the sim's own.
+    let path = match &ctx.azure {
+        Some(gate) => {
+            if let Err((status, body)) = gate.check(req.header("api-key"), &req.query) {
+                return c.respond(status, "application/json", body.as_bytes()).await;
+            }
+            match super::azure::deployment_path(&req.path) {
+                Some(p) => p,
+                None => {
+                    let body = json!({"error": {"code": "404", "message": "Resource not found"}}).to_string();
+                    return c.respond(404, "application/json", body.as_bytes()).await;
+                }
+            }
+        }
+        None => req.path.clone(),
+    };
     {
         let mut x = Exchange { c, req, ctx, shared, idx, rng };
-        match (req.method.as_str(), req.path.as_str()) {
+        match (req.method.as_str(), path.as_str()) {
             ("POST", "/v1/audio/transcriptions") => transcribe(&mut x).await?,
             ("POST", "/v1/chat/completions") => chat(&mut x).await?,
             ("POST", "/v1/audio/speech") => speech(&mut x, false).await?,

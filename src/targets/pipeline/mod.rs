@@ -137,13 +137,15 @@ enum SttKind {
 struct Config {
     stt: SttKind,
     stt_key: Option<String>,
+    stt_auth: Option<(&'static str, String)>,
     stt_model: Option<String>,
     llm: Client,
-    llm_key: Option<String>,
+    llm_auth: Option<(&'static str, String)>,
     llm_model: Option<String>,
     tts: Client,
     tts_api: TtsApi,
     tts_key: Option<String>,
+    tts_api_key_header: bool,
     tts_model: Option<String>,
     tts_voice: Option<String>,
     tools: Json,
@@ -231,6 +233,17 @@ fn key_of(stage: Option<&StageSpec>) -> Option<String> {
     stage.and_then(|s| s.api_key_env.as_ref()).and_then(|v| std::env::var(v.get_ref()).ok())
 }
 
+/// Whether an OpenAI-compatible stage sends its key as Azure's `api-key` header (else `Authorization: Bearer`).
+fn api_key_header(stage: Option<&StageSpec>) -> bool {
+    stage.and_then(|s| s.auth.as_ref()).is_some_and(|a| a.get_ref() == "api-key")
+}
+
+/// The auth header of an OpenAI-compatible stage: name and value.
+fn openai_auth(stage: Option<&StageSpec>) -> Option<(&'static str, String)> {
+    let key = key_of(stage)?;
+    Some(if api_key_header(stage) { ("api-key", key) } else { ("Authorization", format!("Bearer {key}")) })
+}
+
 fn url_of(stage: Option<&StageSpec>, which: &str) -> Result<String, SessionError> {
     stage.and_then(|s| s.url.as_ref()).map(|u| u.get_ref().clone()).ok_or_else(|| {
         SessionError::new(ErrorCategory::Connect, format!("the pipeline's [target.{which}] has no `url`"))
@@ -289,13 +302,15 @@ impl Pipeline {
         let cfg = Arc::new(Config {
             stt: stt_kind,
             stt_key: key_of(stt),
+            stt_auth: openai_auth(stt),
             stt_model: stt.and_then(|s| s.model.clone()),
             llm: llm_client,
-            llm_key: key_of(llm),
+            llm_auth: openai_auth(llm),
             llm_model: llm.and_then(|s| s.model.clone()),
             tts: tts_client,
             tts_api,
             tts_key: key_of(tts),
+            tts_api_key_header: api_key_header(tts),
             tts_model: tts.and_then(|s| s.model.clone()),
             tts_voice: tts.and_then(|s| s.voice.clone()),
             tools: llm::tools_json(&scenario.agent.tools),
@@ -607,8 +622,7 @@ async fn reply_inner(
         }
         JobInput::Audio(pcm) => match &cfg.stt {
             SttKind::OpenAi { client, stream } => {
-                let t =
-                    stt::transcribe(client, cfg.stt_key.as_deref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
+                let t = stt::transcribe(client, cfg.stt_auth.as_ref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
                 let _ = ev(AgentEvent::Stage { at: t.at, stage: Stage::Transcript }).await;
                 t.text
             }
@@ -619,10 +633,9 @@ async fn reply_inner(
     let mut spoken = String::new();
     loop {
         let body = llm::request_body(cfg.llm_model.as_deref(), &msgs, &cfg.tools).to_string();
-        let auth = cfg.llm_key.as_ref().map(|k| format!("Bearer {k}"));
         let mut headers = vec![("Content-Type", "application/json"), ("Accept", "text/event-stream")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a.as_str()));
+        if let Some((name, value)) = &cfg.llm_auth {
+            headers.push((name, value.as_str()));
         }
         let mut resp = cfg
             .llm
@@ -688,6 +701,7 @@ async fn reply_inner(
                     &cfg.tts,
                     cfg.tts_api,
                     cfg.tts_key.as_deref(),
+                    cfg.tts_api_key_header,
                     cfg.tts_model.as_deref(),
                     cfg.tts_voice.as_deref(),
                     &sentence,
