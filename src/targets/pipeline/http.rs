@@ -17,7 +17,8 @@
 //!   CA).
 //! * **URL joining through [`Url`]**: a stage path is appended to the base URL's path and the base's query string is
 //!   kept (`…/deployments/d?api-version=X` + `/chat/completions` → `…/deployments/d/chat/completions?api-version=X`).
-//! * **At most [`MAX_REDIRECTS`] redirects.**
+//! * **At most [`MAX_REDIRECTS`] redirects, same host only** (a key in `api-key` would otherwise follow a redirect
+//!   to another host).
 //! * **Identity bodies only**: every request says `Accept-Encoding: identity`, and a response that arrives with a
 //!   `Content-Encoding` or a `Transfer-Encoding` other than chunked is refused with [`HttpError::Encoding`] — compressed
 //!   bytes are never passed on as audio or text (and decoding would move the arrival stamps).
@@ -151,6 +152,22 @@ impl HttpSettings {
     }
 }
 
+/// At most [`MAX_REDIRECTS`] redirects, and only to the same host: reqwest drops `Authorization` on a redirect to
+/// another host but not the `api-key` / `xi-api-key` headers, so a redirect elsewhere is not followed (the 3xx is
+/// the answer, and fails the stage with its status).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().and_then(|u| u.host_str().map(String::from));
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if first.is_some() && attempt.url().host_str() != first.as_deref() {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// Mozilla's roots as certificates, parsed once.
 fn bundled_roots() -> Vec<reqwest::Certificate> {
     static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
@@ -213,7 +230,7 @@ impl Client {
             .http1_only()
             .no_proxy()
             .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(redirect_policy())
             .connect_timeout(settings.connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -212,6 +212,13 @@ async fn a_redirect_is_followed_and_a_loop_is_cut() {
     let mut r = c.request("POST", "/x", &[], b"{}").await.unwrap();
     assert_eq!((r.status, r.body().await.unwrap()), (200, b"here".to_vec()));
     assert!(heads.recv().await.unwrap().starts_with("POST /moved HTTP/1.1"), "307 keeps the method and body");
+    // Another host: not followed (the key headers would go with it); the 3xx is the answer.
+    let (other, _) = one_shot_server(
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:9/x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let c = Client::new(&format!("http://{other}/v1"), &settings()).unwrap();
+    assert_eq!(c.request("POST", "/x", &[("api-key", "k")], b"{}").await.unwrap().status, 307);
     let (looping, mut seen) =
         one_shot_server(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n").await;
     let c = Client::new(&format!("http://{looping}/v1"), &settings()).unwrap();
