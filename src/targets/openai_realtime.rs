@@ -1,6 +1,8 @@
 //! OpenAI Realtime over WebSocket (GA, and the legacy beta names for local servers): PROTOCOLS.md §1.
 //!
-//! Connect with `?model=` and an `Authorization` header (key from the scenario's `api_key_env`), configure the
+//! Connect with `?model=` (not beside an Azure URL's `deployment=`, whose query is kept) and an
+//! `Authorization: Bearer` header, or Azure's `api-key` header with `auth = "api-key"` (key from the scenario's
+//! `api_key_env`), configure the
 //! session with `session.update` (`type: "realtime"` in GA), then stream `input_audio_buffer.append` frames. A
 //! reader task stamps each incoming frame with the clock *before* parsing it and turns the server's events into
 //! [`AgentEvent`]s. Tool calls are answered with `conversation.item.create` (function_call_output) and, once the

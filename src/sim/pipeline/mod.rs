@@ -22,6 +22,9 @@
 //!   time.
 //!
 //! A client that closes its connection mid-response (a barge-in's cancellation) is logged `status = "cancelled"`.
+//!
+//! With `sim_options.azure` the server plays Azure OpenAI's front door ([`super::azure`]): the same services under
+//! `/openai/deployments/{deployment}/…`, behind the `api-key` header and an `api-version` query parameter.
 
 pub mod http;
 pub mod recognise;

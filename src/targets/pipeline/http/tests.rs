@@ -389,3 +389,20 @@ async fn https_goes_through_the_connect_proxy_and_trusts_ssl_cert_file() {
     let e = c.request("POST", "/x", &[], b"").await.err().expect("untrusted");
     assert!(matches!(e, HttpError::Connect { .. }), "{e}");
 }
+
+/// Userinfo in a base URL becomes basic auth, not part of the request line, and stays out of error messages.
+#[tokio::test]
+async fn userinfo_becomes_basic_auth_and_stays_out_of_errors() {
+    use base64::Engine;
+    let (addr, mut heads) = one_shot_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+    let c = Client::new(&format!("http://user:pa%20ss@{addr}/v1"), &settings()).unwrap();
+    let mut r = c.request("POST", "/x", &[], b"{}").await.unwrap();
+    assert!(r.body().await.unwrap().is_empty());
+    let head = heads.recv().await.unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("user:pa ss");
+    assert!(head.starts_with("POST /v1/x HTTP/1.1\r\n"), "{head}");
+    assert!(head.lines().any(|l| l.eq_ignore_ascii_case(&format!("authorization: Basic {basic}"))), "{head}");
+    let dead = Client::new("http://user:hunter22@127.0.0.1:9/v1?api-version=1", &settings()).unwrap();
+    let e = dead.request("POST", "/x", &[], b"").await.err().expect("nothing listens on port 9").to_string();
+    assert!(!e.contains("hunter22") && !e.contains("user:"), "{e}");
+}
