@@ -27,6 +27,7 @@
 //! Profiles and their numbers: [`profile`]. Not simulated: `audio/pcma`, text-only output modality (audio is always
 //! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
 
+pub mod azure;
 pub mod elevenlabs;
 pub mod gemini;
 mod pipeline;
@@ -377,10 +378,14 @@ impl SimHandle {
     pub fn point(&self, target: &Target) -> Target {
         let mut t = target.clone();
         t.url = Some(toml::Spanned::new(0..0, self.url.clone()));
-        t.api_key_env = None;
+        // An Azure-mode sim checks the key, so the client sends it.
+        let azure = azure::AzureGate::of(target).is_some();
+        if !azure {
+            t.api_key_env = None;
+        }
         if *t.protocol.get_ref() == Protocol::Pipeline {
             t.url = None;
-            pipeline::point(&mut t, &self.url, self.addr);
+            pipeline::point(&mut t, &self.url, self.addr, azure);
         }
         t
     }
@@ -447,7 +452,13 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
     let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
-    Ok(SimHandle { addr, url: format!("ws://{addr}/v1/realtime"), target: name, shared, stop, task })
+    let url = if azure::AzureGate::of(target).is_some() {
+        let deployment = target.model.as_deref().unwrap_or("gpt-realtime");
+        format!("ws://{addr}/openai/realtime?api-version={}&deployment={deployment}", azure::API_VERSION)
+    } else {
+        format!("ws://{addr}/v1/realtime")
+    };
+    Ok(SimHandle { addr, url, target: name, shared, stop, task })
 }
 
 /// Starts the sim of a simulated target, whatever its protocol.
