@@ -29,9 +29,9 @@ use super::session::{ApiError, ClientEvent, DEFAULT_INSTRUCTIONS, Dialect, Sessi
 use super::vad::{StreamVad, VadEvent};
 use super::wire::Signal;
 use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
-use crate::audio::noise::SplitMix64;
 use crate::scenario::schema::AudioFormat;
 use crate::scenario::{Expect, Scenario, Target};
+use crate::stats::SplitMix64;
 
 /// A turn ends only after this much less than its annotated voiced span has been heard, ms.
 const SPAN_MARGIN_MS: f64 = 150.0;

@@ -1,4 +1,4 @@
-//! OpenAI Realtime over WebSocket (GA, and the legacy beta names for local servers): PROTOCOLS.md §1.
+//! OpenAI Realtime over WebSocket (GA, and the legacy beta names for local servers): docs/protocols.md §1.
 //!
 //! Connect with `?model=` (not beside an Azure URL's `deployment=`, whose query is kept) and an
 //! `Authorization: Bearer` header, or Azure's `api-key` header with `auth = "api-key"` (key from the scenario's

@@ -45,13 +45,13 @@ use self::http::{Conn, Request, multipart_parts};
 use self::recognise::{Known, recognise};
 use super::profile::{ProfileKind, chance, log_uniform, lognormal};
 use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
-use crate::audio::noise::SplitMix64;
 use crate::audio::stream_vad::{StreamVad, VadEvent};
 use crate::audio::vad::EnergyVad;
 use crate::audio::wav::decode_wav;
 use crate::audio::{Pcm, mulaw, read_wav, resample::resample, rms_dbfs};
 use crate::scenario::schema::SimOptions;
 use crate::scenario::{Scenario, Target};
+use crate::stats::SplitMix64;
 
 /// Stage times and faults of the pipeline sim.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
