@@ -1,8 +1,14 @@
-//! The embedded simulated provider: a real OpenAI Realtime WebSocket server on `127.0.0.1:0` that follows the
-//! scenario's script like a competent agent, with known timing, and logs ground truth for every response.
+//! The embedded simulated providers: real servers on `127.0.0.1:0`, one per simulated target, each speaking its
+//! target's wire protocol — OpenAI Realtime (`realtime`), Gemini Live ([`gemini`]), ElevenLabs Agents
+//! ([`elevenlabs`]), Twilio Media Streams ([`twilio`]), ws-pcm ([`ws_pcm`]), and the STT, LLM and TTS HTTP services
+//! of a pipeline target (`pipeline`) — that follow the scenario's script like a competent agent, with known timing,
+//! and log ground truth for every response. One agent brain (VAD, the script's turns, reply planning, barge-in,
+//! profiles) drives the speech-to-speech wires (`wire`).
 //!
-//! The harness (and tests) reach it over real sockets at [`SimHandle::realtime_url`]. It speaks GA by default and
-//! the beta dialect when the upgrade request carries `OpenAI-Beta: realtime=v1` (docs/protocols.md §1). What it does:
+//! The harness (and tests) reach a sim over real sockets at [`SimHandle::url`]; [`SimHandle::point`] points a
+//! target at it. The OpenAI Realtime sim speaks GA by default and the beta dialect when the upgrade request carries
+//! `OpenAI-Beta: realtime=v1` (docs/protocols.md §1). What the agent does, in OpenAI Realtime's terms (the other
+//! wires carry the same behaviour in their own messages):
 //!
 //! * session: `session.created` in the captured GA shape (pcm 24 kHz both ways, server_vad 0.5/300 and the
 //!   profile's silence window — 500 ms unless `sim_options.vad_silence_ms` or the target's `turn_detection` says
