@@ -258,181 +258,222 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
         Command::Run { scenario, targets, calls, concurrency, out, seed, quiet, gate, gate_args } => {
-            if !gate && gate_args.any() {
-                bail!("--baseline, --slo, --noise, --junit and --json are gate options: add --gate");
-            }
-            let sc = crate::scenario::load(&scenario)?;
-            // Everything the gate needs is checked before the run, so a typo fails at once, not after it.
-            let gate_opts = if gate {
-                let o = gate_args.options(&crate::gate::default_store())?;
-                if sc.slo.is_empty() && o.slo_overrides.is_empty() && o.baseline.is_none() {
-                    return Err(GateError::NothingToCheck { dir: scenario.clone() }.into());
-                }
-                Some(o)
-            } else {
-                None
-            };
             let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet };
-            let outcome = runtime()?.block_on(crate::run::run(&sc, &opts, &|m| eprintln!("{m}")))?;
-            print!("{}", crate::report::terminal_table(&outcome.summary));
-            // The pages come from the directory alone, as `voicebench report` makes them; failing to draw them
-            // loses nothing measured, so it is a warning.
-            match crate::pages::render_dir(&outcome.out_dir) {
-                Ok(r) => {
-                    if let Some(c) = &r.compare {
-                        println!();
-                        print!("{}", crate::compare::render_terminal(c));
-                    }
-                    for w in &r.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                    println!("report: {} ({})", outcome.out_dir.display(), r.html.display());
-                }
-                Err(e) => {
-                    eprintln!("warning: the report pages could not be written: {e}");
-                    println!("report: {}", outcome.out_dir.display());
-                }
-            }
-            if outcome.interrupted {
-                eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
-                return Ok(2);
-            }
-            match gate_opts {
-                Some(o) => {
-                    let report = crate::gate::evaluate(&outcome.out_dir, &o)?;
-                    println!();
-                    emit_gate(&report, &gate_args, GateFormat::Table)
-                }
-                None => Ok(0),
-            }
+            run_scenario(&scenario, &opts, gate, &gate_args)
         }
         Command::Gate { dir, gate_args, format, save_baseline } => {
-            let store = crate::gate::default_store();
-            let opts = gate_args.options(&store)?;
-            let code = match crate::gate::evaluate(&dir, &opts) {
-                Ok(report) => emit_gate(&report, &gate_args, format)?,
-                // Nothing to check, but a baseline to save: saving is the whole job.
-                Err(GateError::NothingToCheck { .. }) if save_baseline.is_some() => 0,
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(name) = save_baseline {
-                let path = crate::gate::save_baseline(&dir, &name, &store)?;
-                eprintln!("saved baseline `{name}` in {}", path.display());
-            }
-            Ok(code)
+            gate_dir(&dir, &gate_args, format, save_baseline.as_deref())
         }
-        Command::Report { dir } => {
-            let r = crate::pages::render_dir(&dir)?;
-            for w in &r.warnings {
-                eprintln!("warning: {w}");
-            }
-            println!("{}", r.html.display());
-            println!("{}", r.markdown.display());
-            if r.compare.is_some() {
-                println!("{}", dir.join("compare.md").display());
-                println!("{}", dir.join("compare.json").display());
-            }
-            println!("{} plot files in {}", r.plots.len(), dir.join("plots").display());
-            Ok(0)
-        }
+        Command::Report { dir } => report(&dir),
         Command::Compare { dirs, reference, format, out, resamples, seed, kind } => {
             let kind = kind.map(|k| crate::compare::parse_kind(&k)).transpose()?;
             let mut opts = crate::compare::CompareOptions { resamples, reference, kind, ..Default::default() };
             if let Some(s) = seed {
                 opts.seed = s;
             }
-            let sides = crate::compare::load_sides(&dirs)?;
-            let c = crate::compare::compare(&sides, &opts)?;
-            print!(
-                "{}",
-                match format {
-                    CompareFormat::Table => crate::compare::render_terminal(&c),
-                    CompareFormat::Markdown => crate::compare::render_markdown(&c),
-                    CompareFormat::Json => crate::compare::render_json(&c),
-                }
-            );
-            if let Some(out) = out {
-                std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-                let mut written = crate::compare::write_outputs(&c, &out)?;
-                let plots = out.join("plots");
-                std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
-                for metric in ["ttfa", "barge_in_stop"] {
-                    let series = crate::compare::metric_values(&sides, metric);
-                    if series.len() >= 2 {
-                        let p = crate::plots::cdf_overlay(&series, metric, &plots, &format!("compare-{metric}"))
-                            .with_context(|| format!("cannot draw the {metric} CDF"))?;
-                        written.extend([plots.join(&p.png), plots.join(&p.svg)]);
-                    }
-                }
-                for w in written {
-                    eprintln!("wrote {}", w.display());
-                }
-            }
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-                let appended = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(crate::compare::render_markdown(&c).as_bytes()));
-                if let Err(e) = appended {
-                    eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
-                }
-            }
-            Ok(0)
+            compare(&dirs, &opts, format, out.as_deref())
         }
-        Command::Bench { calls, corpus, out } => {
-            let rt = runtime()?;
-            println!(
-                "voicebench bench: fixed-profile sim on 127.0.0.1, {} cores; harness + sim in one process",
-                std::thread::available_parallelism().map_or(0, |n| n.get())
-            );
-            println!(
-                "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11} {:>11} {:>7}",
-                "calls",
-                "pacing p50/p99/max ms",
-                "TTFA error p50/p99/max ms",
-                "turns",
-                "failed",
-                "CPU ms/call",
-                "RSS KiB/call",
-                "wall s"
-            );
-            for n in calls {
-                let r = rt.block_on(crate::run::bench::bench_once(&corpus, &out, n))?;
-                println!(
-                    "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11.1} {:>11.0} {:>7.1}",
-                    r.calls,
-                    format!("{:.2}/{:.2}/{:.2}", r.pacing.0, r.pacing.1, r.pacing.2),
-                    format!("{:.2}/{:.2}/{:.2}", r.ttfa_error.0, r.ttfa_error.1, r.ttfa_error.2),
-                    r.turns,
-                    r.failed,
-                    r.cpu_ms_per_call,
-                    r.rss_kib_per_call,
-                    r.wall_s
-                );
-            }
-            Ok(0)
-        }
-        Command::Sim { scenario, seed, ground_truth } => {
-            let sc = crate::scenario::load(&scenario)?;
-            let seed = seed.unwrap_or(sc.defaults.seed);
-            runtime()?.block_on(crate::sim::serve_forever(&sc, seed, ground_truth.as_deref(), |urls, skipped| {
-                for (t, why) in skipped {
-                    eprintln!("not served: `{t}`: {why}");
-                }
-                for (t, url) in urls {
-                    println!("{t} (simulated, openai-realtime): {url}");
-                }
-                eprintln!("serving; Ctrl-C to stop");
-            }))?;
-            Ok(0)
-        }
+        Command::Bench { calls, corpus, out } => bench(&calls, &corpus, &out),
+        Command::Sim { scenario, seed, ground_truth } => sim(&scenario, seed, ground_truth.as_deref()),
         Command::Corpus { action } => match action {
             CorpusAction::Check { corpus, cross_check, tolerance_ms } => {
                 crate::corpus::check::run(&corpus, cross_check, tolerance_ms)
             }
             CorpusAction::Build { corpus, raw } => crate::corpus::build::run(&corpus, raw.as_deref()).map(|()| 0),
         },
+    }
+}
+
+/// `voicebench run`: the run, its summary table and pages, and with `gate`, the gate's verdict on its report.
+fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate_args: &GateArgs) -> Result<i32> {
+    if !gate && gate_args.any() {
+        bail!("--baseline, --slo, --noise, --junit and --json are gate options: add --gate");
+    }
+    let sc = crate::scenario::load(scenario)?;
+    // Everything the gate needs is checked before the run, so a typo fails at once, not after it.
+    let gate_opts = if gate {
+        let o = gate_args.options(&crate::gate::default_store())?;
+        if sc.slo.is_empty() && o.slo_overrides.is_empty() && o.baseline.is_none() {
+            return Err(GateError::NothingToCheck { dir: scenario.to_path_buf() }.into());
+        }
+        Some(o)
+    } else {
+        None
+    };
+    let outcome = runtime()?.block_on(crate::run::run(&sc, opts, &|m| eprintln!("{m}")))?;
+    print!("{}", crate::report::terminal_table(&outcome.summary));
+    print_pages(&outcome.out_dir);
+    if outcome.interrupted {
+        eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
+        return Ok(2);
+    }
+    match gate_opts {
+        Some(o) => {
+            let report = crate::gate::evaluate(&outcome.out_dir, &o)?;
+            println!();
+            emit_gate(&report, gate_args, GateFormat::Table)
+        }
+        None => Ok(0),
+    }
+}
+
+/// After a run: the pages, from the directory alone as `voicebench report` makes them, and the head to head when
+/// there is one. Failing to draw them loses nothing measured, so it is a warning.
+fn print_pages(out_dir: &Path) {
+    match crate::pages::render_dir(out_dir) {
+        Ok(r) => {
+            if let Some(c) = &r.compare {
+                println!();
+                print!("{}", crate::compare::render_terminal(c));
+            }
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("report: {} ({})", out_dir.display(), r.html.display());
+        }
+        Err(e) => {
+            eprintln!("warning: the report pages could not be written: {e}");
+            println!("report: {}", out_dir.display());
+        }
+    }
+}
+
+/// `voicebench gate`: judge `dir`, then save it as a baseline when asked.
+fn gate_dir(dir: &Path, gate_args: &GateArgs, format: GateFormat, save_baseline: Option<&str>) -> Result<i32> {
+    let store = crate::gate::default_store();
+    let opts = gate_args.options(&store)?;
+    let code = match crate::gate::evaluate(dir, &opts) {
+        Ok(report) => emit_gate(&report, gate_args, format)?,
+        // Nothing to check, but a baseline to save: saving is the whole job.
+        Err(GateError::NothingToCheck { .. }) if save_baseline.is_some() => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(name) = save_baseline {
+        let path = crate::gate::save_baseline(dir, name, &store)?;
+        eprintln!("saved baseline `{name}` in {}", path.display());
+    }
+    Ok(code)
+}
+
+/// `voicebench report`: rebuild `dir`'s pages and print what was written.
+fn report(dir: &Path) -> Result<i32> {
+    let r = crate::pages::render_dir(dir)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}", r.html.display());
+    println!("{}", r.markdown.display());
+    if r.compare.is_some() {
+        println!("{}", dir.join("compare.md").display());
+        println!("{}", dir.join("compare.json").display());
+    }
+    println!("{} plot files in {}", r.plots.len(), dir.join("plots").display());
+    Ok(0)
+}
+
+/// `voicebench compare`: the head to head on stdout, with `out` written there too, and the step summary.
+fn compare(
+    dirs: &[PathBuf],
+    opts: &crate::compare::CompareOptions,
+    format: CompareFormat,
+    out: Option<&Path>,
+) -> Result<i32> {
+    let sides = crate::compare::load_sides(dirs)?;
+    let c = crate::compare::compare(&sides, opts)?;
+    print!(
+        "{}",
+        match format {
+            CompareFormat::Table => crate::compare::render_terminal(&c),
+            CompareFormat::Markdown => crate::compare::render_markdown(&c),
+            CompareFormat::Json => crate::compare::render_json(&c),
+        }
+    );
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let mut written = crate::compare::write_outputs(&c, out)?;
+        let plots = out.join("plots");
+        std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
+        for metric in ["ttfa", "barge_in_stop"] {
+            let series = crate::compare::metric_values(&sides, metric);
+            if series.len() >= 2 {
+                let p = crate::plots::cdf_overlay(&series, metric, &plots, &format!("compare-{metric}"))
+                    .with_context(|| format!("cannot draw the {metric} CDF"))?;
+                written.extend([plots.join(&p.png), plots.join(&p.svg)]);
+            }
+        }
+        for w in written {
+            eprintln!("wrote {}", w.display());
+        }
+    }
+    append_step_summary(&crate::compare::render_markdown(&c));
+    Ok(0)
+}
+
+/// `voicebench bench`: one row per concurrent-call count.
+fn bench(calls: &[u32], corpus: &Path, out: &Path) -> Result<i32> {
+    let rt = runtime()?;
+    println!(
+        "voicebench bench: fixed-profile sim on 127.0.0.1, {} cores; harness + sim in one process",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11} {:>11} {:>7}",
+        "calls",
+        "pacing p50/p99/max ms",
+        "TTFA error p50/p99/max ms",
+        "turns",
+        "failed",
+        "CPU ms/call",
+        "RSS KiB/call",
+        "wall s"
+    );
+    for &n in calls {
+        let r = rt.block_on(crate::run::bench::bench_once(corpus, out, n))?;
+        println!(
+            "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11.1} {:>11.0} {:>7.1}",
+            r.calls,
+            format!("{:.2}/{:.2}/{:.2}", r.pacing.0, r.pacing.1, r.pacing.2),
+            format!("{:.2}/{:.2}/{:.2}", r.ttfa_error.0, r.ttfa_error.1, r.ttfa_error.2),
+            r.turns,
+            r.failed,
+            r.cpu_ms_per_call,
+            r.rss_kib_per_call,
+            r.wall_s
+        );
+    }
+    Ok(0)
+}
+
+/// `voicebench sim`: serve the scenario's simulated targets until Ctrl-C, each labelled with its protocol.
+fn sim(scenario: &Path, seed: Option<u64>, ground_truth: Option<&Path>) -> Result<i32> {
+    let sc = crate::scenario::load(scenario)?;
+    let seed = seed.unwrap_or(sc.defaults.seed);
+    let protocol = |name: &str| {
+        sc.targets.iter().find(|t| t.name.get_ref() == name).map_or("?", |t| t.protocol.get_ref().as_str())
+    };
+    runtime()?.block_on(crate::sim::serve_forever(&sc, seed, ground_truth, |urls, skipped| {
+        for (t, why) in skipped {
+            eprintln!("not served: `{t}`: {why}");
+        }
+        for (t, url) in urls {
+            println!("{t} (simulated, {}): {url}", protocol(t));
+        }
+        eprintln!("serving; Ctrl-C to stop");
+    }))?;
+    Ok(0)
+}
+
+/// Appends `markdown` to `$GITHUB_STEP_SUMMARY` when it is set; a failure is a warning.
+fn append_step_summary(markdown: &str) {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
+        }
     }
 }
 
@@ -455,16 +496,7 @@ fn emit_gate(report: &GateReport, args: &GateArgs, format: GateFormat) -> Result
         std::fs::write(path, crate::gate::render_json(report))
             .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
     }
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(crate::gate::render_markdown(report).as_bytes()));
-        if let Err(e) = appended {
-            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
-        }
-    }
+    append_step_summary(&crate::gate::render_markdown(report));
     Ok(if report.passed() { 0 } else { 1 })
 }
 

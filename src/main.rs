@@ -3,7 +3,8 @@
 use clap::Parser;
 
 fn main() {
-    // tokio-tungstenite and reqwest with rustls pick no crypto provider on their own; `wss://` panics without one.
+    // Every TLS client here (tokio-tungstenite's `wss://`, the pipelines' HTTPS) runs on rustls, which needs a
+    // process-wide crypto provider: install aws-lc-rs's once, before any connection, so none panics choosing one.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = voicebench::cli::Cli::parse();
     let code = match voicebench::cli::run(cli) {

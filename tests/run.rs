@@ -276,3 +276,26 @@ reply = "noted"
     let want: Vec<(String, u32)> = (0..3).flat_map(|c| [("first".to_string(), c), ("second".to_string(), c)]).collect();
     assert_eq!(order, want, "calls by started_ms");
 }
+
+/// `voicebench sim` labels each served target with its own protocol, not all of them OpenAI Realtime.
+#[test]
+fn sim_prints_each_targets_protocol() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[[target]]\nname = \"g\"\nprotocol = \"gemini-live\"\nsim = \"fixed\"\n";
+    let scenario = write_fixed_scenario(dir.path(), "sim.toml", extra);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
+        .args(["sim", scenario.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("voicebench sim starts");
+    // It prints every URL before serving; fewer lines means it stopped with an error.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = stdout.lines().take(2).map(|l| l.unwrap()).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(lines.iter().any(|l| l.starts_with("fixed (simulated, openai-realtime): ws://127.0.0.1:")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("g (simulated, gemini-live): ws://127.0.0.1:")), "{lines:?}");
+}

@@ -1,5 +1,6 @@
 //! voicebench's integration tests: one binary (one link), one module per area.
 
+mod azure;
 mod corpus;
 mod gate;
 mod pipeline;

@@ -158,3 +158,28 @@ fn unreadable_file_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("scenarios/does-not-exist.toml"), "{err}");
 }
+
+#[test]
+fn http_timeouts_auth_and_azure_are_checked() {
+    let body = booking_with(
+        "frame_ms = 20          # outgoing audio frame",
+        "frame_ms = 20\nfirst_byte_timeout_ms = 50\nidle_timeout_ms = 10\n",
+    );
+    expect_error("fbt.toml", &body, "50\n", "`first_byte_timeout_ms` must be at least 100");
+    expect_error("idle.toml", &body, "10\n", "`idle_timeout_ms` must be at least 100");
+    let body = booking_with(
+        "sim = \"native\"",
+        "url = \"wss://r.openai.azure.com/openai/realtime?api-version=1&deployment=d\"\napi_key_env = \"K\"\nauth = \"apikey\"",
+    );
+    let err = expect_error("auth.toml", &body, "\"apikey\"", "unknown auth `apikey`");
+    assert!(err.contains("api-key"), "{err}");
+    // A simulated target may name a key only when its sim checks it (Azure mode).
+    let body = booking_with("sim = \"native\"", "sim = \"native\"\napi_key_env = \"K\"");
+    expect_error("simkey.toml", &body, "\"K\"", "a simulated target needs no API key");
+    let body =
+        booking_with("sim = \"native\"", "sim = \"native\"\napi_key_env = \"K\"\nsim_options = { azure = true }");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "azure.toml", &body);
+    let (code, out, err) = text(&voicebench(tmp.path(), &["validate", &path]));
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -4,9 +4,7 @@
 //! "15 dB" means the same thing for a short "mm-hmm" as for a long sentence.
 
 use super::{Pcm, clamp_i16};
-
-/// The seeded generator, kept here under its old path for the modules not yet moved to [`crate::stats`].
-pub use crate::stats::SplitMix64;
+use crate::stats::SplitMix64;
 
 /// Pink (1/f) noise of unit-ish amplitude, by Paul Kellet's refined filter over white noise.
 pub fn pink(len: usize, seed: u64) -> Vec<f64> {

@@ -85,6 +85,10 @@ pub struct Defaults {
     pub turn_timeout_ms: u32,
     /// Connection set-up limit, ms.
     pub connect_timeout_ms: u32,
+    /// HTTP stage request → response head limit, ms.
+    pub first_byte_timeout_ms: u32,
+    /// HTTP stage body: longest pause between chunks, ms.
+    pub idle_timeout_ms: u32,
     /// Seed.
     pub seed: u64,
     /// Default corpus voice.

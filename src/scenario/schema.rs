@@ -52,6 +52,10 @@ pub struct Defaults {
     pub turn_timeout_ms: Spanned<u32>,
     /// Connection and session set-up limit, ms (never part of TTFA).
     pub connect_timeout_ms: Spanned<u32>,
+    /// HTTP stage request sent → response head limit, ms (pipeline targets).
+    pub first_byte_timeout_ms: Spanned<u32>,
+    /// Longest pause between two body chunks of an HTTP stage response, ms (pipeline targets).
+    pub idle_timeout_ms: Spanned<u32>,
     /// Seed for every random choice (call phases, sim latencies).
     pub seed: u64,
     /// Corpus voice for turns that name a corpus utterance without a voice.
@@ -68,6 +72,8 @@ impl Default for Defaults {
             frame_ms: Spanned::new(0..0, 20),
             turn_timeout_ms: Spanned::new(0..0, 15_000),
             connect_timeout_ms: Spanned::new(0..0, 10_000),
+            first_byte_timeout_ms: Spanned::new(0..0, 15_000),
+            idle_timeout_ms: Spanned::new(0..0, 10_000),
             seed: 1,
             voice: Spanned::new(0..0, "joe".into()),
             gap_ms: Spanned::new(0..0, 600),
@@ -144,6 +150,10 @@ pub struct Target {
     /// Name of the environment variable holding the API key (never the key itself).
     #[serde(default)]
     pub api_key_env: Option<Spanned<String>>,
+    /// How the key is sent (OpenAI Realtime): `bearer` (`Authorization: Bearer KEY`, default) or `api-key`
+    /// (Azure OpenAI's `api-key: KEY` header).
+    #[serde(default)]
+    pub auth: Option<Spanned<String>>,
     /// Model id, where the protocol takes one.
     #[serde(default)]
     pub model: Option<String>,
@@ -217,6 +227,10 @@ pub struct SimOptions {
     pub token_ms: Option<f64>,
     /// Pipeline sim: speech request → first audio byte, ms.
     pub tts_ttfb_ms: Option<f64>,
+    /// OpenAI Realtime and pipeline sims: behave as Azure OpenAI's front door — serve Azure's paths, refuse a
+    /// request without the `api-key` header (401; it must equal the key in the target's `api_key_env` variables
+    /// when they are set) or without an `api-version` query parameter (404).
+    pub azure: Option<bool>,
 }
 
 /// Provider turn detection (OpenAI Realtime `audio.input.turn_detection`).
@@ -276,6 +290,9 @@ pub struct Stage {
     /// Environment variable holding this stage's key.
     #[serde(default)]
     pub api_key_env: Option<Spanned<String>>,
+    /// How an `openai` stage sends its key: `bearer` (default) or `api-key` (Azure OpenAI).
+    #[serde(default)]
+    pub auth: Option<Spanned<String>>,
     /// Model id.
     #[serde(default)]
     pub model: Option<String>,

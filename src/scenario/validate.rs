@@ -108,6 +108,11 @@ fn check_defaults(c: &mut Checker, d: &schema::Defaults) -> Defaults {
     if *d.connect_timeout_ms.get_ref() < 100 {
         c.err(d.connect_timeout_ms.span(), "`connect_timeout_ms` must be at least 100", None);
     }
+    for (v, name) in [(&d.first_byte_timeout_ms, "first_byte_timeout_ms"), (&d.idle_timeout_ms, "idle_timeout_ms")] {
+        if *v.get_ref() < 100 {
+            c.err(v.span(), format!("`{name}` must be at least 100"), None);
+        }
+    }
     if *d.gap_ms.get_ref() > 60_000 {
         c.err(d.gap_ms.span(), "`gap_ms` above 60000 ms is not a conversation", None);
     }
@@ -117,6 +122,8 @@ fn check_defaults(c: &mut Checker, d: &schema::Defaults) -> Defaults {
         frame_ms: f,
         turn_timeout_ms: *d.turn_timeout_ms.get_ref(),
         connect_timeout_ms: *d.connect_timeout_ms.get_ref(),
+        first_byte_timeout_ms: *d.first_byte_timeout_ms.get_ref(),
+        idle_timeout_ms: *d.idle_timeout_ms.get_ref(),
         seed: d.seed,
         voice: d.voice.get_ref().clone(),
         gap_ms: *d.gap_ms.get_ref(),
@@ -194,8 +201,11 @@ fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]) {
                 } else if !allowed.contains(&p) {
                     c.err(sim.span(), format!("sim profile `{p}` does not fit a `{}` target", proto.as_str()), format!("use one of: {}", allowed.join(", ")));
                 }
-                if let Some(k) = &t.api_key_env {
-                    c.err(k.span(), "a simulated target needs no API key", "remove `api_key_env`, or replace `sim` with the real `url`".to_string());
+                let azure = t.sim_options.as_ref().is_some_and(|o| o.get_ref().azure == Some(true));
+                if let Some(k) = &t.api_key_env
+                    && !azure
+                {
+                    c.err(k.span(), "a simulated target needs no API key", "remove `api_key_env`, replace `sim` with the real `url`, or set `sim_options = { azure = true }` to have the sim check the key as Azure does".to_string());
                 }
             }
             (None, Some(url)) => {
@@ -214,6 +224,22 @@ fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]) {
         }
         if let Some(k) = &t.api_key_env {
             check_env_name(c, k);
+        }
+        if let Some(a) = &t.auth {
+            check_auth(c, a);
+            if proto != Protocol::OpenaiRealtime {
+                c.err(
+                    a.span(),
+                    format!("`auth` does not apply to a `{}` target", proto.as_str()),
+                    "`auth` is for openai-realtime targets and for the stages of a pipeline target".to_string(),
+                );
+            }
+        }
+        if let Some(o) = &t.sim_options
+            && o.get_ref().azure == Some(true)
+            && !matches!(proto, Protocol::OpenaiRealtime | Protocol::Pipeline)
+        {
+            c.err(o.span(), "`azure` applies to openai-realtime and pipeline sims", None);
         }
         let only = |c: &mut Checker, present: Option<Range<usize>>, key: &str, protos: &str| {
             if let Some(span) = present {
@@ -381,6 +407,24 @@ fn check_stage(c: &mut Checker, which: &str, st: &schema::Stage, providers: &[&s
     }
     if let Some(k) = &st.api_key_env {
         check_env_name(c, k);
+    }
+    if let Some(a) = &st.auth {
+        check_auth(c, a);
+        if p != "openai" {
+            c.err(
+                a.span(),
+                format!("`auth` does not apply to a `{p}` stage"),
+                "`auth` chooses between Bearer and Azure's `api-key` header for `openai` stages".to_string(),
+            );
+        }
+    }
+}
+
+fn check_auth(c: &mut Checker, a: &Spanned<String>) {
+    const AUTH: &[&str] = &["bearer", "api-key"];
+    let v = a.get_ref().as_str();
+    if !AUTH.contains(&v) {
+        c.err(a.span(), format!("unknown auth `{v}`"), suggest(v, "values", AUTH));
     }
 }
 

@@ -1,8 +1,14 @@
-//! The embedded simulated provider: a real OpenAI Realtime WebSocket server on `127.0.0.1:0` that follows the
-//! scenario's script like a competent agent, with known timing, and logs ground truth for every response.
+//! The embedded simulated providers: real servers on `127.0.0.1:0`, one per simulated target, each speaking its
+//! target's wire protocol — OpenAI Realtime (`realtime`), Gemini Live ([`gemini`]), ElevenLabs Agents
+//! ([`elevenlabs`]), Twilio Media Streams ([`twilio`]), ws-pcm ([`ws_pcm`]), and the STT, LLM and TTS HTTP services
+//! of a pipeline target (`pipeline`) — that follow the scenario's script like a competent agent, with known timing,
+//! and log ground truth for every response. One agent brain (VAD, the script's turns, reply planning, barge-in,
+//! profiles) drives the speech-to-speech wires (`wire`).
 //!
-//! The harness (and tests) reach it over real sockets at [`SimHandle::realtime_url`]. It speaks GA by default and
-//! the beta dialect when the upgrade request carries `OpenAI-Beta: realtime=v1` (docs/protocols.md §1). What it does:
+//! The harness (and tests) reach a sim over real sockets at [`SimHandle::url`]; [`SimHandle::point`] points a
+//! target at it. The OpenAI Realtime sim speaks GA by default and the beta dialect when the upgrade request carries
+//! `OpenAI-Beta: realtime=v1` (docs/protocols.md §1). What the agent does, in OpenAI Realtime's terms (the other
+//! wires carry the same behaviour in their own messages):
 //!
 //! * session: `session.created` in the captured GA shape (pcm 24 kHz both ways, server_vad 0.5/300 and the
 //!   profile's silence window — 500 ms unless `sim_options.vad_silence_ms` or the target's `turn_detection` says
@@ -27,6 +33,7 @@
 //! Profiles and their numbers: [`profile`]. Not simulated: `audio/pcma`, text-only output modality (audio is always
 //! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
 
+pub mod azure;
 pub mod elevenlabs;
 pub mod gemini;
 mod pipeline;
@@ -377,10 +384,14 @@ impl SimHandle {
     pub fn point(&self, target: &Target) -> Target {
         let mut t = target.clone();
         t.url = Some(toml::Spanned::new(0..0, self.url.clone()));
-        t.api_key_env = None;
+        // An Azure-mode sim checks the key, so the client sends it.
+        let azure = azure::AzureGate::of(target).is_some();
+        if !azure {
+            t.api_key_env = None;
+        }
         if *t.protocol.get_ref() == Protocol::Pipeline {
             t.url = None;
-            pipeline::point(&mut t, &self.url, self.addr);
+            pipeline::point(&mut t, &self.url, self.addr, azure);
         }
         t
     }
@@ -447,7 +458,13 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
     let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
-    Ok(SimHandle { addr, url: format!("ws://{addr}/v1/realtime"), target: name, shared, stop, task })
+    let url = if azure::AzureGate::of(target).is_some() {
+        let deployment = target.model.as_deref().unwrap_or("gpt-realtime");
+        format!("ws://{addr}/openai/realtime?api-version={}&deployment={deployment}", azure::API_VERSION)
+    } else {
+        format!("ws://{addr}/v1/realtime")
+    };
+    Ok(SimHandle { addr, url, target: name, shared, stop, task })
 }
 
 /// Starts the sim of a simulated target, whatever its protocol.

@@ -29,8 +29,8 @@
 //!
 //! Draws use [`SplitMix64`] seeded from the run seed and the connection index, so a run is reproducible.
 
-use crate::audio::noise::SplitMix64;
 use crate::scenario::schema::SimOptions;
+use crate::stats::SplitMix64;
 
 /// Which profile a sim runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -236,9 +236,8 @@ fn standard_normal(rng: &mut SplitMix64) -> f64 {
 mod tests {
     use super::*;
 
-    fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * q) as usize]
+    fn quantile(v: Vec<f64>, q: f64) -> f64 {
+        crate::stats::quantile_unsorted(&v, q)
     }
 
     #[test]

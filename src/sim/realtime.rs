@@ -29,9 +29,9 @@ use super::session::{ApiError, ClientEvent, DEFAULT_INSTRUCTIONS, Dialect, Sessi
 use super::vad::{StreamVad, VadEvent};
 use super::wire::Signal;
 use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
-use crate::audio::noise::SplitMix64;
 use crate::scenario::schema::AudioFormat;
 use crate::scenario::{Expect, Scenario, Target};
+use crate::stats::SplitMix64;
 
 /// A turn ends only after this much less than its annotated voiced span has been heard, ms.
 const SPAN_MARGIN_MS: f64 = 150.0;
@@ -66,6 +66,8 @@ pub(crate) struct Ctx {
     /// The scenario's tools as OpenAI function declarations: the tools an agent configured on the provider's side
     /// has (ElevenLabs) or a client declares at set-up (Gemini), for wires other than OpenAI Realtime.
     pub(crate) tools: Vec<Value>,
+    /// Azure mode: the front door's checks (`sim_options.azure`).
+    azure: Option<super::azure::AzureGate>,
 }
 
 impl Ctx {
@@ -125,7 +127,7 @@ impl Ctx {
             .iter()
             .map(|t| json!({"type": "function", "name": t.name, "description": t.description}))
             .collect();
-        Ok(Self { turns, profile, init, td_defaults, seed, tools })
+        Ok(Self { turns, profile, init, td_defaults, seed, tools, azure: super::azure::AzureGate::of(target) })
     }
 }
 
@@ -161,6 +163,21 @@ async fn connection(stream: TcpStream, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: 
     // The handshake API fixes the error type (an HTTP response).
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if let Some(gate) = &ctx.azure {
+            let query = req.uri().query().unwrap_or("");
+            let refused = if req.uri().path().trim_end_matches('/') != "/openai/realtime" {
+                Err((404, serde_json::json!({"error": {"code": "404", "message": "Resource not found"}}).to_string()))
+            } else {
+                gate.check(req.headers().get("api-key").and_then(|v| v.to_str().ok()), query)
+            };
+            if let Err((status, body)) = refused {
+                let mut e = ErrorResponse::new(Some(body));
+                *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+                return Err(e);
+            }
+            model = query.split('&').find_map(|kv| kv.strip_prefix("deployment=")).map(|m| m.to_string());
+            return Ok(resp);
+        }
         if req.uri().path().trim_end_matches('/') != "/v1/realtime" {
             let mut e = ErrorResponse::new(Some(format!(
                 "voicebench sim: no such path {}; connect to /v1/realtime?model=…",

@@ -1,6 +1,8 @@
-//! OpenAI Realtime over WebSocket (GA, and the legacy beta names for local servers): PROTOCOLS.md §1.
+//! OpenAI Realtime over WebSocket (GA, and the legacy beta names for local servers): docs/protocols.md §1.
 //!
-//! Connect with `?model=` and an `Authorization` header (key from the scenario's `api_key_env`), configure the
+//! Connect with `?model=` (not beside an Azure URL's `deployment=`, whose query is kept) and an
+//! `Authorization: Bearer` header, or Azure's `api-key` header with `auth = "api-key"` (key from the scenario's
+//! `api_key_env`), configure the
 //! session with `session.update` (`type: "realtime"` in GA), then stream `input_audio_buffer.append` frames. A
 //! reader task stamps each incoming frame with the clock *before* parsing it and turns the server's events into
 //! [`AgentEvent`]s. Tool calls are answered with `conversation.item.create` (function_call_output) and, once the
@@ -96,13 +98,17 @@ impl OpenAiRealtime {
     async fn connect_inner(scenario: &Scenario, target: &Target, url: &str) -> Result<Self, SessionError> {
         let dialect = target.dialect.as_ref().map_or(Dialect::Ga, |d| *d.get_ref());
         let mut full = url.to_string();
+        // An Azure URL names its deployment instead of a model.
         if let Some(model) = &target.model
             && !full.contains("model=")
+            && !full.contains("deployment=")
         {
             full.push(if full.contains('?') { '&' } else { '?' });
             full.push_str("model=");
             full.push_str(model);
         }
+        // The key travels in a header; scrubbed anyway, should an error ever echo the request.
+        let mut secrets = Secrets::from_url(&full);
         let mut req = full
             .as_str()
             .into_client_request()
@@ -112,18 +118,17 @@ impl OpenAiRealtime {
                 SessionError::new(ErrorCategory::Auth, format!("environment variable {} is not set", var.get_ref()))
             })?;
             // The key goes into the header and nowhere else; a bad header value is reported without it.
-            let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            let api_key = target.auth.as_ref().is_some_and(|a| a.get_ref() == "api-key");
+            let (name, text) =
+                if api_key { ("api-key", key.clone()) } else { ("Authorization", format!("Bearer {key}")) };
+            let value = HeaderValue::from_str(&text).map_err(|_| {
                 SessionError::new(ErrorCategory::Auth, format!("{} holds characters a header cannot", var.get_ref()))
             })?;
-            req.headers_mut().insert("Authorization", value);
+            req.headers_mut().insert(name, value);
+            secrets.add(&key);
         }
         if dialect == Dialect::Beta {
             req.headers_mut().insert("OpenAI-Beta", HeaderValue::from_static("realtime=v1"));
-        }
-        // The key travels in a header; scrubbed anyway, should an error ever echo the request.
-        let mut secrets = Secrets::default();
-        if let Some(v) = req.headers().get("Authorization").and_then(|v| v.to_str().ok()) {
-            secrets.add(v.trim_start_matches("Bearer "));
         }
         let (sink, mut stream) = super::ws::dial(req, &secrets).await?;
         let format = format_of(target);

@@ -13,6 +13,7 @@ const SECRET_PARAMS: &[&str] = &[
     "signature",
     "sig",
     "xi-api-key",
+    "api-key",
     "conversation_signature",
 ];
 

@@ -138,8 +138,7 @@ pub fn fresh_hex(hex: usize) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let mut rng =
-        crate::audio::noise::SplitMix64::new(t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64);
+    let mut rng = crate::stats::SplitMix64::new(t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64);
     let mut s = String::with_capacity(hex);
     while s.len() < hex {
         s.push_str(&format!("{:016x}", rng.next_u64()));

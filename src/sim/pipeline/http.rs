@@ -1,15 +1,32 @@
-//! The pipeline sim's HTTP/1.1 server side: read a request (head and a `Content-Length` or chunked body), answer
-//! with a fixed body or a chunked stream, and notice a client that goes away mid-response — the way a pipeline
-//! cancels a request on a barge-in, which the sim logs.
+//! The pipeline sim's HTTP side on hyper (HTTP/1.1, keep-alive, upgrades): [`serve_connection`] reads each request
+//! (head size bounded by hyper's buffer limit, body by [`MAX_BODY`]), hands it with a [`Conn`] — the request's
+//! answering end — to a handler task, and streams what the handler sends. A WebSocket upgrade (Deepgram's live
+//! socket) is answered `101` here and its connection handed back to the caller.
 //!
-//! One connection serves requests one after the other (keep-alive). No pipelining: while a response is being
-//! delayed or streamed the client sends nothing, so any readable event on the socket is its close.
+//! A client that goes away mid-response (the way a pipeline cancels a request on a barge-in, which the sim logs) is
+//! noticed through hyper: it drops the request's future when it reads the client's close while the answer is pending,
+//! and drops the body stream when the close comes while it streams; either way [`Conn::wait_until`] returns `false`.
 
-use std::time::Duration;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::service::service_fn;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+/// Largest request body accepted (a turn's WAV is far smaller), bytes.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Read buffer per connection, which bounds a request head, bytes.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// A request, body included.
 #[derive(Debug)]
@@ -40,123 +57,79 @@ impl Request {
     }
 }
 
-/// One connection.
+/// A response body: whole, or streamed from the handler.
+pub enum Body {
+    /// Sent at once with a `Content-Length`.
+    Full(Option<Bytes>),
+    /// Chunked, as the handler sends it.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+}
+
+/// The answering end of one request.
 pub struct Conn {
-    /// The socket.
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-fn find(b: &[u8], pat: &[u8]) -> Option<usize> {
-    b.windows(pat.len()).position(|w| w == pat)
-}
-
-fn bad(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+    head: Option<oneshot::Sender<Response<Body>>>,
+    body: Option<mpsc::Sender<Bytes>>,
 }
 
 impl Conn {
-    /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream) -> Self {
-        let _ = stream.set_nodelay(true);
-        Self { stream, buf: Vec::new() }
-    }
-
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut tmp).await?;
-        self.buf.extend_from_slice(&tmp[..n]);
-        Ok(n)
-    }
-
-    /// Reads the next request; `None` when the client closed the connection between requests.
-    pub async fn read_request(&mut self) -> std::io::Result<Option<Request>> {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            if self.fill().await? == 0 {
-                return if self.buf.is_empty() { Ok(None) } else { Err(bad("truncated request head")) };
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        self.buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split_whitespace();
-        let method = first.next().unwrap_or("").to_string();
-        let target = first.next().unwrap_or("/").to_string();
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (target, String::new()),
-        };
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let mut body = Vec::new();
-        if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-            loop {
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf, b"\r\n") {
-                        break i;
-                    }
-                    if self.fill().await? == 0 {
-                        return Err(bad("truncated chunked body"));
-                    }
-                };
-                let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| bad("bad chunk size"))?;
-                self.buf.drain(..line_end + 2);
-                while self.buf.len() < size + 2 {
-                    if self.fill().await? == 0 {
-                        return Err(bad("truncated chunk"));
-                    }
-                }
-                body.extend_from_slice(&self.buf[..size]);
-                self.buf.drain(..size + 2);
-                if size == 0 {
-                    break;
-                }
-            }
-        } else if let Some(len) = get("content-length") {
-            let len: usize = len.parse().map_err(|_| bad("bad Content-Length"))?;
-            while self.buf.len() < len {
-                if self.fill().await? == 0 {
-                    return Err(bad("truncated body"));
-                }
-            }
-            body = self.buf.drain(..len).collect();
+    /// Resolves when the client has gone away (or the answer is complete).
+    async fn closed(&mut self) {
+        if let Some(b) = &self.body {
+            b.closed().await
+        } else if let Some(h) = &mut self.head {
+            h.closed().await
+        } else {
+            std::future::pending().await
         }
-        Ok(Some(Request { method, path, query, headers, body, complete_at: Instant::now() }))
     }
 
     /// Waits until `deadline`; `false` if the client closed the connection meanwhile.
     pub async fn wait_until(&mut self, deadline: Instant) -> bool {
-        let mut tmp = [0u8; 512];
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return true,
-                r = self.stream.read(&mut tmp) => match r {
-                    Ok(0) | Err(_) => return false,
-                    // A client that sends during a response is pipelining, which we do not: keep the bytes.
-                    Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                }
-            }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => true,
+            _ = self.closed() => false,
         }
+    }
+
+    fn send_head(&mut self, status: u16, content_type: &str, body: Body) -> std::io::Result<()> {
+        let mut r = Response::new(body);
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(v) = HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+        self.head.take().ok_or_else(gone)?.send(r).map_err(|_| gone())
     }
 
     /// Sends a whole response.
     pub async fn respond(&mut self, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            reason(status),
-            body.len()
-        );
-        let mut all = head.into_bytes();
-        all.extend_from_slice(body);
-        self.stream.write_all(&all).await
+        self.send_head(status, content_type, Body::Full(Some(Bytes::copy_from_slice(body))))
     }
 
     /// An OpenAI-style error response.
@@ -165,10 +138,12 @@ impl Conn {
         self.respond(status, "application/json", body.to_string().as_bytes()).await
     }
 
-    /// Starts a chunked response.
+    /// Starts a chunked `200` response.
     pub async fn start_stream(&mut self, content_type: &str) -> std::io::Result<()> {
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n");
-        self.stream.write_all(head.as_bytes()).await
+        let (tx, rx) = mpsc::channel(16);
+        self.send_head(200, content_type, Body::Stream(rx))?;
+        self.body = Some(tx);
+        Ok(())
     }
 
     /// Sends one chunk.
@@ -176,49 +151,97 @@ impl Conn {
         if bytes.is_empty() {
             return Ok(());
         }
-        let mut all = format!("{:x}\r\n", bytes.len()).into_bytes();
-        all.extend_from_slice(bytes);
-        all.extend_from_slice(b"\r\n");
-        self.stream.write_all(&all).await
+        self.body.as_ref().ok_or_else(gone)?.send(Bytes::copy_from_slice(bytes)).await.map_err(|_| gone())
     }
 
     /// Ends a chunked response.
     pub async fn end_stream(&mut self) -> std::io::Result<()> {
-        self.stream.write_all(b"0\r\n\r\n").await
+        self.body = None;
+        Ok(())
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    }
+/// A WebSocket upgrade accepted on a connection: the upgraded I/O and the request's path and query.
+pub struct Upgrade {
+    /// The connection after the `101`.
+    pub io: TokioIo<Upgraded>,
+    /// The request's path.
+    pub path: String,
+    /// The request's query string.
+    pub query: String,
 }
 
-/// Whether the first bytes on a fresh connection are a WebSocket upgrade (peeked, not consumed).
-pub async fn is_websocket(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            _ => return false,
-        };
-        if n == 0 {
-            return false;
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::Full(Some(Bytes::copy_from_slice(text.as_bytes()))));
+    *r.status_mut() = status;
+    r
+}
+
+/// Serves one connection: each request goes to `handle` (spawned, with its answering [`Conn`]) until the client
+/// closes; a WebSocket upgrade is accepted and returned.
+pub async fn serve_connection<H, F>(stream: TcpStream, handle: H) -> Option<Upgrade>
+where
+    H: Fn(Conn, Request) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let upgrade: Arc<Mutex<Option<(OnUpgrade, String, String)>>> = Arc::default();
+    let up = upgrade.clone();
+    let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
+        let handle = handle.clone();
+        let up = up.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or("").to_string();
+            let wants_ws = req
+                .headers()
+                .get(UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            if wants_ws {
+                let Some(key) = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec()) else {
+                    return Ok::<_, Infallible>(plain(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key"));
+                };
+                let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+                *up.lock().expect("upgrade") = Some((hyper::upgrade::on(&mut req), path, query));
+                let mut r = Response::new(Body::Full(None));
+                *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                r.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
+                r.headers_mut().insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+                if let Ok(v) = HeaderValue::from_str(&accept) {
+                    r.headers_mut().insert("sec-websocket-accept", v);
+                }
+                return Ok(r);
+            }
+            let method = req.method().as_str().to_string();
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes().to_vec(),
+                Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large or truncated")),
+            };
+            let request = Request { method, path, query, headers, body, complete_at: Instant::now() };
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(handle(Conn { head: Some(tx), body: None }, request));
+            Ok(rx.await.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "the sim's handler failed")))
         }
-        if let Some(end) = find(&buf[..n], b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            return head.contains("upgrade: websocket");
-        }
-        if n == buf.len() {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    let _ = conn.await;
+    let pending = upgrade.lock().expect("upgrade").take();
+    let (on, path, query) = pending?;
+    let io = on.await.ok()?;
+    Some(Upgrade { io: TokioIo::new(io), path, query })
+}
+
+fn find(b: &[u8], pat: &[u8]) -> Option<usize> {
+    b.windows(pat.len()).position(|w| w == pat)
 }
 
 /// Parses a `multipart/form-data` body into (name, filename, bytes) parts.

@@ -22,6 +22,9 @@
 //!   time.
 //!
 //! A client that closes its connection mid-response (a barge-in's cancellation) is logged `status = "cancelled"`.
+//!
+//! With `sim_options.azure` the server plays Azure OpenAI's front door ([`super::azure`]): the same services under
+//! `/openai/deployments/{deployment}/…`, behind the `api-key` header and an `api-version` query parameter.
 
 pub mod http;
 pub mod recognise;
@@ -30,24 +33,25 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use self::http::{Conn, Request, multipart_parts};
 use self::recognise::{Known, recognise};
 use super::profile::{ProfileKind, chance, log_uniform, lognormal};
 use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
-use crate::audio::noise::SplitMix64;
 use crate::audio::stream_vad::{StreamVad, VadEvent};
 use crate::audio::vad::EnergyVad;
 use crate::audio::wav::decode_wav;
 use crate::audio::{Pcm, mulaw, read_wav, resample::resample, rms_dbfs};
 use crate::scenario::schema::SimOptions;
 use crate::scenario::{Scenario, Target};
+use crate::stats::SplitMix64;
 
 /// Stage times and faults of the pipeline sim.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -179,6 +183,8 @@ struct Ctx {
     voices: Vec<Voice>,
     fallback_text: String,
     seed: u64,
+    /// Azure mode: the front door's checks, and Azure's paths.
+    azure: Option<super::azure::AzureGate>,
 }
 
 fn norm_words(s: &str) -> Vec<String> {
@@ -202,7 +208,7 @@ async fn wait_or_cancel(c: &mut Conn, shared: &Shared, i: usize, due: Instant) -
 }
 
 impl Ctx {
-    fn new(scenario: &Scenario, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
+    fn new(scenario: &Scenario, target: &Target, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
         let mut known = Vec::new();
         let mut known_turn = Vec::new();
         let mut seen: Vec<std::path::PathBuf> = Vec::new();
@@ -243,7 +249,16 @@ impl Ctx {
             .filter_map(|t| t.reply.as_ref()?.text.clone())
             .min_by_key(|t| t.len())
             .unwrap_or_else(|| "Okay.".to_string());
-        Ok(Self { profile, known, known_turn, turns, voices, fallback_text, seed })
+        Ok(Self {
+            profile,
+            known,
+            known_turn,
+            turns,
+            voices,
+            fallback_text,
+            seed,
+            azure: super::azure::AzureGate::of(target),
+        })
     }
 
     /// The turn whose utterance best matches a user message.
@@ -315,7 +330,7 @@ pub(crate) async fn start(
     let profile =
         StageProfile::resolve(ProfileKind::Native, fixed, target.sim_options.as_ref().map(|o| o.get_ref()))
             .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
-    let ctx = Arc::new(Ctx::new(scenario, profile, seed)?);
+    let ctx = Arc::new(Ctx::new(scenario, target, profile, seed)?);
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let shared = Arc::new(Shared {
@@ -329,10 +344,12 @@ pub(crate) async fn start(
 }
 
 /// Points a pipeline target's stages at the sim (stages the target leaves out default to OpenAI-compatible).
-pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr) {
+/// In Azure mode each OpenAI stage gets an Azure deployment URL (`/openai/deployments/sim-{stage}?api-version=…`)
+/// and keeps its key.
+pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr, azure: bool) {
     use crate::scenario::schema::Stage;
     use toml::Spanned;
-    let fill = |st: &mut Option<Spanned<Stage>>, deepgram_ok: bool| {
+    let fill = |st: &mut Option<Spanned<Stage>>, which: &str, deepgram_ok: bool| {
         let stage = st.get_or_insert_with(|| {
             Spanned::new(
                 0..0,
@@ -340,6 +357,7 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr)
                     provider: Spanned::new(0..0, "openai".into()),
                     url: None,
                     api_key_env: None,
+                    auth: None,
                     model: None,
                     voice: None,
                     stream: None,
@@ -349,15 +367,19 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr)
         let s = stage.get_mut();
         let url = if deepgram_ok && s.provider.get_ref() == "deepgram" {
             format!("ws://{addr}/v1/listen")
+        } else if azure && s.provider.get_ref() == "openai" {
+            format!("http://{addr}/openai/deployments/sim-{which}?api-version={}", super::azure::API_VERSION)
         } else {
             base.to_string()
         };
         s.url = Some(Spanned::new(0..0, url));
-        s.api_key_env = None;
+        if !azure {
+            s.api_key_env = None;
+        }
     };
-    fill(&mut target.stt, true);
-    fill(&mut target.llm, false);
-    fill(&mut target.tts, false);
+    fill(&mut target.stt, "stt", true);
+    fill(&mut target.llm, "llm", false);
+    fill(&mut target.tts, "tts", false);
 }
 
 async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -371,11 +393,29 @@ async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, mut st
                 let (ctx, shared) = (ctx.clone(), shared.clone());
                 n += 1;
                 let idx = n;
+                let stop = stop.clone();
                 conns.spawn(async move {
-                    if http::is_websocket(&stream).await {
-                        deepgram(stream, ctx, shared, idx).await;
-                    } else {
-                        let _ = connection(Conn::new(stream), ctx, shared, idx).await;
+                    // Requests on one connection come one after the other: they share its random stream.
+                    let rng = Arc::new(tokio::sync::Mutex::new(SplitMix64::new(
+                        ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    )));
+                    let (c2, s2) = (ctx.clone(), shared.clone());
+                    let handle = move |conn: Conn, req: Request| {
+                        let (ctx, shared, rng, mut stop) = (c2.clone(), s2.clone(), rng.clone(), stop.clone());
+                        async move {
+                            let mut rng = rng.lock().await;
+                            // A sim that stops drops its requests unlogged.
+                            tokio::select! {
+                                _ = route(conn, req, &ctx, &shared, idx, &mut rng) => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                    };
+                    if let Some(up) = http::serve_connection(stream, handle).await
+                        && up.path == "/v1/listen"
+                    {
+                        let ws = WebSocketStream::from_raw_socket(up.io, Role::Server, None).await;
+                        deepgram(ws, up.query, ctx, shared, idx).await;
                     }
                 });
             }
@@ -415,27 +455,51 @@ fn finish(shared: &Shared, i: usize, cancelled: bool) {
     });
 }
 
-async fn connection(mut c: Conn, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) -> std::io::Result<()> {
-    let mut rng = SplitMix64::new(ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    while let Some(req) = c.read_request().await? {
-        let mut x = Exchange { c: &mut c, req: &req, ctx: &ctx, shared: &shared, idx, rng: &mut rng };
-        let ok = match (req.method.as_str(), req.path.as_str()) {
+/// Answers one request.
+async fn route(mut c: Conn, req: Request, ctx: &Ctx, shared: &Shared, idx: u64, rng: &mut SplitMix64) {
+    let _ = answer(&mut c, &req, ctx, shared, idx, rng).await;
+}
+
+async fn answer(
+    c: &mut Conn,
+    req: &Request,
+    ctx: &Ctx,
+    shared: &Shared,
+    idx: u64,
+    rng: &mut SplitMix64,
+) -> std::io::Result<()> {
+    // Azure mode: its checks, then its deployment paths mapped onto the sim's own.
+    let path = match &ctx.azure {
+        Some(gate) => {
+            if let Err((status, body)) = gate.check(req.header("api-key"), &req.query) {
+                return c.respond(status, "application/json", body.as_bytes()).await;
+            }
+            match super::azure::deployment_path(&req.path) {
+                Some(p) => p,
+                None => {
+                    let body = json!({"error": {"code": "404", "message": "Resource not found"}}).to_string();
+                    return c.respond(404, "application/json", body.as_bytes()).await;
+                }
+            }
+        }
+        None => req.path.clone(),
+    };
+    {
+        let mut x = Exchange { c, req, ctx, shared, idx, rng };
+        match (req.method.as_str(), path.as_str()) {
             ("POST", "/v1/audio/transcriptions") => transcribe(&mut x).await?,
             ("POST", "/v1/chat/completions") => chat(&mut x).await?,
             ("POST", "/v1/audio/speech") => speech(&mut x, false).await?,
             ("POST", p) if p.starts_with("/v1/text-to-speech/") => speech(&mut x, true).await?,
             (_, p) if ["/v1/audio/transcriptions", "/v1/chat/completions", "/v1/audio/speech"].contains(&p) => {
-                c.error(405, "use POST").await?;
+                x.c.error(405, "use POST").await?;
                 true
             }
             _ => {
-                c.error(404, &format!("the pipeline sim does not serve {}", req.path)).await?;
+                x.c.error(404, &format!("the pipeline sim does not serve {}", req.path)).await?;
                 true
             }
         };
-        if !ok {
-            return Ok(());
-        }
     }
     Ok(())
 }
@@ -733,15 +797,10 @@ fn results(text: &str, start: f64, dur: f64, is_final: bool, speech_final: bool,
 }
 
 /// `GET /v1/listen`: the Deepgram v1 live socket.
-async fn deepgram(stream: TcpStream, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64) {
-    let mut query = String::new();
-    // The handshake API fixes the error type (an HTTP response).
-    #[allow(clippy::result_large_err)]
-    let cb = |req: &WsRequest, resp: WsResponse| {
-        query = req.uri().query().unwrap_or("").to_string();
-        Ok(resp)
-    };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, cb).await else { return };
+async fn deepgram<S>(ws: WebSocketStream<S>, query: String, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let param = |k: &str| {
         query.split('&').filter_map(|kv| kv.split_once('=')).find(|(a, _)| *a == k).map(|(_, v)| v.to_string())
     };

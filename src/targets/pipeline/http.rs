@@ -1,192 +1,316 @@
-//! A small HTTP/1.1 client for the pipeline's stage services, built for measurement: every body chunk is stamped
-//! with the clock the moment its bytes come off the socket, connections are kept alive and opened ahead of the
-//! first request (a production pipeline holds warm connections, so connection set-up never lands in a stage time),
-//! and dropping a response mid-body closes its connection — which is how a barge-in cancels an in-flight request
-//! on the server's side.
+//! The pipeline's HTTP client for its stage services, on reqwest, built for measurement: every body chunk is
+//! stamped with the clock the moment it comes off the response stream (before any parsing), connections are kept
+//! alive and opened ahead of the first request (a production pipeline holds warm connections, so connection set-up
+//! never lands in a stage time), and dropping a response mid-body closes its connection — which is how a barge-in
+//! cancels an in-flight request on the server's side.
 //!
-//! Scope: `http://` and `https://` (rustls, webpki roots), request bodies with `Content-Length`, responses with
-//! `Content-Length`, `Transfer-Encoding: chunked` or read-to-close. No redirects, no compression (we never ask for
-//! it), no HTTP/2.
+//! What reqwest (hyper underneath) does for us: HTTP/1.1 framing (`Content-Length`, chunked, read-to-close, 1xx
+//! interim responses, bodiless 204/304/HEAD answers), keep-alive pooling, TLS through rustls with the platform's
+//! trust store (rustls-platform-verifier), proxies (`CONNECT` tunnels for `https://`, absolute-form requests for
+//! `http://`), redirects, URL parsing (userinfo becomes basic auth, IPv6 literals keep their brackets in `Host`).
+//!
+//! What we add:
+//! * **Settings from an injectable environment** ([`HttpSettings::from_lookup`]): proxies from `HTTPS_PROXY`,
+//!   `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case, upper first), read by us rather than by reqwest so tests
+//!   need not touch the process environment; trust: the platform store, plus Mozilla's bundled roots (so a machine
+//!   without a CA bundle still reaches public providers), plus the PEM certificates in `SSL_CERT_FILE` (a corporate
+//!   CA).
+//! * **URL joining through [`Url`]**: a stage path is appended to the base URL's path and the base's query string is
+//!   kept (`…/deployments/d?api-version=X` + `/chat/completions` → `…/deployments/d/chat/completions?api-version=X`).
+//! * **At most [`MAX_REDIRECTS`] redirects, same host only** (a key in `api-key` would otherwise follow a redirect
+//!   to another host).
+//! * **Identity bodies only**: every request says `Accept-Encoding: identity`, and a response that arrives with a
+//!   `Content-Encoding` or a `Transfer-Encoding` other than chunked is refused with [`HttpError::Encoding`] — compressed
+//!   bytes are never passed on as audio or text (and decoding would move the arrival stamps).
+//! * **Timeouts** from the scenario: connect (`connect_timeout_ms`), first byte (`first_byte_timeout_ms`: request
+//!   sent → response head) and idle (`idle_timeout_ms`: between body chunks).
+//! * **Warm connections**: [`Client::warm`] sends a `HEAD` to the base URL at set-up and discards the answer (any
+//!   status): the connection it opened (TCP, TLS, proxy tunnel) goes back to the pool, and the first real request
+//!   takes it. Each stage has its own client, so its own pool and its own warm connection.
+//! * **No silent resend of a POST**: reqwest's retry policy is set to never; hyper-util's pool retries a request
+//!   only when it was handed a pooled connection that turned out dead *before any byte of the request was written*
+//!   (`retry_canceled_requests`); a request that was written and then lost (the server read it and closed) fails
+//!   with [`HttpError::Disconnect`] and is never sent again (tested below: the server sees exactly one request).
+//!
+//! `sent` is stamped just before the request is handed to the client (a stage request's body is a few kB of JSON or
+//! one turn's WAV, written at once on a warm connection).
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use reqwest::Url;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
+
+/// Redirects followed at most.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    /// The URL is not `http(s)://host[:port]/path`.
-    #[error("bad URL `{0}`: expected http(s)://host[:port]/path")]
-    Url(String),
-    /// Connecting (TCP or TLS) failed.
-    #[error("connecting to {host}:{port}: {source}")]
-    Connect {
-        /// Host.
-        host: String,
-        /// Port.
-        port: u16,
+    /// The URL is not an `http(s)://` URL.
+    #[error("bad URL `{url}`: {why}")]
+    Url {
+        /// The URL as given.
+        url: String,
         /// Why.
-        source: std::io::Error,
+        why: String,
     },
-    /// Reading or writing the socket failed.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The server's bytes are not HTTP/1.1.
-    #[error("malformed HTTP response: {0}")]
-    Malformed(String),
+    /// The client could not be set up (a proxy URL, `SSL_CERT_FILE`, the TLS configuration).
+    #[error("HTTP client set-up: {0}")]
+    Setup(String),
+    /// Connecting (TCP, proxy tunnel or TLS) failed.
+    #[error("connecting to {endpoint}: {why}")]
+    Connect {
+        /// `scheme://host:port`.
+        endpoint: String,
+        /// Why.
+        why: String,
+    },
+    /// No answer, or no next chunk, in time.
+    #[error("{endpoint}: {what} within {ms} ms")]
+    Timeout {
+        /// `scheme://host:port/path`.
+        endpoint: String,
+        /// What did not happen.
+        what: &'static str,
+        /// The limit.
+        ms: u64,
+    },
+    /// The connection broke while the request was in flight or its body was being read.
+    #[error("{endpoint}: {why}")]
+    Disconnect {
+        /// `scheme://host:port/path`.
+        endpoint: String,
+        /// Why.
+        why: String,
+    },
+    /// The server's answer breaks HTTP (too many redirects, a malformed response).
+    #[error("{endpoint}: {why}")]
+    Protocol {
+        /// `scheme://host:port/path`.
+        endpoint: String,
+        /// Why.
+        why: String,
+    },
+    /// The body arrived compressed although identity was asked for.
+    #[error(
+        "{endpoint}: the response body arrived encoded `{encoding}` although `Accept-Encoding: identity` was sent; refusing it (compressed bytes are not audio or text)"
+    )]
+    Encoding {
+        /// `scheme://host:port/path`.
+        endpoint: String,
+        /// The encoding.
+        encoding: String,
+    },
 }
 
-/// A parsed `http(s)://host:port/prefix` base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseUrl {
-    /// TLS or not.
-    pub tls: bool,
-    /// Host name.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Path prefix without a trailing slash (`/v1`), possibly empty.
-    pub prefix: String,
+/// Timeouts, proxies and trust for a stage client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// TCP + TLS (+ proxy tunnel) set-up limit.
+    pub connect_timeout: Duration,
+    /// Request sent → response head.
+    pub first_byte_timeout: Duration,
+    /// Between body chunks.
+    pub idle_timeout: Duration,
+    /// Proxy for `https://` URLs (`HTTPS_PROXY`, else `ALL_PROXY`).
+    pub https_proxy: Option<String>,
+    /// Proxy for `http://` URLs (`HTTP_PROXY`, else `ALL_PROXY`).
+    pub http_proxy: Option<String>,
+    /// Hosts reached directly (`NO_PROXY`).
+    pub no_proxy: Option<String>,
+    /// A PEM file of extra trusted roots (`SSL_CERT_FILE`).
+    pub extra_roots: Option<std::path::PathBuf>,
 }
 
-impl BaseUrl {
-    /// Parses a base URL.
-    pub fn parse(url: &str) -> Result<Self, HttpError> {
-        let bad = || HttpError::Url(url.to_string());
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
+impl HttpSettings {
+    /// Settings with the given timeouts and proxies/trust from `lookup` (`std::env::var` in production): the upper
+    /// case name first, then the lower case one, empty values ignored.
+    pub fn from_lookup(
+        connect_timeout: Duration,
+        first_byte_timeout: Duration,
+        idle_timeout: Duration,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let var =
+            |name: &str| lookup(name).or_else(|| lookup(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty());
+        let all = var("ALL_PROXY");
+        Self {
+            connect_timeout,
+            first_byte_timeout,
+            idle_timeout,
+            https_proxy: var("HTTPS_PROXY").or_else(|| all.clone()),
+            http_proxy: var("HTTP_PROXY").or(all),
+            no_proxy: var("NO_PROXY"),
+            extra_roots: lookup("SSL_CERT_FILE").filter(|v| !v.is_empty()).map(Into::into),
+        }
+    }
+
+    /// The scenario's timeouts with proxies and trust from the process environment.
+    pub fn from_env(connect_timeout: Duration, first_byte_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self::from_lookup(connect_timeout, first_byte_timeout, idle_timeout, |k| std::env::var(k).ok())
+    }
+}
+
+/// At most [`MAX_REDIRECTS`] redirects, and only to the same host: reqwest drops `Authorization` on a redirect to
+/// another host but not the `api-key` / `xi-api-key` headers, so a redirect elsewhere is not followed (the 3xx is
+/// the answer, and fails the stage with its status).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().and_then(|u| u.host_str().map(String::from));
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if first.is_some() && attempt.url().host_str() != first.as_deref() {
+            attempt.stop()
         } else {
-            return Err(bad());
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                (h.trim_matches(['[', ']']).to_string(), p.parse().map_err(|_| bad())?)
-            }
-            _ => (authority.to_string(), if tls { 443 } else { 80 }),
-        };
-        if host.is_empty() {
-            return Err(bad());
+            attempt.follow()
         }
-        Ok(Self { tls, host, port, prefix: path.trim_end_matches('/').to_string() })
-    }
+    })
+}
 
-    /// `host` or `host:port` as the `Host` header wants it.
-    fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+/// Mozilla's roots as certificates, parsed once.
+fn bundled_roots() -> Vec<reqwest::Certificate> {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok())
+                .collect()
+        })
+        .clone()
+}
+
+/// `scheme://host:port/path` of a URL: no userinfo, no query (either may hold a secret).
+fn endpoint(u: &Url) -> String {
+    format!("{}://{}{}", u.scheme(), authority(u), u.path())
+}
+
+fn authority(u: &Url) -> String {
+    // `host_str` keeps an IPv6 literal's brackets.
+    let host = u.host_str().unwrap_or("");
+    match u.port_or_known_default() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     }
 }
 
-/// A plain or TLS stream.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+/// An error's message and its causes, without the URL reqwest puts in it (it may hold a key in its query).
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = String::new();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = cur {
+        if !out.is_empty() {
+            out.push_str(": ");
         }
+        out.push_str(&s.to_string());
+        cur = s.source();
     }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// One connection and the bytes read from it but not yet consumed.
-struct Conn {
-    stream: Stream,
-    buf: Vec<u8>,
-    /// When the last read returned: the arrival stamp of bytes already buffered.
-    read_at: Instant,
+    if out.is_empty() { "the request failed".into() } else { out }
 }
 
 /// Connections to one service, kept alive between requests.
 #[derive(Clone)]
 pub struct Client {
-    base: Arc<BaseUrl>,
-    idle: Arc<Mutex<Vec<Conn>>>,
-}
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
-        })
-        .clone()
+    http: reqwest::Client,
+    base: std::sync::Arc<Url>,
+    settings: std::sync::Arc<HttpSettings>,
 }
 
 impl Client {
-    /// A client for a base URL (`http(s)://host[:port]/prefix`).
-    pub fn new(base: &str) -> Result<Self, HttpError> {
-        Ok(Self { base: Arc::new(BaseUrl::parse(base)?), idle: Arc::new(Mutex::new(Vec::new())) })
+    /// A client for a base URL (`http(s)://[user:pass@]host[:port][/prefix][?query]`).
+    pub fn new(base: &str, settings: &HttpSettings) -> Result<Self, HttpError> {
+        let bad = |why: &str| HttpError::Url { url: base.to_string(), why: why.to_string() };
+        let url = Url::parse(base).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(bad("expected http(s)://host[:port]/path"));
+        }
+        let setup = |e: reqwest::Error| HttpError::Setup(describe(&e).replace("the request failed", &e.to_string()));
+        let mut b = reqwest::Client::builder()
+            .http1_only()
+            .no_proxy()
+            .retry(reqwest::retry::never())
+            .redirect(redirect_policy())
+            .connect_timeout(settings.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tls_certs_merge(bundled_roots());
+        let no_proxy = || settings.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+        if let Some(p) = &settings.https_proxy {
+            let proxy = reqwest::Proxy::https(p).map_err(|e| HttpError::Setup(format!("HTTPS_PROXY `{p}`: {e}")))?;
+            b = b.proxy(proxy.no_proxy(no_proxy()));
+        }
+        if let Some(p) = &settings.http_proxy {
+            let proxy = reqwest::Proxy::http(p).map_err(|e| HttpError::Setup(format!("HTTP_PROXY `{p}`: {e}")))?;
+            b = b.proxy(proxy.no_proxy(no_proxy()));
+        }
+        if let Some(path) = &settings.extra_roots {
+            let pem = std::fs::read(path)
+                .map_err(|e| HttpError::Setup(format!("SSL_CERT_FILE `{}`: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| HttpError::Setup(format!("SSL_CERT_FILE `{}`: {e}", path.display())))?;
+            b = b.tls_certs_merge(certs);
+        }
+        Ok(Self { http: b.build().map_err(setup)?, base: url.into(), settings: settings.clone().into() })
     }
 
     /// The base URL.
-    pub fn base(&self) -> &BaseUrl {
+    pub fn base(&self) -> &Url {
         &self.base
     }
 
-    async fn connect(&self) -> Result<Conn, HttpError> {
-        let b = &self.base;
-        let err = |source| HttpError::Connect { host: b.host.clone(), port: b.port, source };
-        let tcp = TcpStream::connect((b.host.as_str(), b.port)).await.map_err(err)?;
-        let _ = tcp.set_nodelay(true);
-        let stream = if b.tls {
-            let name = rustls::pki_types::ServerName::try_from(b.host.clone())
-                .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-            let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp).await.map_err(err)?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
+    /// The base URL with `path` (`/x/y`, optionally with its own `?query`) appended to its path; the base's query
+    /// comes first, then the path's.
+    pub fn url(&self, path: &str) -> Url {
+        let (p, q) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        let mut u = Url::clone(&self.base);
+        let joined = format!("{}{}", u.path().trim_end_matches('/'), p);
+        u.set_path(&joined);
+        let query = match (self.base.query().filter(|q| !q.is_empty()), q.filter(|q| !q.is_empty())) {
+            (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+            (a, b) => a.or(b).map(String::from),
         };
-        Ok(Conn { stream, buf: Vec::new(), read_at: Instant::now() })
+        u.set_query(query.as_deref());
+        u
     }
 
-    /// Opens a connection now and parks it, so the first request does not pay for the handshake.
+    /// Opens a connection now and leaves it in the pool, so the first request does not pay for the handshake: a
+    /// `HEAD` to the base URL whose answer (any status) is discarded.
     pub async fn warm(&self) -> Result<(), HttpError> {
-        let c = self.connect().await?;
-        self.idle.lock().expect("pool").push(c);
-        Ok(())
+        let ep = endpoint(&self.base);
+        let req = self.http.head(Url::clone(&self.base)).header("Accept-Encoding", "identity");
+        match tokio::time::timeout(self.settings.connect_timeout + self.settings.first_byte_timeout, req.send()).await {
+            Ok(Ok(r)) => {
+                // HEAD has no body; reading it returns the connection to the pool at once.
+                let _ = r.bytes().await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.error(&self.base, e)),
+            Err(_) => Err(HttpError::Connect { endpoint: ep, why: "no answer to the warm-up HEAD in time".into() }),
+        }
     }
 
-    /// Sends a request to `prefix + path` and reads the response head. `sent` in the result is the instant the
-    /// request's last byte was written. A kept-alive connection the server has closed meanwhile is retried once on
-    /// a fresh one (only when nothing of the response arrived, so no request is ever doubled after a reply).
+    fn error(&self, url: &Url, e: reqwest::Error) -> HttpError {
+        let why = describe(&e);
+        if e.is_connect() {
+            HttpError::Connect { endpoint: format!("{}://{}", url.scheme(), authority(url)), why }
+        } else if e.is_redirect() {
+            HttpError::Protocol { endpoint: endpoint(url), why: format!("more than {MAX_REDIRECTS} redirects") }
+        } else if e.is_builder() {
+            HttpError::Url { url: endpoint(url), why }
+        } else if e.is_timeout() {
+            HttpError::Timeout {
+                endpoint: endpoint(url),
+                what: "no connection",
+                ms: self.settings.connect_timeout.as_millis() as u64,
+            }
+        } else {
+            HttpError::Disconnect { endpoint: endpoint(url), why }
+        }
+    }
+
+    /// Sends a request to the base URL + `path` and waits for the response head (within the first-byte timeout).
+    /// `sent` in the result is the instant the request was handed over to be written.
     pub async fn request(
         &self,
         method: &str,
@@ -194,207 +318,110 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, HttpError> {
-        let mut head = format!("{method} {}{path} HTTP/1.1\r\nHost: {}\r\n", self.base.prefix, self.base.host_header());
+        let url = self.url(path);
+        let ep = endpoint(&url);
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| HttpError::Url { url: ep.clone(), why: format!("bad method `{method}`") })?;
+        let mut map = HeaderMap::new();
+        map.insert("accept-encoding", HeaderValue::from_static("identity"));
         for (k, v) in headers {
-            head.push_str(k);
-            head.push_str(": ");
-            head.push_str(v);
-            head.push_str("\r\n");
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| HttpError::Url { url: ep.clone(), why: format!("bad header name `{k}`") })?;
+            // Never echo the value: it may be a key.
+            let value = HeaderValue::from_str(v).map_err(|_| HttpError::Url {
+                url: ep.clone(),
+                why: format!("the `{k}` header's value is not valid"),
+            })?;
+            map.insert(name, value);
         }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let pooled = self.idle.lock().expect("pool").pop();
-        let fresh = pooled.is_none();
-        let conn = match pooled {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
-        match self.exchange(conn, head.as_bytes(), body).await {
-            Ok(r) => Ok(r),
-            Err(e) if !fresh && is_stale(&e) => self.exchange(self.connect().await?, head.as_bytes(), body).await,
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn exchange(&self, mut conn: Conn, head: &[u8], body: &[u8]) -> Result<Response, HttpError> {
-        let mut all = Vec::with_capacity(head.len() + body.len());
-        all.extend_from_slice(head);
-        all.extend_from_slice(body);
-        conn.stream.write_all(&all).await?;
-        conn.stream.flush().await?;
+        let req = self.http.request(method, url.clone()).headers(map).body(body.to_vec());
         let sent = Instant::now();
-        // Read until the head is complete.
-        loop {
-            let mut hdrs = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut hdrs);
-            match resp.parse(&conn.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let headers: Vec<(String, String)> = resp
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                        .collect();
-                    conn.buf.drain(..n);
-                    let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-                    let framing = if get("transfer-encoding")
-                        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-                    {
-                        Framing::Chunked { left: 0, done: false }
-                    } else if let Some(len) = get("content-length") {
-                        Framing::Length(len.trim().parse().map_err(|_| HttpError::Malformed("Content-Length".into()))?)
-                    } else {
-                        Framing::Close
-                    };
-                    let keep = !get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-                        && !matches!(framing, Framing::Close);
-                    let head_at = Instant::now();
-                    return Ok(Response {
-                        status,
-                        headers,
-                        sent,
-                        head_at,
-                        conn: Some(conn),
-                        framing,
-                        keep,
-                        pool: self.idle.clone(),
-                    });
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(HttpError::Malformed(e.to_string())),
+        let limit = self.settings.first_byte_timeout;
+        let resp = match tokio::time::timeout(limit, req.send()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(self.error(&url, e)),
+            Err(_) => {
+                return Err(HttpError::Timeout {
+                    endpoint: ep,
+                    what: "no response head",
+                    ms: limit.as_millis() as u64,
+                });
             }
-            if fill(&mut conn).await? == 0 {
-                return Err(HttpError::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection before answering",
-                )));
-            }
+        };
+        let head_at = Instant::now();
+        let encoded = |name: &str| {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+        };
+        let codings: Vec<String> = encoded("content-encoding")
+            .into_iter()
+            .chain(encoded("transfer-encoding"))
+            .flat_map(|v| v.split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty() && c != "identity" && c != "chunked")
+            .collect();
+        if !codings.is_empty() {
+            return Err(HttpError::Encoding { endpoint: endpoint(resp.url()), encoding: codings.join(", ") });
         }
+        Ok(Response {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            sent,
+            head_at,
+            endpoint: endpoint(resp.url()),
+            idle: self.settings.idle_timeout,
+            inner: Some(resp),
+        })
     }
 }
 
-fn is_stale(e: &HttpError) -> bool {
-    matches!(e, HttpError::Io(io) if matches!(io.kind(),
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe))
-}
-
-/// Reads more bytes into the connection's buffer; 0 at end of stream.
-async fn fill(conn: &mut Conn) -> Result<usize, HttpError> {
-    let mut tmp = [0u8; 16 * 1024];
-    let n = conn.stream.read(&mut tmp).await?;
-    conn.read_at = Instant::now();
-    conn.buf.extend_from_slice(&tmp[..n]);
-    Ok(n)
-}
-
-#[derive(Debug)]
-enum Framing {
-    Length(usize),
-    Chunked { left: usize, done: bool },
-    Close,
-}
-
-/// A response whose body is read as it arrives.
+/// A response whose body is read as it arrives. Dropping it before the end closes its connection.
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Headers, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// When the request's last byte was written.
+    /// Headers.
+    pub headers: HeaderMap,
+    /// When the request was handed over to be written.
     pub sent: Instant,
     /// When the response head had arrived.
     pub head_at: Instant,
-    conn: Option<Conn>,
-    framing: Framing,
-    keep: bool,
-    pool: Arc<Mutex<Vec<Conn>>>,
+    endpoint: String,
+    idle: Duration,
+    inner: Option<reqwest::Response>,
 }
 
 impl Response {
-    /// A header's value.
+    /// A header's value (first of its name), if it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The next piece of the body and the instant its bytes were read (before any parsing), or `None` at the end.
-    /// At the end a kept-alive connection goes back to the pool.
+    /// The next piece of the body and the instant it came off the stream (before any parsing), or `None` at the
+    /// end (the connection then goes back to the pool). Fails after the idle timeout without a chunk.
     pub async fn chunk(&mut self) -> Result<Option<(Instant, Vec<u8>)>, HttpError> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(None) };
-        loop {
-            // Bytes are stamped at the read that delivered them.
-            let at = conn.read_at;
-            match &mut self.framing {
-                Framing::Length(left) => {
-                    if *left == 0 {
-                        return Ok(self.finish());
-                    }
-                    if !conn.buf.is_empty() {
-                        let n = (*left).min(conn.buf.len());
-                        *left -= n;
-                        let out: Vec<u8> = conn.buf.drain(..n).collect();
-                        return Ok(Some((at, out)));
-                    }
-                }
-                Framing::Close => {
-                    if !conn.buf.is_empty() {
-                        return Ok(Some((at, std::mem::take(&mut conn.buf))));
-                    }
-                }
-                Framing::Chunked { left, done } => {
-                    if *done {
-                        return Ok(self.finish());
-                    }
-                    if *left > 0 {
-                        if !conn.buf.is_empty() {
-                            let n = (*left).min(conn.buf.len());
-                            *left -= n;
-                            let out: Vec<u8> = conn.buf.drain(..n).collect();
-                            // At `left == 0` the chunk's trailing CRLF is consumed with the next size line.
-                            return Ok(Some((at, out)));
-                        }
-                    } else if let Some(pos) = find_crlf(&conn.buf) {
-                        let line = String::from_utf8_lossy(&conn.buf[..pos]).trim().to_string();
-                        if line.is_empty() {
-                            // The CRLF after a chunk's data.
-                            conn.buf.drain(..pos + 2);
-                            continue;
-                        }
-                        let size_text = line.split(';').next().unwrap_or("").trim();
-                        let size = usize::from_str_radix(size_text, 16)
-                            .map_err(|_| HttpError::Malformed(format!("chunk size line `{line}`")))?;
-                        conn.buf.drain(..pos + 2);
-                        if size == 0 {
-                            // Trailers, then the final CRLF.
-                            loop {
-                                if let Some(p) = find_crlf(&conn.buf) {
-                                    let empty = p == 0;
-                                    conn.buf.drain(..p + 2);
-                                    if empty {
-                                        break;
-                                    }
-                                } else if fill(conn).await? == 0 {
-                                    break;
-                                }
-                            }
-                            *done = true;
-                            continue;
-                        }
-                        *left = size;
-                        continue;
-                    }
-                }
+        let Some(r) = self.inner.as_mut() else { return Ok(None) };
+        match tokio::time::timeout(self.idle, r.chunk()).await {
+            Ok(Ok(Some(b))) => {
+                let at = Instant::now();
+                Ok(Some((at, b.to_vec())))
             }
-            let n = fill(conn).await?;
-            if n == 0 {
-                return match self.framing {
-                    Framing::Close => {
-                        self.keep = false;
-                        Ok(self.finish())
-                    }
-                    _ => Err(HttpError::Io(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection mid-body",
-                    ))),
-                };
+            Ok(Ok(None)) => {
+                self.inner = None;
+                Ok(None)
+            }
+            Ok(Err(e)) => {
+                self.inner = None;
+                Err(HttpError::Disconnect { endpoint: self.endpoint.clone(), why: describe(&e) })
+            }
+            Err(_) => {
+                self.inner = None;
+                Err(HttpError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    what: "no body data",
+                    ms: self.idle.as_millis() as u64,
+                })
             }
         }
     }
@@ -407,20 +434,6 @@ impl Response {
         }
         Ok(out)
     }
-
-    fn finish(&mut self) -> Option<(Instant, Vec<u8>)> {
-        if let Some(c) = self.conn.take()
-            && self.keep
-            && c.buf.is_empty()
-        {
-            self.pool.lock().expect("pool").push(c);
-        }
-        None
-    }
-}
-
-fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
 }
 
 /// Splits a `text/event-stream` body into events' `data:` payloads as bytes arrive.
@@ -473,69 +486,4 @@ pub fn multipart(fields: &[(&str, &str)], file: (&str, &str, &str, &[u8])) -> (S
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::net::TcpListener;
-
-    #[test]
-    fn base_urls_parse() {
-        let b = BaseUrl::parse("https://api.openai.com/v1").unwrap();
-        assert_eq!((b.tls, b.host.as_str(), b.port, b.prefix.as_str()), (true, "api.openai.com", 443, "/v1"));
-        let b = BaseUrl::parse("http://127.0.0.1:8080/v1/").unwrap();
-        assert_eq!((b.tls, b.host.as_str(), b.port, b.prefix.as_str()), (false, "127.0.0.1", 8080, "/v1"));
-        let b = BaseUrl::parse("http://[::1]:9000").unwrap();
-        assert_eq!((b.host.as_str(), b.port, b.prefix.as_str()), ("::1", 9000, ""));
-        assert!(BaseUrl::parse("ftp://x").is_err());
-        assert!(BaseUrl::parse("http://:80/").is_err());
-    }
-
-    #[test]
-    fn sse_events_split_across_reads() {
-        let mut p = SseParser::default();
-        assert!(p.feed(b"data: {\"a\"").is_empty());
-        let ev = p.feed(b":1}\n\ndata: [DONE]\r\n\r\n: comment\n\n");
-        assert_eq!(ev, vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
-    }
-
-    /// A server that answers two requests on one connection: chunked, then content-length.
-    #[tokio::test]
-    async fn chunked_and_length_bodies_over_one_kept_alive_connection() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("POST /v1/x HTTP/1.1\r\n"));
-            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-            s.write_all(b"6;ext=1\r\n world\r\n0\r\n\r\n").await.unwrap();
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /v1/y HTTP/1.1\r\n"));
-            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop").await.unwrap();
-            // A third request would need a new connection: count accepts.
-            tokio::time::timeout(std::time::Duration::from_millis(200), l.accept()).await.is_ok()
-        });
-        let c = Client::new(&format!("http://{addr}/v1")).unwrap();
-        let mut r = c.request("POST", "/x", &[("Content-Type", "text/plain")], b"body").await.unwrap();
-        assert_eq!(r.status, 200);
-        let (t1, a) = r.chunk().await.unwrap().unwrap();
-        let (t2, b) = r.chunk().await.unwrap().unwrap();
-        assert_eq!((a.as_slice(), b.as_slice()), (&b"hello"[..], &b" world"[..]));
-        assert!(t2 - t1 >= std::time::Duration::from_millis(25), "stamped at arrival");
-        assert!(r.chunk().await.unwrap().is_none());
-        let mut r = c.request("GET", "/y", &[], b"").await.unwrap();
-        assert_eq!((r.status, r.body().await.unwrap()), (404, b"nop".to_vec()));
-        assert!(!server.await.unwrap(), "both requests used one connection");
-    }
-
-    #[test]
-    fn multipart_has_fields_and_file() {
-        let (ct, body) = multipart(&[("model", "whisper-1")], ("file", "a.wav", "audio/wav", b"RIFF"));
-        let b = String::from_utf8_lossy(&body);
-        let boundary = ct.split("boundary=").nth(1).unwrap();
-        assert!(b.contains("name=\"model\"\r\n\r\nwhisper-1\r\n"));
-        assert!(b.contains("filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n"));
-        assert!(b.ends_with(&format!("--{boundary}--\r\n")));
-    }
-}
+mod tests;

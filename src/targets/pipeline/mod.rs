@@ -47,7 +47,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use self::http::{Client, HttpError, SseParser};
+use self::http::{Client, HttpError, HttpSettings, SseParser};
 use self::llm::{ChatDecoder, LlmEvent};
 use self::stt::{DeepgramDecoder, DeepgramEvent};
 use self::tts::{Sentences, Speech, TTS_RATE, TtsApi};
@@ -87,9 +87,10 @@ impl StageFailure {
 
     fn http(stage: &str, e: HttpError) -> Self {
         let category = match &e {
-            HttpError::Connect { .. } | HttpError::Url(_) => ErrorCategory::Connect,
-            HttpError::Io(_) => ErrorCategory::Disconnect,
-            HttpError::Malformed(_) => ErrorCategory::Protocol,
+            HttpError::Connect { .. } | HttpError::Url { .. } | HttpError::Setup(_) => ErrorCategory::Connect,
+            HttpError::Disconnect { .. } => ErrorCategory::Disconnect,
+            HttpError::Timeout { .. } => ErrorCategory::Timeout,
+            HttpError::Protocol { .. } | HttpError::Encoding { .. } => ErrorCategory::Protocol,
         };
         Self::new(category, format!("{stage}: {e}"))
     }
@@ -136,13 +137,15 @@ enum SttKind {
 struct Config {
     stt: SttKind,
     stt_key: Option<String>,
+    stt_auth: Option<(&'static str, String)>,
     stt_model: Option<String>,
     llm: Client,
-    llm_key: Option<String>,
+    llm_auth: Option<(&'static str, String)>,
     llm_model: Option<String>,
     tts: Client,
     tts_api: TtsApi,
     tts_key: Option<String>,
+    tts_api_key_header: bool,
     tts_model: Option<String>,
     tts_voice: Option<String>,
     tools: Json,
@@ -230,6 +233,17 @@ fn key_of(stage: Option<&StageSpec>) -> Option<String> {
     stage.and_then(|s| s.api_key_env.as_ref()).and_then(|v| std::env::var(v.get_ref()).ok())
 }
 
+/// Whether an OpenAI-compatible stage sends its key as Azure's `api-key` header (else `Authorization: Bearer`).
+fn api_key_header(stage: Option<&StageSpec>) -> bool {
+    stage.and_then(|s| s.auth.as_ref()).is_some_and(|a| a.get_ref() == "api-key")
+}
+
+/// The auth header of an OpenAI-compatible stage: name and value.
+fn openai_auth(stage: Option<&StageSpec>) -> Option<(&'static str, String)> {
+    let key = key_of(stage)?;
+    Some(if api_key_header(stage) { ("api-key", key) } else { ("Authorization", format!("Bearer {key}")) })
+}
+
 fn url_of(stage: Option<&StageSpec>, which: &str) -> Result<String, SessionError> {
     stage.and_then(|s| s.url.as_ref()).map(|u| u.get_ref().clone()).ok_or_else(|| {
         SessionError::new(ErrorCategory::Connect, format!("the pipeline's [target.{which}] has no `url`"))
@@ -266,16 +280,20 @@ impl Pipeline {
         let interrupt_min_ms = ep.and_then(|e| e.interrupt_min_ms).unwrap_or(DEFAULT_INTERRUPT_MIN_MS) as f64;
         let deepgram_stt = stt.is_some_and(|s| s.provider.get_ref() == "deepgram");
         let stt_url = url_of(stt, "stt")?;
+        let d = &scenario.defaults;
+        let ms = |v: u32| Duration::from_millis(v as u64);
+        let settings =
+            HttpSettings::from_env(ms(d.connect_timeout_ms), ms(d.first_byte_timeout_ms), ms(d.idle_timeout_ms));
         let stt_kind = if deepgram_stt {
             SttKind::Deepgram
         } else {
-            let c = Client::new(&stt_url).map_err(|e| connect_err("STT", e))?;
+            let c = Client::new(&stt_url, &settings).map_err(|e| connect_err("STT", e))?;
             c.warm().await.map_err(|e| connect_err("STT", e))?;
             SttKind::OpenAi { client: c, stream: stt.and_then(|s| s.stream).unwrap_or(true) }
         };
-        let llm_client = Client::new(&url_of(llm, "llm")?).map_err(|e| connect_err("LLM", e))?;
+        let llm_client = Client::new(&url_of(llm, "llm")?, &settings).map_err(|e| connect_err("LLM", e))?;
         llm_client.warm().await.map_err(|e| connect_err("LLM", e))?;
-        let tts_client = Client::new(&url_of(tts, "tts")?).map_err(|e| connect_err("TTS", e))?;
+        let tts_client = Client::new(&url_of(tts, "tts")?, &settings).map_err(|e| connect_err("TTS", e))?;
         tts_client.warm().await.map_err(|e| connect_err("TTS", e))?;
         let tts_api =
             if tts.is_some_and(|s| s.provider.get_ref() == "elevenlabs") { TtsApi::ElevenLabs } else { TtsApi::OpenAi };
@@ -284,13 +302,15 @@ impl Pipeline {
         let cfg = Arc::new(Config {
             stt: stt_kind,
             stt_key: key_of(stt),
+            stt_auth: openai_auth(stt),
             stt_model: stt.and_then(|s| s.model.clone()),
             llm: llm_client,
-            llm_key: key_of(llm),
+            llm_auth: openai_auth(llm),
             llm_model: llm.and_then(|s| s.model.clone()),
             tts: tts_client,
             tts_api,
             tts_key: key_of(tts),
+            tts_api_key_header: api_key_header(tts),
             tts_model: tts.and_then(|s| s.model.clone()),
             tts_voice: tts.and_then(|s| s.voice.clone()),
             tools: llm::tools_json(&scenario.agent.tools),
@@ -602,8 +622,7 @@ async fn reply_inner(
         }
         JobInput::Audio(pcm) => match &cfg.stt {
             SttKind::OpenAi { client, stream } => {
-                let t =
-                    stt::transcribe(client, cfg.stt_key.as_deref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
+                let t = stt::transcribe(client, cfg.stt_auth.as_ref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
                 let _ = ev(AgentEvent::Stage { at: t.at, stage: Stage::Transcript }).await;
                 t.text
             }
@@ -614,10 +633,9 @@ async fn reply_inner(
     let mut spoken = String::new();
     loop {
         let body = llm::request_body(cfg.llm_model.as_deref(), &msgs, &cfg.tools).to_string();
-        let auth = cfg.llm_key.as_ref().map(|k| format!("Bearer {k}"));
         let mut headers = vec![("Content-Type", "application/json"), ("Accept", "text/event-stream")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a.as_str()));
+        if let Some((name, value)) = &cfg.llm_auth {
+            headers.push((name, value.as_str()));
         }
         let mut resp = cfg
             .llm
@@ -683,6 +701,7 @@ async fn reply_inner(
                     &cfg.tts,
                     cfg.tts_api,
                     cfg.tts_key.as_deref(),
+                    cfg.tts_api_key_header,
                     cfg.tts_model.as_deref(),
                     cfg.tts_voice.as_deref(),
                     &sentence,

@@ -45,7 +45,7 @@ pub struct Transcript {
 /// Transcribes one turn's audio with an OpenAI-compatible service.
 pub async fn transcribe(
     client: &Client,
-    key: Option<&str>,
+    auth: Option<&(&'static str, String)>,
     model: Option<&str>,
     stream: bool,
     audio: &Pcm,
@@ -57,10 +57,9 @@ pub async fn transcribe(
         fields.push(("stream", "true"));
     }
     let (ctype, body) = multipart(&fields, ("file", "turn.wav", "audio/wav", &wav));
-    let auth = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![("Content-Type", ctype.as_str())];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a.as_str()));
+    if let Some((name, value)) = auth {
+        headers.push((name, value.as_str()));
     }
     let mut resp = client.request("POST", "/audio/transcriptions", &headers, &body).await?;
     if resp.status != 200 {

@@ -54,6 +54,7 @@ impl Speech {
         client: &Client,
         api: TtsApi,
         key: Option<&str>,
+        api_key_header: bool,
         model: Option<&str>,
         voice: Option<&str>,
         text: &str,
@@ -63,8 +64,8 @@ impl Speech {
                 "/audio/speech".to_string(),
                 json!({"model": model.unwrap_or("gpt-4o-mini-tts"), "input": text,
                        "voice": voice.unwrap_or("alloy"), "response_format": "pcm"}),
-                "Authorization",
-                key.map(|k| format!("Bearer {k}")),
+                if api_key_header { "api-key" } else { "Authorization" },
+                key.map(|k| if api_key_header { k.to_string() } else { format!("Bearer {k}") }),
             ),
             TtsApi::ElevenLabs => (
                 format!(

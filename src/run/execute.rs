@@ -1,0 +1,202 @@
+//! The run's second stage: a resolved [`RunPlan`] run. One dispatcher starts the calls, interleaved (call *i* of
+//! every target before call *i+1*) and closed loop (`concurrency` in flight), each on its own task; the event loop
+//! feeds the recorder and the progress as turns and calls finish, and Ctrl-C stops the calls in flight; then the
+//! report is finished and the sims' ground truth written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::{Duration, Instant};
+
+use super::RunOutcome;
+use super::plan::{Prepared, RunPlan};
+use super::progress::Progress;
+use crate::caller::record::{CallRecord, TurnRecord};
+use crate::caller::run_call;
+use crate::report::Recorder;
+use crate::scenario::Scenario;
+use crate::targets::{self, ErrorCategory, Session};
+
+/// What the dispatcher needs: the calls to start and where their records go.
+struct Dispatch {
+    scenario: Arc<Scenario>,
+    prepared: Arc<Vec<Prepared>>,
+    calls: u32,
+    concurrency: u32,
+    seed: u64,
+    run_start: Instant,
+    stop: watch::Receiver<bool>,
+    turn_tx: mpsc::UnboundedSender<TurnRecord>,
+    call_tx: mpsc::UnboundedSender<CallRecord>,
+}
+
+/// What the event loop gathered.
+struct Collected {
+    calls: Vec<CallRecord>,
+    turns: Vec<TurnRecord>,
+    interrupted: bool,
+}
+
+impl RunPlan {
+    /// Runs the plan: every target × `calls`, the records written as they come; then the report finished, the
+    /// sims' ground truth written and the sims shut down. `notice` receives one-line notices (Ctrl-C).
+    pub async fn execute(self, notice: &(dyn Fn(&str) + Sync)) -> Result<RunOutcome> {
+        let RunPlan { scenario, prepared, sims, skipped, calls, concurrency, seed, progress, out_dir, mut recorder } =
+            self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (turn_tx, turn_rx) = mpsc::unbounded_channel::<TurnRecord>();
+        let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
+        let run_start = Instant::now();
+        let total = calls as u64 * prepared.len() as u64;
+        let dispatcher = tokio::spawn(dispatch(Dispatch {
+            scenario,
+            prepared,
+            calls,
+            concurrency,
+            seed,
+            run_start,
+            stop: stop_rx,
+            turn_tx,
+            call_tx,
+        }));
+        let mut progress = Progress::new(total, progress);
+        let collected = collect(&mut recorder, turn_rx, call_rx, &stop_tx, &mut progress, notice).await?;
+        let _ = dispatcher.await;
+        progress.finish();
+
+        let summary = recorder.finish(collected.interrupted).context("writing the report")?;
+        let mut ground_truth = HashMap::new();
+        for s in sims {
+            let path = out_dir.join(format!("ground_truth.{}.jsonl", s.target()));
+            s.write_ground_truth(&path).with_context(|| format!("writing {}", path.display()))?;
+            ground_truth.insert(s.target().to_string(), (s.started_at(), s.ground_truth()));
+            s.shutdown().await;
+        }
+        Ok(RunOutcome {
+            summary,
+            out_dir,
+            skipped,
+            interrupted: collected.interrupted,
+            calls: collected.calls,
+            turns: collected.turns,
+            run_start,
+            ground_truth,
+        })
+    }
+}
+
+/// Starts the calls. Interleaved: call i of every target before call i+1. One dispatcher takes the permits in that
+/// order and starts each call once it holds one, so calls start in index order (tasks spawned up front and each
+/// waiting for a permit would start in whatever order the scheduler first polls them, e.g. the newest task first).
+/// Returns once every call it started has finished; the record channels close then.
+async fn dispatch(d: Dispatch) {
+    let Dispatch { scenario, prepared, calls, concurrency, seed, run_start, mut stop, turn_tx, call_tx } = d;
+    let sem = Arc::new(Semaphore::new(concurrency as usize));
+    let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
+    let mut tasks = Vec::new();
+    'dispatch: for call in 0..calls {
+        for ti in 0..prepared.len() {
+            let phase = Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'dispatch,
+                },
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break 'dispatch,
+            };
+            if *stop.borrow() {
+                break 'dispatch;
+            }
+            let (prepared, scenario, turn_tx, call_tx, stop) =
+                (prepared.clone(), scenario.clone(), turn_tx.clone(), call_tx.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let rec = one_call(&scenario, &prepared[ti], call, phase, run_start, stop, &turn_tx).await;
+                let _ = call_tx.send(rec);
+            }));
+        }
+    }
+    // The channels close once every call has finished.
+    drop((turn_tx, call_tx));
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The event loop: records turns and calls as they finish (a call's row after its turns'), updates the progress,
+/// and on Ctrl-C tells the calls in flight to stop. Returns once both channels have closed.
+async fn collect(
+    recorder: &mut Recorder,
+    mut turn_rx: mpsc::UnboundedReceiver<TurnRecord>,
+    mut call_rx: mpsc::UnboundedReceiver<CallRecord>,
+    stop_tx: &watch::Sender<bool>,
+    progress: &mut Progress,
+    notice: &(dyn Fn(&str) + Sync),
+) -> Result<Collected> {
+    let mut out = Collected { calls: Vec::new(), turns: Vec::new(), interrupted: false };
+    let mut turns_open = true;
+    let mut calls_open = true;
+    while turns_open || calls_open {
+        tokio::select! {
+            r = turn_rx.recv(), if turns_open => match r {
+                Some(t) => {
+                    progress.turn(&t);
+                    recorder.record_turn(&t).context("writing a turn row")?;
+                    out.turns.push(t);
+                }
+                None => turns_open = false,
+            },
+            // Turns before calls: a call's record must come after its turns'.
+            r = call_rx.recv(), if calls_open && (!turns_open || turn_rx.is_empty()) => match r {
+                Some(c) => {
+                    progress.call(&c);
+                    recorder.record_call(&c).context("writing a call row")?;
+                    out.calls.push(c);
+                }
+                None => calls_open = false,
+            },
+            _ = tokio::signal::ctrl_c(), if !out.interrupted => {
+                out.interrupted = true;
+                notice("interrupted: stopping the calls in flight and writing what was measured…");
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One call: connect, run the caller's script, close. A failed connect is a call record with its error.
+async fn one_call(
+    scenario: &Scenario,
+    p: &Prepared,
+    call: u32,
+    phase: Duration,
+    run_start: Instant,
+    stop: watch::Receiver<bool>,
+    turns: &mpsc::UnboundedSender<TurnRecord>,
+) -> CallRecord {
+    let t = Instant::now();
+    let connected = targets::connect(scenario, &p.target).await;
+    let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
+    match connected {
+        Ok(mut session) => {
+            let mut rec = run_call(&mut session, &p.plan, call, phase, run_start, stop, turns).await;
+            session.close().await;
+            rec.connect_ms = Some(connect_ms);
+            rec
+        }
+        Err(e) => CallRecord {
+            target: p.plan.target.clone(),
+            simulated: p.plan.simulated,
+            call,
+            connect_ms: Some(connect_ms),
+            started_ms: t.saturating_duration_since(run_start).as_secs_f64() * 1000.0,
+            turns_total: p.plan.turns.len() as u32,
+            error: Some(if e.category == ErrorCategory::Disconnect { ErrorCategory::Connect } else { e.category }),
+            error_message: Some(e.message),
+            ..Default::default()
+        },
+    }
+}

@@ -1,0 +1,183 @@
+//! The run's first stage: everything resolved before any call is dialled — the command line over the scenario's
+//! defaults, the targets selected, each one's keys looked up (only whether they are set; a key's value is never
+//! read here nor printed) or its sim started, every utterance encoded as the target's wire frames, and the report
+//! directory created with the recorder open, so a bad target name, a missing WAV or an unwritable path fails at
+//! once, before anything is measured.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::time::Duration;
+
+use super::{RunOptions, default_out_dir};
+use crate::audio::{frames::frames, read_wav, resample::resample};
+use crate::caller::CallPlan;
+use crate::report::{Recorder, RunMeta, TargetMeta};
+use crate::scenario::{Scenario, Target};
+use crate::sim::SimHandle;
+use crate::targets;
+
+/// A target ready to call.
+pub(super) struct Prepared {
+    /// The target, its URLs pointed at the embedded sim when it is simulated.
+    pub(super) target: Target,
+    pub(super) plan: Arc<CallPlan>,
+}
+
+/// A run resolved once, then run by [`RunPlan::execute`].
+pub struct RunPlan {
+    pub(super) scenario: Arc<Scenario>,
+    /// The targets that can run, in the scenario's order.
+    pub(super) prepared: Arc<Vec<Prepared>>,
+    /// The sims started for the simulated targets (shut down when the run finishes).
+    pub(super) sims: Vec<SimHandle>,
+    /// Targets skipped, with the reason.
+    pub(super) skipped: Vec<(String, String)>,
+    pub(super) calls: u32,
+    pub(super) concurrency: u32,
+    pub(super) seed: u64,
+    pub(super) progress: bool,
+    pub(super) out_dir: PathBuf,
+    pub(super) recorder: Recorder,
+}
+
+impl RunPlan {
+    /// Resolves a run of `scenario` as `opts` asks. `notice` receives one-line notices (skipped targets, the
+    /// report directory).
+    pub async fn resolve(scenario: &Scenario, opts: &RunOptions, notice: &(dyn Fn(&str) + Sync)) -> Result<RunPlan> {
+        let names: Vec<&str> = scenario.targets.iter().map(|t| t.name.get_ref().as_str()).collect();
+        for want in &opts.targets {
+            if !names.contains(&want.as_str()) {
+                bail!("unknown target `{want}`; the scenario's targets are: {}", names.join(", "));
+            }
+        }
+        let seed = opts.seed.unwrap_or(scenario.defaults.seed);
+        let calls = opts.calls.unwrap_or(scenario.defaults.calls);
+        let concurrency = opts.concurrency.unwrap_or(scenario.defaults.concurrency).max(1);
+        if calls == 0 {
+            bail!("--calls must be at least 1");
+        }
+
+        // Resolve targets: start sims, check keys, skip what cannot run (with the reason).
+        let mut skipped = Vec::new();
+        let mut sims: Vec<SimHandle> = Vec::new();
+        let mut prepared = Vec::new();
+        let mut cache = HashMap::new();
+        for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref()))
+        {
+            let target = match resolve_target(scenario, t, seed, &mut sims).await {
+                Ok(target) => target,
+                Err(why) => {
+                    skipped.push((t.name.get_ref().clone(), why));
+                    continue;
+                }
+            };
+            let plan = Arc::new(plan_for(scenario, &target, &mut cache)?);
+            prepared.push(Prepared { target, plan });
+        }
+        for (name, why) in &skipped {
+            notice(&format!("skipping target `{name}`: {why}"));
+        }
+        if prepared.is_empty() {
+            bail!(
+                "no target can run ({})",
+                skipped.iter().map(|(n, w)| format!("{n}: {w}")).collect::<Vec<_>>().join("; ")
+            );
+        }
+
+        let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(scenario));
+        let mut meta = RunMeta::from_scenario(scenario).context("reading the scenario's provenance")?;
+        meta.calls = calls;
+        meta.concurrency = concurrency;
+        meta.seed = seed;
+        meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
+        let recorder = Recorder::create(&out_dir, meta)
+            .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
+        notice(&format!("writing to {}", out_dir.display()));
+        Ok(RunPlan {
+            scenario: Arc::new(scenario.clone()),
+            prepared: Arc::new(prepared),
+            sims,
+            skipped,
+            calls,
+            concurrency,
+            seed,
+            progress: opts.progress,
+            out_dir,
+            recorder,
+        })
+    }
+
+    /// The report directory, created and open.
+    pub fn out_dir(&self) -> &std::path::Path {
+        &self.out_dir
+    }
+}
+
+/// A target as the run will call it: a simulated one pointed at its sim (started here, pushed on `sims`), a real
+/// one as written once every key variable it names is set. `Err` is why it cannot run.
+async fn resolve_target(
+    scenario: &Scenario,
+    t: &Target,
+    seed: u64,
+    sims: &mut Vec<SimHandle>,
+) -> std::result::Result<Target, String> {
+    if t.sim.is_some() {
+        let h = crate::sim::start(scenario, t, seed).await.map_err(|e| e.to_string())?;
+        let pointed = h.point(t);
+        sims.push(h);
+        return Ok(pointed);
+    }
+    let stages = [&t.stt, &t.llm, &t.tts];
+    let keys = t.api_key_env.iter().chain(stages.iter().filter_map(|s| s.as_ref()?.get_ref().api_key_env.as_ref()));
+    let missing: Vec<&str> =
+        keys.filter(|v| std::env::var_os(v.get_ref()).is_none()).map(|v| v.get_ref().as_str()).collect();
+    if !missing.is_empty() {
+        let verb = if missing.len() == 1 { "is" } else { "are" };
+        return Err(format!("{} {verb} not set", missing.join(", ")));
+    }
+    Ok(t.clone())
+}
+
+/// Encodes every turn's utterance as wire frames for a target.
+fn plan_for(
+    scenario: &Scenario,
+    target: &Target,
+    cache: &mut HashMap<(PathBuf, u32), Arc<Vec<i16>>>,
+) -> Result<CallPlan> {
+    let rate = targets::input_rate(target);
+    let f = scenario.defaults.frame_ms;
+    let mut per_turn = Vec::new();
+    for t in &scenario.turns {
+        let key = (t.audio.path.clone(), rate);
+        let samples = match cache.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                let pcm = read_wav(&t.audio.path).with_context(|| format!("turn `{}`", t.id))?;
+                let s = Arc::new(resample(&pcm, rate).samples);
+                cache.insert(key, s.clone());
+                s
+            }
+        };
+        let fr = frames(&crate::audio::Pcm::new(rate, samples.to_vec()), f);
+        per_turn.push(Arc::new(fr.iter().map(|x| targets::encode_frame(target, x)).collect::<Vec<_>>()));
+    }
+    let silence = targets::encode_frame(target, &vec![0; (rate as usize * f as usize) / 1000]);
+    let mut turns = scenario.turns.clone();
+    if !targets::shows_tool_calls(target) {
+        // Audio-only protocols: the agent's tool calls cannot be seen, so they are not scored (n/a, not failed).
+        turns.iter_mut().for_each(|t| t.tool_calls.clear());
+    }
+    Ok(CallPlan {
+        target: target.name.get_ref().clone(),
+        simulated: target.sim.is_some(),
+        turns,
+        tools: scenario.agent.tools.clone(),
+        frames: per_turn,
+        silence,
+        frame_ms: f,
+        turn_timeout: Duration::from_millis(scenario.defaults.turn_timeout_ms as u64),
+    })
+}
