@@ -57,6 +57,7 @@ fn close(what: &str, v: Option<f64>, want: f64, tol: f64, t: &TurnRecord) {
 
 #[test]
 fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
+    let _timing = super::timing_lock();
     let (o, _, _tmp) = run_scenario(
         &format!(
             "{}{}",
@@ -125,6 +126,7 @@ fn stage_times_match_the_configured_profile_and_account_for_the_ttfa() {
 
 #[test]
 fn a_barge_in_cancels_the_in_flight_requests() {
+    let _timing = super::timing_lock();
     let (o, scenario, _tmp) = run_scenario(&target("pipe", "openai", "local", "openai"), 2);
     // The interruption rule: the voiced span reaches 300 ms. "Oh, … actually" has a pause there, so the decision
     // waits for the voice to resume: the first voiced instant ≥ onset + 300 ms, from the corpus annotation.

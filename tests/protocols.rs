@@ -35,6 +35,7 @@ fn targets() -> String {
 /// Issue 7: each protocol's TTFA and barge-in stop against its sim's ground truth, and its tool calls.
 #[test]
 fn every_protocol_matches_ground_truth() {
+    let _timing = super::timing_lock();
     let tmp = tempfile::tempdir().unwrap();
     let path = write_fixed_scenario(tmp.path(), "protocols.toml", &targets());
     let scenario = voicebench::scenario::load(&path).unwrap();

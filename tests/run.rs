@@ -8,6 +8,7 @@ use super::{root, text, voicebench, write_fixed_scenario};
 
 #[test]
 fn fixed_profile_matches_ground_truth() {
+    let _timing = super::timing_lock();
     let tmp = tempfile::tempdir().unwrap();
     // A second target whose every tool call carries a wrong argument: the same calls must score as failures.
     // Two more speak the telephone encoding (G.711 μ-law, 8 kHz) and the legacy beta event names.
@@ -139,6 +140,7 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
 /// seeds are not (false-positive rate over many trials).
 #[test]
 fn gate_flags_a_slower_profile_and_not_noise() {
+    let _timing = super::timing_lock();
     let tmp = tempfile::tempdir().unwrap();
     let corpus = root().join("audio-corpus");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

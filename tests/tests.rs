@@ -14,6 +14,15 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Held by the tests that measure timing against ground truth (and by the heaviest load generator among them, the
+/// gate's 20-trial false-positive run), so they never overlap each other: each measures the harness and the sim,
+/// not another test's calls competing for the same 2 cores. Other tests still run beside them. A panicking holder
+/// poisons the lock; the next test takes it anyway.
+pub fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
