@@ -56,17 +56,9 @@ sim_options = {{ azure = true }}
     let (code, stdout, stderr) = text(&o);
     assert_ne!(code, 101, "the run panicked\n{stderr}");
     assert!(!stdout.contains(KEY) && !stderr.contains(KEY), "the key was printed:\n{stdout}\n{stderr}");
-    let mut stack = vec![out.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let body = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                assert!(!body.contains(KEY), "{} contains the key", p.display());
-            }
-        }
+    for p in super::files_under(&out) {
+        let body = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+        assert!(!body.contains(KEY), "{} contains the key", p.display());
     }
     let turns: Vec<serde_json::Value> = std::fs::read_to_string(out.join("turns.jsonl"))
         .unwrap()

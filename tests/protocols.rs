@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use voicebench::run::bench::{fixed_scenario_toml, join, quantile};
 use voicebench::run::{RunOptions, run};
 
-use super::{root, text, write_fixed_scenario};
+use super::{files_under, root, text, write_fixed_scenario};
 
 const SIM: &str = "sim_options = { reply_delay_ms = 400, leading_silence_ms = 0, vad_silence_ms = 500, interrupt_delay_ms = 100, tool_delay_ms = 300, tool_arg_deltas = 8 }";
 
@@ -113,20 +113,6 @@ fn every_protocol_matches_ground_truth() {
         let needle = voicebench::sim::SIM_GEMINI_KEY.as_bytes();
         assert!(!body.windows(needle.len()).any(|w| w == needle), "{} contains the key", p.display());
     }
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Issue 7: Gemini errors arrive as close codes and are reported with their category and code; the key (from

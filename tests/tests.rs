@@ -42,6 +42,20 @@ pub fn voicebench(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_voicebench")).args(args).current_dir(dir).output().expect("voicebench runs")
 }
 
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Exit code, stdout and stderr of a run, as text.
 pub fn text(o: &Output) -> (i32, String, String) {
     (
