@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::GateError;
+use crate::report::read::ReadError;
 
 /// The store when `VOICEBENCH_BASELINES` is unset.
 pub const DEFAULT_STORE: &str = ".voicebench/baselines";
@@ -40,11 +41,11 @@ pub fn save_baseline(report_dir: &Path, name: &str, store: &Path) -> Result<Path
     }
     for f in FILES {
         if !report_dir.join(f).is_file() {
-            return Err(GateError::NotAReport {
+            return Err(GateError::Read(ReadError::NotAReport {
                 dir: report_dir.to_owned(),
                 missing: f,
                 hint: "only a finished run's report directory can be saved as a baseline".into(),
-            });
+            }));
         }
     }
     let dest = store.join(name);
@@ -100,11 +101,11 @@ pub fn resolve_baseline(arg: &str, store: &Path) -> Result<PathBuf, GateError> {
         }
     }
     if path.is_dir() {
-        return Err(GateError::NotAReport {
+        return Err(GateError::Read(ReadError::NotAReport {
             dir: path.to_owned(),
             missing: "turns.jsonl",
             hint: "give a report directory or the name of a saved baseline".into(),
-        });
+        }));
     }
     if valid_name(arg) {
         return Err(GateError::NoBaseline {

@@ -210,26 +210,6 @@ pub enum GateError {
         /// Why.
         source: io::Error,
     },
-    /// A file of a report is not what voicebench writes.
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line, when known.
-        line: Option<usize>,
-        /// What is wrong.
-        message: String,
-    },
-    /// A directory that should be a report directory is not one.
-    #[error("{} is not a voicebench report directory: {missing} is missing ({hint})", dir.display())]
-    NotAReport {
-        /// The directory.
-        dir: PathBuf,
-        /// The file it lacks.
-        missing: &'static str,
-        /// What to do.
-        hint: String,
-    },
     /// A `--slo KEY=VALUE` (or an SLO in summary.json) is not valid.
     #[error("invalid SLO `{arg}`: {message}{}", if hint.is_empty() { String::new() } else { format!("; {hint}") })]
     BadSlo {
@@ -279,7 +259,8 @@ pub enum GateError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
-    /// A report directory (the one judged or the baseline) could not be read.
+    /// A report directory (the one judged or the baseline) could not be read, is not one, or holds a file that is
+    /// not what voicebench writes.
     #[error(transparent)]
     Read(#[from] ReadError),
 }
@@ -298,10 +279,12 @@ pub fn scenario_slos(report: &Report) -> Result<Vec<Slo>, GateError> {
     s.slo
         .iter()
         .map(|(key, threshold)| {
-            slo::make_slo(key, threshold).map_err(|e| GateError::Parse {
-                path: path.clone(),
-                line: None,
-                message: format!("bad SLO in `slo`: {e}"),
+            slo::make_slo(key, threshold).map_err(|e| {
+                GateError::Read(ReadError::Parse {
+                    path: path.clone(),
+                    line: None,
+                    message: format!("bad SLO in `slo`: {e}"),
+                })
             })
         })
         .collect()
