@@ -307,6 +307,14 @@ fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate
         eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
         return Ok(2);
     }
+    // A target none of whose calls worked measured nothing: that is an error whatever the gate would say.
+    let dead = dead_targets(&outcome.summary);
+    if !dead.is_empty() {
+        for d in &dead {
+            eprintln!("error: {d}");
+        }
+        return Ok(2);
+    }
     match gate_opts {
         Some(o) => {
             let report = crate::gate::evaluate(&outcome.out_dir, &o)?;
@@ -315,6 +323,19 @@ fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate
         }
         None => Ok(0),
     }
+}
+
+/// One line per target all of whose calls failed, with the failures by category.
+fn dead_targets(summary: &crate::report::Summary) -> Vec<String> {
+    summary
+        .targets
+        .iter()
+        .filter(|t| t.calls > 0 && t.counts.calls_failed == t.calls)
+        .map(|t| {
+            let why: Vec<String> = t.call_errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            format!("target `{}`: all {} calls failed ({})", t.name, t.calls, why.join(", "))
+        })
+        .collect()
 }
 
 /// After a run: the pages, from the directory alone as `voicebench report` makes them, and the head to head when

@@ -17,6 +17,7 @@ pub mod plots;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod secret;
 pub mod sim;
 pub mod stats;
 pub mod targets;

@@ -174,6 +174,44 @@ fn gate_flags_a_slower_profile_and_not_noise() {
 /// The same run shows a connect failure recorded as a result and a real target without its key skipped.
 #[test]
 fn ctrl_c_keeps_results_and_failures_are_results() {
+    interrupted_run_keeps_results("-INT");
+}
+
+/// SIGTERM (CI cancellation, `docker stop`, Kubernetes) acts as Ctrl-C: before, the process died with 143 and no
+/// summary.
+#[test]
+fn sigterm_acts_as_ctrl_c() {
+    interrupted_run_keeps_results("-TERM");
+}
+
+/// SIGHUP (the terminal closed) acts as Ctrl-C.
+#[test]
+fn sighup_acts_as_ctrl_c() {
+    interrupted_run_keeps_results("-HUP");
+}
+
+/// A run whose only target cannot be reached at all exits 2 and names the target and the categories, even though
+/// every call's failure is recorded as a result (before, it exited 0).
+#[test]
+fn a_target_whose_calls_all_fail_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target =
+        "[[target]]\nname = \"nobody-home\"\nprotocol = \"openai-realtime\"\nurl = \"ws://127.0.0.1:9/v1/realtime\"\n";
+    let toml = voicebench::run::bench::short_scenario_toml(&root().join("audio-corpus"), target, "");
+    let path = tmp.path().join("s.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, stderr) = text(&voicebench(
+        tmp.path(),
+        &["run", path.to_str().unwrap(), "--calls", "3", "--out", out.to_str().unwrap(), "--quiet"],
+    ));
+    assert_eq!(code, 2, "{stderr}\n{toml}");
+    assert!(stderr.contains("target `nobody-home`: all 3 calls failed (connect 3)"), "{stderr}");
+    assert!(out.join("summary.json").is_file(), "the failures are still a report");
+}
+
+/// Sends `signal` to a run once it has measured a few turns, and checks that what it measured is on disk.
+fn interrupted_run_keeps_results(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let extra = r#"
 [[target]]
@@ -201,7 +239,7 @@ api_key_env = "VOICEBENCH_TEST_KEY_THAT_IS_NOT_SET"
     while std::fs::read_to_string(&turns).map_or(0, |s| s.lines().count()) < 3 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

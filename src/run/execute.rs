@@ -37,6 +37,8 @@ struct Collected {
     calls: Vec<CallRecord>,
     turns: Vec<TurnRecord>,
     interrupted: bool,
+    /// A second signal came: the calls still in flight are abandoned.
+    forced: bool,
 }
 
 impl RunPlan {
@@ -63,6 +65,10 @@ impl RunPlan {
         }));
         let mut progress = Progress::new(total, progress);
         let collected = collect(&mut recorder, turn_rx, call_rx, &stop_tx, &mut progress, notice).await?;
+        if collected.forced {
+            // Dropping the dispatcher's task set aborts every call still in flight.
+            dispatcher.abort();
+        }
         let _ = dispatcher.await;
         progress.finish();
 
@@ -95,7 +101,8 @@ async fn dispatch(d: Dispatch) {
     let Dispatch { scenario, prepared, calls, concurrency, seed, run_start, mut stop, turn_tx, call_tx } = d;
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
-    let mut tasks = Vec::new();
+    // Finished calls are reaped as the dispatcher goes, so memory follows the calls in flight, not `--calls`.
+    let mut tasks = tokio::task::JoinSet::new();
     'dispatch: for call in 0..calls {
         for ti in 0..prepared.len() {
             let phase = Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
@@ -111,18 +118,17 @@ async fn dispatch(d: Dispatch) {
             }
             let (prepared, scenario, turn_tx, call_tx, stop) =
                 (prepared.clone(), scenario.clone(), turn_tx.clone(), call_tx.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _permit = permit;
                 let rec = one_call(&scenario, &prepared[ti], call, phase, run_start, stop, &turn_tx).await;
                 let _ = call_tx.send(rec);
-            }));
+            });
+            while tasks.try_join_next().is_some() {}
         }
     }
     // The channels close once every call has finished.
     drop((turn_tx, call_tx));
-    for t in tasks {
-        let _ = t.await;
-    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The event loop: records turns and calls as they finish (a call's row after its turns'), updates the progress,
@@ -135,13 +141,15 @@ async fn collect(
     progress: &mut Progress,
     notice: &(dyn Fn(&str) + Sync),
 ) -> Result<Collected> {
-    let mut out = Collected { calls: Vec::new(), turns: Vec::new(), interrupted: false };
+    let mut out = Collected { calls: Vec::new(), turns: Vec::new(), interrupted: false, forced: false };
+    let mut signals = StopSignals::new()?;
     let mut turns_open = true;
     let mut calls_open = true;
     while turns_open || calls_open {
         tokio::select! {
             r = turn_rx.recv(), if turns_open => match r {
-                Some(t) => {
+                Some(mut t) => {
+                    sanitise_turn(&mut t);
                     progress.turn(&t);
                     recorder.record_turn(&t).context("writing a turn row")?;
                     out.turns.push(t);
@@ -150,16 +158,23 @@ async fn collect(
             },
             // Turns before calls: a call's record must come after its turns'.
             r = call_rx.recv(), if calls_open && (!turns_open || turn_rx.is_empty()) => match r {
-                Some(c) => {
+                Some(mut c) => {
+                    sanitise_call(&mut c);
                     progress.call(&c);
                     recorder.record_call(&c).context("writing a call row")?;
                     out.calls.push(c);
                 }
                 None => calls_open = false,
             },
-            _ = tokio::signal::ctrl_c(), if !out.interrupted => {
+            name = signals.next() => {
+                if out.interrupted {
+                    // A second signal: no more waiting for the calls in flight to wind down.
+                    notice(&format!("{name} again: abandoning the calls in flight; writing what was recorded…"));
+                    out.forced = true;
+                    break;
+                }
                 out.interrupted = true;
-                notice("interrupted: stopping the calls in flight and writing what was measured…");
+                notice(&format!("{name}: stopping the calls in flight and writing what was measured… (again to stop at once)"));
                 let _ = stop_tx.send(true);
             }
         }
@@ -178,7 +193,14 @@ async fn one_call(
     turns: &mpsc::UnboundedSender<TurnRecord>,
 ) -> CallRecord {
     let t = Instant::now();
-    let connected = targets::connect(scenario, &p.target).await;
+    let mut stop_connect = stop.clone();
+    let connected = tokio::select! {
+        c = targets::connect(scenario, &p.target) => c,
+        _ = stop_connect.wait_for(|s| *s) => Err(targets::SessionError::new(
+            ErrorCategory::Interrupted,
+            "interrupted while connecting".to_string(),
+        )),
+    };
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     match connected {
         Ok(mut session) => {
@@ -198,5 +220,67 @@ async fn one_call(
             error_message: Some(e.message),
             ..Default::default()
         },
+    }
+}
+
+/// The signals that stop a run as Ctrl-C does: SIGINT, and on Unix SIGTERM (CI cancellation, `docker stop`,
+/// Kubernetes) and SIGHUP (the terminal closed). Their handlers are installed when the run starts, so from then on
+/// none of them kills the process before what was measured is written.
+struct StopSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// Waits for the next signal; returns its name for the notice.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.hup.recv() => "SIGHUP",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        }
+    }
+}
+
+/// A turn record made safe to keep: provider text bounded, every registered secret masked.
+fn sanitise_turn(t: &mut TurnRecord) {
+    use crate::secret::{MAX_TEXT, for_row};
+    if let Some(m) = &mut t.error_message {
+        *m = for_row(m, MAX_TEXT);
+    }
+    t.utterance = for_row(&t.utterance, MAX_TEXT);
+}
+
+/// A call record made safe to keep: provider text and ids bounded, every registered secret masked.
+fn sanitise_call(c: &mut CallRecord) {
+    use crate::secret::{MAX_ID, MAX_TEXT, for_row};
+    if let Some(m) = &mut c.error_message {
+        *m = for_row(m, MAX_TEXT);
+    }
+    if let Some(id) = &mut c.session_id {
+        *id = for_row(id, MAX_ID);
     }
 }

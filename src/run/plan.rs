@@ -65,8 +65,12 @@ impl RunPlan {
         let mut sims: Vec<SimHandle> = Vec::new();
         let mut prepared = Vec::new();
         let mut cache = HashMap::new();
-        for t in scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref()))
-        {
+        let selected =
+            || scenario.targets.iter().filter(|t| opts.targets.is_empty() || opts.targets.contains(t.name.get_ref()));
+        // Every key the run can know is registered before anything is dialled, so nothing a provider echoes or an
+        // error quotes can carry one into a row, a page or the terminal.
+        crate::secret::register(&run_secrets(selected()));
+        for t in selected() {
             let target = match resolve_target(scenario, t, seed, &mut sims).await {
                 Ok(target) => target,
                 Err(why) => {
@@ -139,6 +143,26 @@ async fn resolve_target(
         return Err(format!("{} {verb} not set", missing.join(", ")));
     }
     Ok(t.clone())
+}
+
+/// The secrets of `targets`: the values of the key variables they and their stages name (when set), and the
+/// credential-like query parameters of their URLs.
+fn run_secrets<'a>(targets: impl Iterator<Item = &'a Target>) -> crate::secret::Secrets {
+    let mut secrets = crate::secret::Secrets::default();
+    for t in targets {
+        let stages: Vec<&crate::scenario::schema::Stage> =
+            [&t.stt, &t.llm, &t.tts].into_iter().filter_map(|s| s.as_ref().map(|s| s.get_ref())).collect();
+        let vars = t.api_key_env.iter().chain(stages.iter().filter_map(|s| s.api_key_env.as_ref()));
+        for v in vars {
+            if let Some(value) = std::env::var_os(v.get_ref()) {
+                secrets.add(&value.to_string_lossy());
+            }
+        }
+        for url in t.url.iter().chain(stages.iter().filter_map(|s| s.url.as_ref())) {
+            secrets.extend(&crate::secret::Secrets::from_url(url.get_ref()));
+        }
+    }
+    secrets
 }
 
 /// Encodes every turn's utterance as wire frames for a target.
