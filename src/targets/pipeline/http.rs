@@ -43,6 +43,13 @@ use tokio::time::Instant;
 
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: usize = 5;
+/// The most body bytes one response may send (a transcript, a chat stream, a turn's synthesised audio: about six
+/// minutes of 24 kHz speech); past it the response is a Protocol error, so a provider cannot bloat a run.
+pub const MAX_BODY: usize = 16 << 20;
+/// The most bytes of an error response's body that are read (the row keeps at most 1 KiB of it anyway).
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+/// The longest line an SSE stream may send before its newline.
+pub const MAX_SSE_LINE: usize = 1 << 20;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +380,7 @@ impl Client {
             endpoint: endpoint(resp.url()),
             idle: self.settings.idle_timeout,
             inner: Some(resp),
+            read: 0,
         })
     }
 }
@@ -390,6 +398,8 @@ pub struct Response {
     endpoint: String,
     idle: Duration,
     inner: Option<reqwest::Response>,
+    /// Body bytes read so far (bounded by [`MAX_BODY`]).
+    read: usize,
 }
 
 impl Response {
@@ -405,6 +415,14 @@ impl Response {
         match tokio::time::timeout(self.idle, r.chunk()).await {
             Ok(Ok(Some(b))) => {
                 let at = Instant::now();
+                self.read = self.read.saturating_add(b.len());
+                if self.read > MAX_BODY {
+                    self.inner = None;
+                    return Err(HttpError::Protocol {
+                        endpoint: self.endpoint.clone(),
+                        why: format!("the response body went past {} MiB; dropped", MAX_BODY >> 20),
+                    });
+                }
                 Ok(Some((at, b.to_vec())))
             }
             Ok(Ok(None)) => {
@@ -426,13 +444,30 @@ impl Response {
         }
     }
 
-    /// The whole remaining body.
+    /// The whole remaining body (at most [`MAX_BODY`] bytes, or a Protocol error).
     pub async fn body(&mut self) -> Result<Vec<u8>, HttpError> {
         let mut out = Vec::new();
         while let Some((_, c)) = self.chunk().await? {
             out.extend_from_slice(&c);
         }
         Ok(out)
+    }
+
+    /// An error response's body for its message: at most [`MAX_ERROR_BODY`] bytes of it, whatever went wrong
+    /// reading the rest (the connection is dropped then, not drained).
+    pub async fn error_body(&mut self) -> String {
+        let mut out = Vec::new();
+        while out.len() < MAX_ERROR_BODY {
+            match self.chunk().await {
+                Ok(Some((_, c))) => out.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        if out.len() >= MAX_ERROR_BODY {
+            self.inner = None;
+            out.truncate(MAX_ERROR_BODY);
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -443,9 +478,15 @@ pub struct SseParser {
     data: Vec<String>,
 }
 
+/// An SSE stream sent a line or an event longer than [`MAX_SSE_LINE`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("an SSE line or event went past {} KiB without ending", MAX_SSE_LINE >> 10)]
+pub struct SseOverflow;
+
 impl SseParser {
-    /// Feeds bytes; returns the data of every event they completed (multi-line data joined with `\n`).
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+    /// Feeds bytes; returns the data of every event they completed (multi-line data joined with `\n`), or
+    /// [`SseOverflow`] when a line or an event grows past [`MAX_SSE_LINE`].
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, SseOverflow> {
         self.buf.push_str(&String::from_utf8_lossy(bytes));
         let mut out = Vec::new();
         while let Some(i) = self.buf.find('\n') {
@@ -458,9 +499,15 @@ impl SseParser {
                 }
             } else if let Some(d) = line.strip_prefix("data:") {
                 self.data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                if self.data.iter().map(String::len).sum::<usize>() > MAX_SSE_LINE {
+                    return Err(SseOverflow);
+                }
             }
         }
-        out
+        if self.buf.len() > MAX_SSE_LINE {
+            return Err(SseOverflow);
+        }
+        Ok(out)
     }
 }
 

@@ -35,6 +35,9 @@ pub struct ChatDecoder {
     pub calls: Vec<ToolCallAcc>,
     /// The stream's error, if a chunk carried one.
     pub error: Option<String>,
+    /// The first thing the stream did that breaks the protocol or a bound (an unparseable chunk, a tool-call
+    /// index or arguments past their bound): the response is a Protocol failure.
+    pub violation: Option<String>,
 }
 
 impl ChatDecoder {
@@ -45,7 +48,7 @@ impl ChatDecoder {
             return out;
         }
         let Ok(v) = serde_json::from_str::<Json>(data) else {
-            self.error.get_or_insert_with(|| format!("unparseable chunk: {}", truncate(data, 200)));
+            self.violation.get_or_insert_with(|| format!("unparseable chunk: {}", truncate(data, 200)));
             return out;
         };
         if let Some(e) = v.get("error") {
@@ -62,22 +65,7 @@ impl ChatDecoder {
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Json::as_array) {
                 for tc in calls {
-                    let i = tc.get("index").and_then(Json::as_u64).unwrap_or(self.calls.len() as u64) as usize;
-                    while self.calls.len() <= i {
-                        self.calls.push(ToolCallAcc::default());
-                    }
-                    let acc = &mut self.calls[i];
-                    if let Some(id) = tc.get("id").and_then(Json::as_str) {
-                        acc.id = id.to_string();
-                    }
-                    if let Some(f) = tc.get("function") {
-                        if let Some(n) = f.get("name").and_then(Json::as_str) {
-                            acc.name.push_str(n);
-                        }
-                        if let Some(a) = f.get("arguments").and_then(Json::as_str) {
-                            acc.arguments.push_str(a);
-                        }
-                    }
+                    self.tool_delta(tc);
                 }
             }
             if let Some(f) = c.get("finish_reason").and_then(Json::as_str) {
@@ -87,6 +75,45 @@ impl ChatDecoder {
         out
     }
 }
+
+impl ChatDecoder {
+    /// Adds one streamed tool-call fragment to the call at its `index`. The index, the name, the id and the
+    /// arguments come from the provider, so each is bounded before it sizes anything: a fragment past a bound is
+    /// the response's error (Protocol) and is dropped.
+    fn tool_delta(&mut self, tc: &Json) {
+        let i = tc.get("index").and_then(Json::as_u64).unwrap_or(self.calls.len() as u64);
+        if i >= MAX_TOOL_CALLS as u64 {
+            self.violation.get_or_insert_with(|| format!("tool-call index {i} is past the {MAX_TOOL_CALLS} allowed"));
+            return;
+        }
+        let i = i as usize;
+        while self.calls.len() <= i {
+            self.calls.push(ToolCallAcc::default());
+        }
+        let acc = &mut self.calls[i];
+        if let Some(id) = tc.get("id").and_then(Json::as_str) {
+            acc.id = id.chars().take(MAX_NAME).collect();
+        }
+        let f = tc.get("function");
+        let name = f.and_then(|f| f.get("name")).and_then(Json::as_str).unwrap_or("");
+        let args = f.and_then(|f| f.get("arguments")).and_then(Json::as_str).unwrap_or("");
+        if acc.name.len() + name.len() > MAX_NAME || acc.arguments.len() + args.len() > MAX_ARGUMENTS {
+            self.violation.get_or_insert_with(|| {
+                format!("tool call {i}'s name or arguments went past {MAX_NAME} / {MAX_ARGUMENTS} bytes")
+            });
+            return;
+        }
+        acc.name.push_str(name);
+        acc.arguments.push_str(args);
+    }
+}
+
+/// The most tool calls one response may make (indices 0 to this − 1).
+pub const MAX_TOOL_CALLS: usize = 64;
+/// The longest tool name or call id kept.
+pub const MAX_NAME: usize = 256;
+/// The longest arguments text of one tool call.
+pub const MAX_ARGUMENTS: usize = 64 << 10;
 
 fn truncate(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
@@ -182,12 +209,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_call_index_bomb_is_an_error_not_an_allocation() {
+        let mut d = ChatDecoder::default();
+        let bomb = r#"{"choices":[{"delta":{"tool_calls":[{"index":100000000,"id":"c","function":{"name":"x","arguments":"{}"}}]}}]}"#;
+        d.feed(bomb);
+        assert!(d.calls.is_empty(), "nothing sized from the index");
+        assert!(d.violation.as_deref().unwrap().contains("index 100000000"), "{:?}", d.violation);
+        // Arguments that never stop growing are cut off too.
+        let mut d = ChatDecoder::default();
+        let chunk =
+            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"a".repeat(40_000)}}]}}]});
+        d.feed(&chunk.to_string());
+        d.feed(&chunk.to_string());
+        assert_eq!(d.calls[0].arguments.len(), 40_000);
+        assert!(d.violation.is_some());
+    }
+
+    #[test]
     fn errors_and_garbage_are_reported() {
         let mut d = ChatDecoder::default();
         assert!(d.feed(r#"{"error":{"message":"rate limited"}}"#).is_empty());
         assert_eq!(d.error.as_deref(), Some("rate limited"));
         let mut d = ChatDecoder::default();
         d.feed("{not json");
-        assert!(d.error.unwrap().starts_with("unparseable chunk"));
+        assert!(d.violation.unwrap().starts_with("unparseable chunk"));
     }
 }

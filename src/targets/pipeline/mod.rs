@@ -644,8 +644,8 @@ async fn reply_inner(
             .map_err(|e| StageFailure::http("LLM", e))?;
         let _ = ev(AgentEvent::Stage { at: resp.sent, stage: Stage::LlmRequest }).await;
         if resp.status != 200 {
-            let b = resp.body().await.unwrap_or_default();
-            return Err(StageFailure::status("LLM", resp.status, &String::from_utf8_lossy(&b)));
+            let b = resp.error_body().await;
+            return Err(StageFailure::status("LLM", resp.status, &b));
         }
         // The LLM stream and the synthesis of its sentences run side by side.
         let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<String>();
@@ -660,7 +660,9 @@ async fn reply_inner(
             let mut finish_at = None;
             while let Some((at, bytes)) = resp.chunk().await.map_err(|e| StageFailure::http("LLM", e))? {
                 last_at = at;
-                for data in sse.feed(&bytes) {
+                let events =
+                    sse.feed(&bytes).map_err(|e| StageFailure::new(ErrorCategory::Protocol, format!("LLM: {e}")))?;
+                for data in events {
                     let had_calls = dec.calls.len();
                     for e in dec.feed(&data) {
                         match e {
@@ -682,6 +684,10 @@ async fn reply_inner(
                     if dec.calls.len() > had_calls {
                         first_tool.get_or_insert(at);
                     }
+                }
+                if let Some(v) = dec.violation.take() {
+                    // Stop reading: the rest of a stream that broke a bound is not worth a byte more.
+                    return Err(StageFailure::new(ErrorCategory::Protocol, format!("LLM: {v}")));
                 }
             }
             if let Some(s) = sentences.finish() {

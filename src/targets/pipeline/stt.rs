@@ -63,17 +63,17 @@ pub async fn transcribe(
     }
     let mut resp = client.request("POST", "/audio/transcriptions", &headers, &body).await?;
     if resp.status != 200 {
-        let body = resp.body().await.unwrap_or_default();
-        return Err(SttError::Status { status: resp.status, body: String::from_utf8_lossy(&body).into_owned() });
+        return Err(SttError::Status { status: resp.status, body: resp.error_body().await });
     }
     let is_sse = resp.header("content-type").is_some_and(|c| c.starts_with("text/event-stream"));
     if is_sse {
         let mut sse = SseParser::default();
         let mut text = String::new();
         while let Some((at, bytes)) = resp.chunk().await? {
-            for data in sse.feed(&bytes) {
-                let v: Json = serde_json::from_str(&data)
-                    .map_err(|e| SttError::Protocol(format!("bad SSE event ({e}): {data}")))?;
+            for data in sse.feed(&bytes).map_err(|e| SttError::Protocol(e.to_string()))? {
+                let v: Json = serde_json::from_str(&data).map_err(|e| {
+                    SttError::Protocol(format!("bad SSE event ({e}): {}", crate::secret::bound(&data, 256)))
+                })?;
                 match v.get("type").and_then(Json::as_str) {
                     Some("transcript.text.delta") => {
                         text.push_str(v.get("delta").and_then(Json::as_str).unwrap_or(""));
@@ -97,7 +97,8 @@ pub async fn transcribe(
             body.extend_from_slice(&b);
         }
         let v: Json = serde_json::from_slice(&body).map_err(|e| {
-            SttError::Protocol(format!("response is not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+            let shown = crate::secret::bound(&String::from_utf8_lossy(&body[..body.len().min(512)]), 256);
+            SttError::Protocol(format!("response is not JSON ({e}; {} bytes): {shown}", body.len()))
         })?;
         let text =
             v.get("text").and_then(Json::as_str).ok_or_else(|| SttError::Protocol(format!("no `text` in {v}")))?;

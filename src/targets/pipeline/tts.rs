@@ -84,8 +84,7 @@ impl Speech {
         }
         let mut resp = client.request("POST", &path, &headers, body.as_bytes()).await?;
         if resp.status != 200 {
-            let body = resp.body().await.unwrap_or_default();
-            return Err(TtsError::Status { status: resp.status, body: String::from_utf8_lossy(&body).into_owned() });
+            return Err(TtsError::Status { status: resp.status, body: resp.error_body().await });
         }
         let sent = resp.sent;
         Ok(Self { resp, sent, carry: None })

@@ -12,8 +12,8 @@ fn settings() -> HttpSettings {
 #[test]
 fn sse_events_split_across_reads() {
     let mut p = SseParser::default();
-    assert!(p.feed(b"data: {\"a\"").is_empty());
-    let ev = p.feed(b":1}\n\ndata: [DONE]\r\n\r\n: comment\n\n");
+    assert!(p.feed(b"data: {\"a\"").unwrap().is_empty());
+    let ev = p.feed(b":1}\n\ndata: [DONE]\r\n\r\n: comment\n\n").unwrap();
     assert_eq!(ev, vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]);
 }
 
@@ -405,4 +405,37 @@ async fn userinfo_becomes_basic_auth_and_stays_out_of_errors() {
     let dead = Client::new("http://user:hunter22@127.0.0.1:9/v1?api-version=1", &settings()).unwrap();
     let e = dead.request("POST", "/x", &[], b"").await.err().expect("nothing listens on port 9").to_string();
     assert!(!e.contains("hunter22") && !e.contains("user:"), "{e}");
+}
+
+/// A 20 MB body (an STT answering 200 with an HTML page): reading it whole stops at [`MAX_BODY`] with a Protocol
+/// error, and an error response's body is read only as far as [`MAX_ERROR_BODY`].
+#[tokio::test]
+async fn a_huge_body_is_cut_off_not_kept() {
+    let size = 20 << 20;
+    let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    answer.extend(std::iter::repeat_n(b'<', size));
+    let answer: &'static [u8] = Box::leak(answer.into_boxed_slice());
+    let (addr, _) = one_shot_server(answer).await;
+    let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
+    let mut r = c.request("POST", "/audio/transcriptions", &[], b"{}").await.unwrap();
+    let e = r.body().await.err().expect("cut off");
+    assert!(matches!(&e, HttpError::Protocol { why, .. } if why.contains("16 MiB")), "{e}");
+    let mut r = c.request("POST", "/audio/transcriptions", &[], b"{}").await.unwrap();
+    assert_eq!(r.error_body().await.len(), MAX_ERROR_BODY);
+}
+
+#[test]
+fn an_sse_line_that_never_ends_is_an_error() {
+    let mut p = SseParser::default();
+    let chunk = vec![b'x'; 64 << 10];
+    let mut fed = 0;
+    let err = loop {
+        match p.feed(&chunk) {
+            Ok(ev) => assert!(ev.is_empty()),
+            Err(e) => break e,
+        }
+        fed += chunk.len();
+        assert!(fed <= MAX_SSE_LINE + chunk.len(), "never refused");
+    };
+    assert_eq!(err, SseOverflow);
 }
