@@ -171,6 +171,10 @@ pub struct GateArgs {
     /// Also write the verdict as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Judge a report whose summary `voicebench report` rebuilt from the rows of a killed run (refused otherwise:
+    /// the calls in flight when it was killed are missing).
+    #[arg(long)]
+    pub allow_incomplete: bool,
 }
 
 fn parse_slo_arg(s: &str) -> std::result::Result<Slo, String> {
@@ -185,6 +189,7 @@ impl GateArgs {
             || self.noise.is_some()
             || self.junit.is_some()
             || self.json.is_some()
+            || self.allow_incomplete
     }
 
     /// The gate's options, the baseline resolved in `store`.
@@ -197,6 +202,7 @@ impl GateArgs {
             slo_overrides: self.slo.clone(),
             baseline,
             noise: self.noise.unwrap_or(crate::gate::DEFAULT_NOISE),
+            allow_incomplete: self.allow_incomplete,
             ..GateOptions::default()
         })
     }
@@ -376,8 +382,18 @@ fn gate_dir(dir: &Path, gate_args: &GateArgs, format: GateFormat, save_baseline:
     Ok(code)
 }
 
-/// `voicebench report`: rebuild `dir`'s pages and print what was written.
+/// `voicebench report`: rebuild `dir`'s pages and print what was written; a directory a killed run left without
+/// `summary.json` gets one rebuilt from its rows first, marked incomplete.
 fn report(dir: &Path) -> Result<i32> {
+    if crate::report::recover::recoverable(dir) {
+        let s = crate::report::recover::recover(dir)?;
+        let (calls, turns): (u64, u64) =
+            s.targets.iter().map(|t| (t.calls, t.turns)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        eprintln!(
+            "{} had no summary.json (the run was killed): rebuilt it from the rows ({calls} calls, {turns} turns), marked incomplete",
+            dir.display()
+        );
+    }
     let r = crate::pages::render_dir(dir)?;
     for w in &r.warnings {
         eprintln!("warning: {w}");

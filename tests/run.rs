@@ -339,3 +339,64 @@ fn sim_prints_each_targets_protocol() {
     assert!(lines.iter().any(|l| l.starts_with("fixed (simulated, openai-realtime): ws://127.0.0.1:")), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("g (simulated, gemini-live): ws://127.0.0.1:")), "{lines:?}");
 }
+
+/// SIGKILL mid-run leaves rows and `run.json` but no summary: `gate` refuses the directory and says how to recover,
+/// `report` rebuilds `summary.json` from the rows (marked incomplete, its counts exactly the rows'), and the gate
+/// then judges it only with `--allow-incomplete`.
+#[test]
+fn a_killed_run_is_recovered_from_its_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = voicebench::run::bench::short_scenario_toml(
+        &root().join("audio-corpus"),
+        voicebench::run::bench::FIXED_TARGET,
+        "\"ttfa.p95\" = 5000",
+    );
+    let path = tmp.path().join("s.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = tmp.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
+        .args(["run", path.to_str().unwrap(), "--calls", "6", "--concurrency", "3", "--quiet"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let turns = out.join("turns.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&turns).map_or(0, |s| s.lines().count()) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("summary.json").exists(), "killed before the end");
+    let dir = out.to_str().unwrap();
+    let (code, _, stderr) = text(&voicebench(tmp.path(), &["gate", dir]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("`voicebench report DIR` rebuilds it from the rows"), "{stderr}");
+
+    let (code, _, stderr) = text(&voicebench(tmp.path(), &["report", dir]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("rebuilt it from the rows"), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["incomplete"], true);
+    assert_eq!(summary["interrupted"], true);
+    let rows = std::fs::read_to_string(&turns).unwrap().lines().count() as u64;
+    let fixed = &summary["targets"][0];
+    let unreached = fixed["counts"]["turns_unreached"].as_u64().unwrap();
+    assert_eq!(fixed["turns"].as_u64().unwrap(), rows + unreached, "{fixed}");
+    let with_ttfa = std::fs::read_to_string(&turns)
+        .unwrap()
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ttfa_ms"].is_number())
+        .count() as u64;
+    assert_eq!(fixed["metrics"]["ttfa"]["count"].as_u64().unwrap(), with_ttfa, "{fixed}");
+    assert!(out.join("index.html").is_file());
+
+    let (code, _, stderr) = text(&voicebench(tmp.path(), &["gate", dir]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--allow-incomplete"), "{stderr}");
+    let (code, stdout, stderr) = text(&voicebench(tmp.path(), &["gate", dir, "--allow-incomplete"]));
+    assert!(code == 0 || code == 1, "{stderr}");
+    assert!(stdout.contains("ttfa") || stderr.contains("ttfa"), "{stdout}{stderr}");
+}

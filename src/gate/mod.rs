@@ -5,7 +5,7 @@
 //! produced a turn), never from the rounded figures of `summary.json`, which only supplies the scenario's SLOs and
 //! the targets' order:
 //! - [`slo`]: SLO keys and values (`--slo ttfa.p95=800ms`), and one check per SLO per target, reusing the
-//!   report's own [`HistogramSet`] and [`Tally`](crate::metrics::Tally) so the gate and `summary.json` agree;
+//!   report's own [`HistogramSet`](crate::metrics::HistogramSet) and [`Tally`](crate::metrics::Tally) so the gate and `summary.json` agree;
 //! - [`compare`]: criterion-style change detection against a baseline, by a bootstrap over whole calls;
 //! - [`baseline`]: the baseline store (`.voicebench/baselines/<name>/`, raw samples kept);
 //! - reading a report directory back is [`crate::report::read`]'s;
@@ -30,7 +30,6 @@ pub use junit::render_junit;
 pub use render::{render_json, render_markdown, render_table};
 pub use slo::{merge_slos, parse_slo};
 
-use crate::metrics::HistogramSet;
 use crate::report::read::{ReadError, Report};
 use crate::scenario::Slo;
 
@@ -47,6 +46,8 @@ pub struct GateOptions {
     pub bootstrap: usize,
     /// Seed of the bootstrap's generator (the same inputs and seed give the same verdict).
     pub seed: u64,
+    /// Judge a summary rebuilt from the rows of a killed run (`incomplete`) instead of refusing it.
+    pub allow_incomplete: bool,
 }
 
 /// Default noise threshold: a change must be past ±5 % to count.
@@ -64,6 +65,7 @@ impl Default for GateOptions {
             noise: DEFAULT_NOISE,
             bootstrap: DEFAULT_BOOTSTRAP,
             seed: DEFAULT_SEED,
+            allow_incomplete: false,
         }
     }
 }
@@ -259,6 +261,15 @@ pub enum GateError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
+    /// The report's summary was rebuilt from the rows of a run that was killed.
+    #[error(
+        "{}: the run was killed before it finished and its summary was rebuilt from the rows (incomplete): the calls in flight then are missing; judge it anyway with --allow-incomplete",
+        dir.display()
+    )]
+    Incomplete {
+        /// The report directory.
+        dir: PathBuf,
+    },
     /// A report directory (the one judged or the baseline) could not be read, is not one, or holds a file that is
     /// not what voicebench writes.
     #[error(transparent)]
@@ -315,17 +326,15 @@ pub fn evaluate(report_dir: &Path, opts: &GateOptions) -> Result<GateReport, Gat
     }
 
     let mut notes = Vec::new();
-    if current.summary.as_ref().is_some_and(|s| s.interrupted) {
+    if current.summary.as_ref().is_some_and(|s| s.incomplete) {
+        if !opts.allow_incomplete {
+            return Err(GateError::Incomplete { dir: report_dir.to_owned() });
+        }
+        notes.push("the run was killed: its summary was rebuilt from the rows (incomplete)".to_string());
+    } else if current.summary.as_ref().is_some_and(|s| s.interrupted) {
         notes.push("the run was interrupted (Ctrl-C): the figures cover what was measured until then".to_string());
     }
-    let mut set = HistogramSet::new(current.targets.iter().cloned()).with_slos(slos.clone());
-    // Turns before calls, as the recorder sees them: a call's record counts its unreached turns.
-    for t in &current.turns {
-        set.record_turn(t);
-    }
-    for c in &current.calls {
-        set.record_call(c);
-    }
+    let set = crate::report::recover::replay(&current, slos.clone());
 
     let mut checks = Vec::new();
     for m in set.targets() {

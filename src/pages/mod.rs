@@ -297,7 +297,12 @@ pub fn render_markdown(p: &Page) -> String {
             sim.join(", ")
         );
     }
-    if s.interrupted {
+    if s.incomplete {
+        out.push_str(
+            "> **Incomplete:** the run was killed before it wrote its summary; these figures were rebuilt from the \
+             rows, and the calls in flight at the kill are missing.\n\n",
+        );
+    } else if s.interrupted {
         out.push_str(
             "> **Interrupted:** the run was stopped early; these figures cover the calls measured until then.\n\n",
         );
@@ -407,7 +412,12 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
             esc(&sim.join(", "))
         );
     }
-    if s.interrupted {
+    if s.incomplete {
+        o.push_str(
+            "<div class=\"banner int\"><strong>Incomplete:</strong> the run was killed before it wrote its summary; \
+             these figures were rebuilt from the rows, and the calls in flight at the kill are missing.</div>\n",
+        );
+    } else if s.interrupted {
         o.push_str(
             "<div class=\"banner int\"><strong>Interrupted:</strong> the run was stopped early; these figures cover \
              the calls measured until then.</div>\n",

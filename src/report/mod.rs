@@ -18,6 +18,7 @@ pub mod hgrm;
 pub mod hlog;
 pub mod read;
 mod recorder;
+pub mod recover;
 pub mod rows;
 pub mod summary;
 pub mod terminal;

@@ -95,7 +95,11 @@ impl Report {
             return Err(ReadError::NotAReport {
                 dir: dir.to_owned(),
                 missing: "summary.json",
-                hint: "a run writes it when it ends; a run that crashed has none: run it again".into(),
+                hint: if super::recover::recoverable(dir) {
+                    "the run ended without writing it (killed or crashed): `voicebench report DIR` rebuilds it from the rows".into()
+                } else {
+                    "a run writes it when it ends; a run that crashed has none: run it again".into()
+                },
             });
         } else {
             None

@@ -60,6 +60,10 @@ impl Recorder {
         let path = out_dir.join("calls.csv");
         let calls_csv = Sink::create(path.clone(), &rows::calls_csv_header().map_err(csv_err(&path))?)?;
         let set = HistogramSet::new(meta.targets.iter().map(|t| t.name.clone())).with_slos(meta.slo.clone());
+        // The plan, before any call: what `voicebench report` needs to rebuild the summary from the rows if the
+        // process is killed before it writes one.
+        let plan = Summary::build(&meta, &set, meta.started_at, false);
+        write_file(&out_dir.join(super::recover::RUN_JSON), summary_json(&plan).as_bytes())?;
         Ok(Recorder { out_dir: out_dir.to_owned(), meta, turns_csv, turns_jsonl, calls_csv, set })
     }
 

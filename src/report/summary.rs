@@ -35,8 +35,12 @@ pub struct Summary {
     pub started_at: String,
     /// UTC end, RFC 3339.
     pub finished_at: String,
-    /// Whether the run was stopped early (Ctrl-C): the figures cover what was measured until then.
+    /// Whether the run was stopped early (Ctrl-C, SIGTERM, SIGHUP): the figures cover what was measured until then.
     pub interrupted: bool,
+    /// Whether this summary was rebuilt from the rows of a run that ended without writing one (killed, crashed):
+    /// the calls in flight then have no record. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     /// Outgoing frame send lateness over the whole run.
     pub pacing: PacingSummary,
     /// One entry per target, in run order.
@@ -193,6 +197,7 @@ impl Summary {
             started_at: rfc3339(meta.started_at),
             finished_at: rfc3339(finished),
             interrupted,
+            incomplete: false,
             pacing: PacingSummary {
                 frames: p.len(),
                 p50_ms: q(0.5),

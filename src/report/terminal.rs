@@ -30,7 +30,9 @@ pub fn terminal_table(summary: &Summary) -> String {
         "pacing: {} frames, lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         p.frames, p.p50_ms, p.p99_ms, p.max_ms
     );
-    if summary.interrupted {
+    if summary.incomplete {
+        out.push_str("incomplete: the run was killed; these figures were rebuilt from its rows\n");
+    } else if summary.interrupted {
         out.push_str("interrupted: these figures cover the calls measured before the run was stopped\n");
     }
     out
@@ -179,6 +181,7 @@ mod tests {
             started_at: "2025-01-01T00:00:00.000Z".into(),
             finished_at: "2025-01-01T00:01:00.000Z".into(),
             interrupted: false,
+            incomplete: false,
             pacing: PacingSummary { frames: 30000, p50_ms: 0.21, p99_ms: 0.8, max_ms: 3.1 },
             targets: vec![TargetSummary {
                 name: "sim-native".into(),
