@@ -418,7 +418,7 @@ async fn a_huge_body_is_cut_off_not_kept() {
     let (addr, _) = one_shot_server(answer).await;
     let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
     let mut r = c.request("POST", "/audio/transcriptions", &[], b"{}").await.unwrap();
-    let e = r.body().await.err().expect("cut off");
+    let e = r.body().await.expect_err("cut off");
     assert!(matches!(&e, HttpError::Protocol { why, .. } if why.contains("16 MiB")), "{e}");
     let mut r = c.request("POST", "/audio/transcriptions", &[], b"{}").await.unwrap();
     assert_eq!(r.error_body().await.len(), MAX_ERROR_BODY);
