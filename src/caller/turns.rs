@@ -397,17 +397,30 @@ impl Tracker {
                 self.finalize(i, None);
                 continue;
             }
-            // Timeouts: a reply that has not come within the limit after the caller stopped talking.
+            // Timeouts: a reply that has not come, or not finished playing, within the limit after the caller
+            // stopped talking. An agent that sends minutes of audio in a burst then says it is done would
+            // otherwise hold the call for as long as that audio plays.
             let st = &self.state[i];
-            if expects_reply(self.turns[i].expect) && now > st.utt.eos + self.turn_timeout && st.reply.done.is_none() {
-                self.ended.get_or_insert((
-                    ErrorCategory::Timeout,
-                    format!(
-                        "no complete reply within {} ms of the end of turn {}",
-                        self.turn_timeout.as_millis(),
-                        i + 1
-                    ),
-                ));
+            if expects_reply(self.turns[i].expect)
+                && now > st.utt.eos + self.turn_timeout
+                && st.reply.end().is_none_or(|end| end > now)
+            {
+                let limit = self.turn_timeout.as_millis();
+                let why = match st.reply.end() {
+                    Some(end) => {
+                        let why = format!(
+                            "the reply to turn {} plays past the {limit} ms turn timeout (its audio ends {} ms after the caller stopped)",
+                            i + 1,
+                            end.saturating_duration_since(st.utt.eos).as_millis()
+                        );
+                        // The reply came whole, so the call's end alone would not mark this turn: it is the one
+                        // that failed.
+                        self.state[i].error.get_or_insert((ErrorCategory::Timeout, why.clone()));
+                        why
+                    }
+                    None => format!("no complete reply within {limit} ms of the end of turn {}", i + 1),
+                };
+                self.ended.get_or_insert((ErrorCategory::Timeout, why));
             }
         }
         // A turn waiting for an anchor that never comes (the agent never starts or never finishes).

@@ -252,6 +252,27 @@ async fn no_reply_times_out_as_a_result() {
     assert_eq!(recs[0].ttfa_ms, None);
 }
 
+/// An agent that sends 186 s of audio within 2 s and then says it is done: the turn ends at the turn timeout as a
+/// `timeout`, not when the audio would have finished playing three minutes later.
+#[tokio::test(start_paused = true)]
+async fn a_reply_that_plays_past_the_turn_timeout_is_cut_there() {
+    let t0 = Instant::now();
+    let mut tr = tracker(vec![turn(0, Expect::Respond, done(0))], t0);
+    tr.schedule(0, ms_(20));
+    let eos = t0 + ms_(1300);
+    for k in 0..93 {
+        audio(&mut tr, eos + ms_(500 + k * 15), 0, loud(2000));
+    }
+    response_done(&mut tr, eos + ms_(2000));
+    assert!(!tr.poll(eos + ms_(4999)));
+    assert!(tr.poll(eos + ms_(5001)), "the call ends at the turn timeout");
+    let recs = tr.take_records();
+    assert_eq!(recs[0].error, Some(ErrorCategory::Timeout));
+    let msg = recs[0].error_message.as_deref().unwrap();
+    assert!(msg.contains("plays past the 5000 ms turn timeout"), "{msg}");
+    assert_eq!(recs[0].ttfa_ms, Some(500.0), "what was measured is kept");
+}
+
 #[tokio::test(start_paused = true)]
 async fn tool_calls_are_scored_and_answered() {
     let t0 = Instant::now();
