@@ -13,27 +13,22 @@ use std::time::SystemTime;
 
 use super::read::{ReadError, Report};
 use super::summary::{Summary, summary_json};
-use super::{RunMeta, TargetMeta};
+use super::{ReportError, RunMeta, TargetMeta};
 use crate::metrics::HistogramSet;
 use crate::scenario::{Bound, RATES, Slo};
 
 /// The plan of a run, written before its first call.
 pub const RUN_JSON: &str = "run.json";
 
-/// Why a directory could not be recovered.
+/// Why a directory could not be recovered: its plan or rows could not be read, or the summary not written.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
-    /// The rows or `run.json` could not be read.
+    /// Reading `run.json` or the rows.
     #[error(transparent)]
     Read(#[from] ReadError),
-    /// `summary.json` could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// Writing `summary.json`.
+    #[error(transparent)]
+    Write(#[from] ReportError),
 }
 
 /// Replays a report's rows as the recorder saw them: every turn, then every call (a call's record counts the turns
@@ -88,9 +83,8 @@ pub fn recover(dir: &Path) -> Result<Summary, RecoverError> {
     summary.incomplete = true;
     let path = dir.join("summary.json");
     let tmp = dir.join(".summary.json.tmp");
-    std::fs::write(&tmp, summary_json(&summary))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|source| RecoverError::Write { path, source })?;
+    std::fs::write(&tmp, summary_json(&summary)).map_err(ReportError::io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(ReportError::io("write", &path))?;
     Ok(summary)
 }
 
