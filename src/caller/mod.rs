@@ -93,7 +93,8 @@ pub async fn run_call<S: Session>(
                     _ => &plan.silence,
                 };
                 let now = Instant::now();
-                pacer.sent(now);
+                let k = pacer.sent(now);
+                tracker.sent(k, now.saturating_duration_since(pacer.due(k)));
                 if let Err(e) = session.send_frame(frame).await {
                     tracker.abort(e.category, &e.message);
                 }

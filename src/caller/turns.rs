@@ -195,15 +195,37 @@ impl Tracker {
         let k = (since.div_ceil(frame.as_nanos()) as u64).max(first_free);
         let start = self.t0 + frame * k as u32;
         let t = &self.turns[i];
+        let onset = start + Duration::from_secs_f64(t.audio.speech_start_ms / 1000.0);
+        let eos = start + Duration::from_secs_f64(t.audio.speech_end_ms / 1000.0);
+        // The frame carrying instant `x`: frame j carries audio [j·f, (j+1)·f); the end of speech is one past the
+        // last voiced sample, so it belongs to the frame of that sample.
+        let carrying = |x: Instant, end: bool| {
+            let since = x.saturating_duration_since(self.t0).as_nanos();
+            let since = if end { since.saturating_sub(1) } else { since };
+            (since / frame.as_nanos().max(1)) as u64
+        };
         let utt = Utterance {
             start_frame: k,
             start,
-            onset: start + Duration::from_secs_f64(t.audio.speech_start_ms / 1000.0),
-            eos: start + Duration::from_secs_f64(t.audio.speech_end_ms / 1000.0),
+            onset,
+            eos,
+            onset_frame: carrying(onset, false),
+            eos_frame: carrying(eos, true),
         };
         let turn = Turn::new(utt, t.tool_calls.len(), self.early_error.take());
         self.state.push(turn);
         Some(k)
+    }
+
+    /// Frame `k` went out `late` after it was due: the onset or end of speech it carries moves with it (see
+    /// docs/metrics.md, "user_eos"), so the harness's own lateness is never charged to the agent.
+    pub fn sent(&mut self, k: u64, late: Duration) {
+        for st in self.state.iter_mut().rev() {
+            if st.utt.start_frame <= k {
+                st.utt.sent(k, late);
+                break;
+            }
+        }
     }
 
     /// Handles one agent event; returns what the caller must send.

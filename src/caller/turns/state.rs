@@ -13,10 +13,28 @@ pub(super) struct Utterance {
     pub start_frame: u64,
     /// When its first frame is due.
     pub start: Instant,
-    /// When its speech starts (the WAV's speech onset after `start`).
+    /// When its speech starts (the WAV's speech onset after `start`), moved later by the lateness of the frame that
+    /// carried it once that frame has gone out.
     pub onset: Instant,
-    /// When its speech ends (the caller's end of speech).
+    /// When its speech ends (the caller's end of speech), moved later by the lateness of the frame that carried it.
     pub eos: Instant,
+    /// The frames that carry the onset and the end of speech.
+    pub onset_frame: u64,
+    /// See `onset_frame`.
+    pub eos_frame: u64,
+}
+
+impl Utterance {
+    /// Frame `k` went out `late` after it was due: an onset or end of speech it carries reached the wire that much
+    /// later than scheduled, which is the harness's delay, not the agent's, so the instant moves with it.
+    pub fn sent(&mut self, k: u64, late: Duration) {
+        if k == self.onset_frame {
+            self.onset += late;
+        }
+        if k == self.eos_frame {
+            self.eos += late;
+        }
+    }
 }
 
 /// The reply's audio as the caller hears it, from its first chunk on.

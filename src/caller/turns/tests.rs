@@ -273,6 +273,27 @@ async fn a_reply_that_plays_past_the_turn_timeout_is_cut_there() {
     assert_eq!(recs[0].ttfa_ms, Some(500.0), "what was measured is kept");
 }
 
+/// The frame carrying the end of speech went out 3 ms late: `user_eos` moves with it and TTFA is 3 ms shorter, so
+/// the harness's lateness is not charged to the agent; a late frame that carries neither instant moves nothing.
+#[tokio::test(start_paused = true)]
+async fn user_eos_moves_with_the_lateness_of_the_frame_that_carried_it() {
+    let t0 = Instant::now();
+    let mut tr = tracker(vec![turn(0, Expect::Respond, done(0))], t0);
+    tr.schedule(0, ms_(20));
+    // Speech ends at 1300 ms: one past the last voiced sample, which frame 64 ([1280, 1300) ms) carries.
+    tr.sent(63, ms_(7));
+    tr.sent(65, ms_(9));
+    tr.sent(64, ms_(3));
+    let eos = t0 + ms_(1300);
+    audio(&mut tr, eos + ms_(500), 0, loud(400));
+    response_done(&mut tr, eos + ms_(600));
+    assert!(tr.poll(eos + ms_(2000)));
+    let r = &tr.take_records()[0];
+    assert_eq!(r.user_eos_ms, 1303.0);
+    assert_eq!(r.ttfa_ms, Some(497.0));
+    assert_eq!(r.user_onset_ms, 300.0, "the onset's frame (15) went out on time");
+}
+
 #[tokio::test(start_paused = true)]
 async fn tool_calls_are_scored_and_answered() {
     let t0 = Instant::now();
