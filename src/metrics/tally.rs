@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::caller::record::{CallRecord, TurnRecord};
 use crate::scenario::{Bound, Slo};
-use crate::targets::ErrorCategory;
+use crate::model::ErrorCategory;
 
 /// The counters behind a target's rates, in `summary.json`'s order (its `counts` object): one struct for the
 /// recorder's tally and the summary.
