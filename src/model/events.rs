@@ -155,3 +155,33 @@ pub enum AgentEvent {
         reason: String,
     },
 }
+
+/// The most bytes of provider text (an error message, a close reason) any record keeps.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` bounded to [`MAX_ERROR_TEXT`] bytes: a longer one is cut at a character boundary and says how long it was
+/// ("… (truncated, 20480 bytes)").
+pub fn bound_text(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (truncated, {} bytes)", &text[..end], text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_with_its_length_noted() {
+        assert_eq!(bound_text("short"), "short");
+        let long = "é".repeat(10_240);
+        let b = bound_text(&long);
+        assert!(b.ends_with("… (truncated, 20480 bytes)"), "{}", &b[b.len() - 40..]);
+        assert!(b.len() <= MAX_ERROR_TEXT + 40);
+    }
+}

@@ -12,6 +12,8 @@
 //! lists every match that needs the new arm.
 
 pub mod elevenlabs;
+#[cfg(test)]
+mod fuzz;
 pub mod gemini_live;
 pub mod openai_realtime;
 pub mod pipeline;
@@ -23,9 +25,9 @@ pub mod ws_pcm;
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 pub use crate::model::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 use crate::scenario::{Protocol, Scenario, Target};
+use tokio::sync::mpsc;
 
 /// One frame of caller audio, encoded once for the wire (all calls of a target share the encoding).
 #[derive(Debug, Clone)]
@@ -47,9 +49,9 @@ pub struct SessionError {
 }
 
 impl SessionError {
-    /// A new error.
+    /// A new error; the message is bounded ([`crate::model::events::bound_text`]).
     pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
-        Self { category, message: message.into() }
+        Self { category, message: crate::model::events::bound_text(&message.into()) }
     }
 }
 
