@@ -8,8 +8,8 @@
 //! a Twilio mark echo) and the session side's commands (a tool result that needs state only the decoder has), sends
 //! what the decoder asks to send (pongs, mark echoes, `response.create`) before delivering its events, and reports
 //! a close, a read error or the end of the stream once, as `Closed` (after an error event for an error close code
-//! or a protocol violation). Every error message and close reason it delivers is scrubbed and bounded
-//! ([`crate::model::events::bound_text`]).
+//! or a protocol violation). Every text it delivers is scrubbed of the session's secrets, and error messages and
+//! close reasons are bounded ([`crate::model::events::bound_text`]).
 
 use std::sync::Arc;
 
@@ -331,6 +331,22 @@ pub fn spawn_reader<D: Decoder>(stream: Stream, sink: Sink, decoder: D, secrets:
     Conn { sink, events, commands }
 }
 
+/// Masks the secrets in every text an event carries, and bounds error text and close reasons.
+fn scrub_event(e: &mut AgentEvent, secrets: &Secrets) {
+    match e {
+        AgentEvent::Error { message: text, .. } | AgentEvent::Closed { reason: text, .. } => {
+            *text = bound_text(&secrets.scrub(text))
+        }
+        AgentEvent::ToolCall { call_id, name, arguments, .. } => {
+            for text in [call_id, name, arguments] {
+                *text = secrets.scrub(text);
+            }
+        }
+        AgentEvent::Transcript { text, .. } => *text = secrets.scrub(text),
+        _ => {}
+    }
+}
+
 /// The read loop: see the module doc.
 async fn read_loop<D: Decoder>(
     mut stream: Stream,
@@ -341,7 +357,6 @@ async fn read_loop<D: Decoder>(
     secrets: Secrets,
 ) {
     let mut out = Out::default();
-    let mut commands_open = true;
     loop {
         let due = dec.due();
         let mut last = false;
@@ -373,18 +388,17 @@ async fn read_loop<D: Decoder>(
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 dec.on_timer(Instant::now(), &mut out);
             }
-            c = commands.recv(), if commands_open => match c {
+            c = commands.recv() => match c {
                 Some(c) => dec.on_command(c, &mut out),
-                None => commands_open = false,
+                // The session is gone (its events with it): nobody is listening, and the socket can go.
+                None => return,
             },
         }
         for m in out.send.drain(..) {
             let _ = send(&sink, m).await;
         }
         for mut e in out.events.drain(..) {
-            if let AgentEvent::Error { message: text, .. } | AgentEvent::Closed { reason: text, .. } = &mut e {
-                *text = bound_text(&secrets.scrub(text));
-            }
+            scrub_event(&mut e, &secrets);
             if tx.send(e).await.is_err() {
                 return;
             }
@@ -633,10 +647,17 @@ mod tests {
     async fn provider_error_text_is_bounded_and_scrubbed() {
         let text = format!("{KEY} {}", "e".repeat(20_480 - KEY.len() - 1));
         let error = serde_json::json!({"type": "error", "message": text}).to_string();
-        let url = sending(vec![Message::text(error), Message::Close(None)]).await;
+        let transcript = serde_json::json!({"type": "transcript", "role": "agent", "text": format!("key {KEY}")});
+        let url =
+            sending(vec![Message::text(transcript.to_string()), Message::text(error), Message::Close(None)]).await;
         let out = events_from(&url).await;
         match &out[..] {
-            [AgentEvent::Error { category: ErrorCategory::ProviderError, message, .. }, AgentEvent::Closed { .. }] => {
+            [
+                AgentEvent::Transcript { text, .. },
+                AgentEvent::Error { category: ErrorCategory::ProviderError, message, .. },
+                AgentEvent::Closed { .. },
+            ] => {
+                assert_eq!(text, "key ***");
                 assert!(message.starts_with("*** eee"), "{}", &message[..20]);
                 assert!(message.ends_with("… (truncated, 20463 bytes)"), "{}", &message[message.len() - 40..]);
             }
