@@ -644,6 +644,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fragmented_message_over_the_bound_is_a_protocol_error() {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        // Seventeen 1 MiB fragments: each frame is small, the message is not.
+        let mib = vec![0u8; 1 << 20];
+        let mut frames = vec![Message::Frame(Frame::message(mib.clone(), OpCode::Data(Data::Binary), false))];
+        frames.extend(
+            (1..17).map(|k| Message::Frame(Frame::message(mib.clone(), OpCode::Data(Data::Continue), k == 16))),
+        );
+        let out = events_from(&sending(frames).await).await;
+        assert!(
+            matches!(&out[..], [AgentEvent::Error { category: ErrorCategory::Protocol, message, .. }, AgentEvent::Closed { .. }]
+                if message.contains("over the bound of 16777216")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_session_lets_its_socket_go() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+            // One event, then silence: the provider never closes, and nothing would make the reader notice.
+            ws.send(Message::text(r#"{"type":"transcript","text":"hi"}"#)).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let (sink, stream) = dial(request(&url, &secrets()).unwrap(), &secrets()).await.unwrap();
+        let mut conn = spawn_reader(stream, sink, super::super::ws_pcm::Decode::new(16_000), secrets());
+        assert!(matches!(conn.events.recv().await, Some(AgentEvent::Transcript { .. })));
+        drop(conn);
+        tokio::time::timeout(Duration::from_secs(2), server).await.expect("the socket was let go").unwrap();
+    }
+
+    #[tokio::test]
     async fn provider_error_text_is_bounded_and_scrubbed() {
         let text = format!("{KEY} {}", "e".repeat(20_480 - KEY.len() - 1));
         let error = serde_json::json!({"type": "error", "message": text}).to_string();
