@@ -235,7 +235,7 @@ pub(crate) fn num(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::caller::record::{CallRecord, TurnRecord};
-    use crate::targets::ErrorCategory;
+    use crate::model::ErrorCategory;
 
     #[test]
     fn values_in_every_spelling() {

@@ -3,8 +3,11 @@
 //! in report order. The scenario's SLO keys, the caller's records, the histograms, the gate, compare, the plots and
 //! the pages all take their metric list from here ([`METRICS`], the names, is derived from the enum).
 //!
-//! Issue 14 moves more here (the records themselves; `ErrorCategory` and the agent events, today in
-//! `crate::targets`), and the string-keyed uses of [`METRICS`] can take [`Metric`] instead.
+//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`).
+
+pub mod events;
+
+pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,21 +16,16 @@
 //! ([`AgentEvent::SpeechStopped`]); `agent_response` is the agent's text.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::playout::Replies;
-use super::secret::Secrets;
-use super::ws::{self, Sink, Stream};
-use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, Session, SessionError};
+use super::ws::{self, Decoder, Out, WsProtocol, WsSession};
+use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, SessionError};
 use crate::audio::frames::{from_le_bytes, to_le_bytes};
 use crate::audio::mulaw;
 use crate::scenario::schema::AudioFormat;
@@ -141,7 +136,8 @@ impl DecodeState {
 }
 
 /// Decodes one server message (already stamped) into agent events. Pure, for the fixture tests; pings are queued
-/// in `st.pongs` for the reader to answer.
+/// in `st.pongs` for the reader to answer. Everything off the wire is bounded: ids cut to [`ws::MAX_ID`], at most
+/// [`ws::MAX_ITEMS`] audio items, odd PCM16 lengths and bad base64 reported as protocol errors.
 pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentEvent> {
     let mut out = Vec::new();
     match v["type"].as_str().unwrap_or("") {
@@ -156,6 +152,13 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
                 });
                 return out;
             };
+            if matches!(st.format, Format::Pcm(_)) && !bytes.len().is_multiple_of(2) {
+                out.push(AgentEvent::Error {
+                    at,
+                    category: ErrorCategory::Protocol,
+                    message: format!("audio: a PCM16 chunk of {} bytes (odd)", bytes.len()),
+                });
+            }
             let samples = st.format.decode(&bytes);
             if samples.is_empty() {
                 return out;
@@ -169,6 +172,14 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
             }
             if st.current.is_some_and(|c| c != id) {
                 st.end(ResponseStatus::Completed, &mut out);
+            }
+            if !st.items.contains_key(&id) && st.items.len() >= ws::MAX_ITEMS {
+                out.push(AgentEvent::Error {
+                    at,
+                    category: ErrorCategory::Protocol,
+                    message: format!("audio of more than {} responses", ws::MAX_ITEMS),
+                });
+                return out;
             }
             st.current = Some(id);
             let (item, _) = st.replies.audio(at, samples.len());
@@ -186,16 +197,22 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
             // Not the end of a reply's audio: the spoken answer follows the tool result, and the reply ends when
             // that audio stops.
             let c = &v["client_tool_call"];
-            let args = if c["parameters"].is_null() { json!({}) } else { c["parameters"].clone() };
-            out.push(AgentEvent::ToolCall {
-                at,
-                first_at: at,
-                call_id: c["tool_call_id"].as_str().unwrap_or_default().to_string(),
-                name: c["tool_name"].as_str().unwrap_or_default().to_string(),
-                arguments: args.to_string(),
-            });
+            let arguments = if c["parameters"].is_null() { "{}".to_string() } else { c["parameters"].to_string() };
+            let name = ws::cut(c["tool_name"].as_str().unwrap_or_default(), ws::MAX_ID).to_string();
+            if arguments.len() > ws::MAX_ARGUMENTS {
+                let n = arguments.len();
+                let message = format!("tool call {name}: {n} bytes of arguments, over the bound");
+                out.push(AgentEvent::Error { at, category: ErrorCategory::Protocol, message });
+                return out;
+            }
+            let call_id = ws::cut(c["tool_call_id"].as_str().unwrap_or_default(), ws::MAX_ID).to_string();
+            out.push(AgentEvent::ToolCall { at, first_at: at, call_id, name, arguments });
         }
-        "ping" => st.pongs.push(v["ping_event"]["event_id"].clone()),
+        "ping" => st.pongs.push(match &v["ping_event"]["event_id"] {
+            id @ Json::Number(_) => id.clone(),
+            Json::String(id) => Json::String(ws::cut(id, ws::MAX_ID).to_string()),
+            _ => Json::Null,
+        }),
         "user_transcript" => out.push(AgentEvent::SpeechStopped { at }),
         "agent_response" => {
             let t = v["agent_response_event"]["agent_response"].as_str().unwrap_or_default();
@@ -213,14 +230,43 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
     out
 }
 
-/// An ElevenLabs agent conversation.
-pub struct ElevenLabs {
-    sink: Sink,
-    events: mpsc::Receiver<AgentEvent>,
-    conversation_id: Option<String>,
-    output_rate: u32,
-    input_rate: u32,
+impl Decoder for DecodeState {
+    type Command = ();
+
+    fn on_frame(&mut self, at: Instant, msg: &Message, out: &mut Out) {
+        let Some(v) = ws::frame_json(at, msg, true, out) else { return };
+        out.events.extend(decode_message(at, &v, self));
+        // Answered at once: the server measures its latency with it.
+        out.send.extend(
+            self.pongs.drain(..).map(|id| Message::Text(json!({"type": "pong", "event_id": id}).to_string().into())),
+        );
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.replies.due()
+    }
+
+    fn on_timer(&mut self, _now: Instant, out: &mut Out) {
+        self.on_quiet(&mut out.events);
+    }
 }
+
+/// ElevenLabs' sending side: tool results as `client_tool_result`.
+pub struct Side;
+
+impl WsProtocol for Side {
+    type Command = ();
+    const NAME: &'static str = "ElevenLabs";
+
+    async fn send_tool_result(s: &mut ElevenLabs, call_id: &str, output: &str) -> Result<(), SessionError> {
+        let msg = json!({"type": "client_tool_result", "tool_call_id": call_id, "result": output, "is_error": false});
+        s.conn.send(Message::Text(msg.to_string().into())).await
+    }
+    // No truncation: the agent learns what was heard from the interruption itself.
+}
+
+/// An ElevenLabs agent conversation.
+pub type ElevenLabs = WsSession<Side>;
 
 impl ElevenLabs {
     /// Connects and waits for the conversation metadata, within the scenario's `connect_timeout_ms`.
@@ -233,18 +279,8 @@ impl ElevenLabs {
             url.push_str("agent_id=");
             url.push_str(a.get_ref());
         }
-        let mut secrets = Secrets::from_url(&url);
-        let mut req = ws::request(&url, &secrets)?;
-        if let Some(var) = &target.api_key_env {
-            let key = std::env::var(var.get_ref()).map_err(|_| {
-                SessionError::new(ErrorCategory::Auth, format!("environment variable {} is not set", var.get_ref()))
-            })?;
-            secrets.add(&key);
-            let value = HeaderValue::from_str(&key).map_err(|_| {
-                SessionError::new(ErrorCategory::Auth, format!("{} holds characters a header cannot", var.get_ref()))
-            })?;
-            req.headers_mut().insert("xi-api-key", value);
-        }
+        let key_env = target.api_key_env.as_ref().map(|v| v.get_ref().as_str());
+        let (req, secrets) = ws::keyed_request(&url, key_env, "xi-api-key", "")?;
         let want = input_format(target);
         ws::within(scenario, async move {
             let (sink, mut stream) = ws::dial(req, &secrets).await?;
@@ -259,127 +295,29 @@ impl ElevenLabs {
             let fmt = |k: &str| meta[k].as_str().and_then(Format::parse);
             let input = fmt("user_input_audio_format").unwrap_or(Format::Pcm(16_000));
             if input != want {
-                let fix = match input {
-                    Format::Ulaw => "set `audio_format = \"g711_ulaw\"` on the target".to_string(),
-                    Format::Pcm(16_000) => "remove `audio_format` from the target (pcm16 is the default)".to_string(),
-                    Format::Pcm(r) => {
-                        format!("set the agent's user input format to pcm_16000 or ulaw_8000 (it is pcm_{r})")
-                    }
-                };
-                return Err(SessionError::new(
-                    ErrorCategory::Protocol,
-                    format!("the agent expects {} input but this target sends {}: {fix}", input.name(), want.name()),
-                ));
+                return Err(format_mismatch(input, want));
             }
             let output = fmt("agent_output_audio_format").unwrap_or(Format::Pcm(16_000));
-            let conversation_id = meta["conversation_id"].as_str().map(String::from);
-            let (tx, events) = mpsc::channel(1024);
-            let st = Arc::new(Mutex::new(DecodeState::new(output)));
-            tokio::spawn(reader(stream, tx, st, sink.clone(), secrets.clone()));
-            Ok(Self { sink, events, conversation_id, output_rate: output.rate(), input_rate: want.rate() })
+            let conversation_id = meta["conversation_id"].as_str().map(|s| secrets.scrub(ws::cut(s, ws::MAX_ID)));
+            let conn = ws::spawn_reader(stream, sink, DecodeState::new(output), secrets);
+            let (input_rate, output_rate) = (want.rate(), output.rate());
+            Ok(WsSession { conn, input_rate, output_rate, session_id: conversation_id, side: Side })
         })
         .await
     }
 }
 
-async fn reader(
-    mut stream: Stream,
-    tx: mpsc::Sender<AgentEvent>,
-    st: Arc<Mutex<DecodeState>>,
-    sink: Sink,
-    secrets: Secrets,
-) {
-    loop {
-        let due = st.lock().expect("decode state").replies.due();
-        let msg = tokio::select! {
-            m = stream.next() => m,
-            _ = tokio::time::sleep_until(due.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600))), if due.is_some() => {
-                let mut out = Vec::new();
-                st.lock().expect("decode state").on_quiet(&mut out);
-                for e in out {
-                    if tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-        };
-        // The receive instant: before any parsing or decoding.
-        let at = Instant::now();
-        let parsed: Result<Json, _> = match &msg {
-            Some(Ok(Message::Text(t))) => serde_json::from_str(t),
-            Some(Ok(Message::Binary(b))) => serde_json::from_slice(b),
-            Some(Ok(Message::Close(c))) => {
-                ws::report_close(&tx, at, c.as_ref(), &secrets).await;
-                return;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                let _ = tx.send(AgentEvent::Closed { at, reason: secrets.scrub(&e.to_string()) }).await;
-                return;
-            }
-            None => {
-                let _ = tx.send(AgentEvent::Closed { at, reason: "connection closed".into() }).await;
-                return;
-            }
-        };
-        let (evs, pongs) = match parsed {
-            Ok(v) => {
-                let mut s = st.lock().expect("decode state");
-                let evs = decode_message(at, &v, &mut s);
-                (evs, std::mem::take(&mut s.pongs))
-            }
-            Err(e) => (
-                vec![AgentEvent::Error { at, category: ErrorCategory::Protocol, message: format!("not JSON: {e}") }],
-                vec![],
-            ),
-        };
-        for id in pongs {
-            // Answered at once: the server measures its latency with it.
-            let _ = ws::send(&sink, Message::Text(json!({"type": "pong", "event_id": id}).to_string().into())).await;
-        }
-        for e in evs {
-            if tx.send(e).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-impl Session for ElevenLabs {
-    fn input_rate(&self) -> u32 {
-        self.input_rate
-    }
-
-    fn output_rate(&self) -> u32 {
-        self.output_rate
-    }
-
-    fn session_id(&self) -> Option<&str> {
-        self.conversation_id.as_deref()
-    }
-
-    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        ws::send(&self.sink, frame.wire.clone()).await
-    }
-
-    async fn send_tool_result(&mut self, call_id: &str, output: &str) -> Result<(), SessionError> {
-        let msg = json!({"type": "client_tool_result", "tool_call_id": call_id, "result": output, "is_error": false});
-        ws::send(&self.sink, Message::Text(msg.to_string().into())).await
-    }
-
-    async fn truncate(&mut self, _item: u32, _played_ms: u32) -> Result<(), SessionError> {
-        // The agent learns what was heard from the interruption itself.
-        Ok(())
-    }
-
-    fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent> {
-        &mut self.events
-    }
-
-    async fn close(&mut self) {
-        let _ = ws::send(&self.sink, Message::Close(None)).await;
-    }
+/// The agent expects `input` but this target sends `want`: a Protocol error with the fix.
+fn format_mismatch(input: Format, want: Format) -> SessionError {
+    let fix = match input {
+        Format::Ulaw => "set `audio_format = \"g711_ulaw\"` on the target".to_string(),
+        Format::Pcm(16_000) => "remove `audio_format` from the target (pcm16 is the default)".to_string(),
+        Format::Pcm(r) => format!("set the agent's user input format to pcm_16000 or ulaw_8000 (it is pcm_{r})"),
+    };
+    SessionError::new(
+        ErrorCategory::Protocol,
+        format!("the agent expects {} input but this target sends {}: {fix}", input.name(), want.name()),
+    )
 }
 
 #[cfg(test)]

@@ -11,26 +11,25 @@
 //! The reader stamps every frame before decoding it; frames may be text or binary (the service sends binary JSON).
 //! `modelTurn` `inlineData` is 24 kHz PCM audio, one audio item per model turn; `interrupted` flushes playback
 //! ([`AgentEvent::Interrupted`]); `turnComplete` ends the response (cancelled if it was interrupted);
-//! `toolCall` function calls are answered with `toolResponse` (result under `response.output`). Errors arrive
+//! `toolCall` function calls are answered with `toolResponse` (result under `response.output`; the reader sends it,
+//! since only the decoder knows each call's function name). Errors arrive
 //! only as close codes (1007, 1008, 1011): they are reported with their category and code. `goAway` and
 //! `sessionResumptionUpdate` are noted (the latest resumable handle is kept); a call is not resumed on a new socket
 //! (calls are far shorter than the ~10 min connection limit). The key travels in the URL, so every message this
 //! adapter produces is scrubbed of it ([`super::secret`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::secret::Secrets;
-use super::ws::{self, Sink, Stream};
-use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, Session, SessionError};
+use super::ws::{self, Decoder, Out, WsProtocol, WsSession};
+use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, SessionError};
 use crate::audio::frames::{from_le_bytes, to_le_bytes};
 use crate::audio::stream_vad::{StreamVad, VadEvent};
 use crate::scenario::{Scenario, Target};
@@ -107,10 +106,7 @@ fn endpoint(target: &Target) -> Result<(String, Secrets), SessionError> {
     let mut url = target.url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default();
     let mut secrets = Secrets::from_url(&url);
     if let Some(var) = &target.api_key_env {
-        let key = std::env::var(var.get_ref()).map_err(|_| {
-            SessionError::new(ErrorCategory::Auth, format!("environment variable {} is not set", var.get_ref()))
-        })?;
-        secrets.add(&key);
+        let key = ws::env_key(var.get_ref(), &mut secrets)?;
         if !url.contains("key=") {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str("key=");
@@ -119,6 +115,9 @@ fn endpoint(target: &Target) -> Result<(String, Secrets), SessionError> {
     }
     Ok((url, secrets))
 }
+
+/// The longest resumption handle kept (handles are opaque; a longer one is cut).
+const MAX_HANDLE: usize = 4096;
 
 /// What the decoder remembers between server messages.
 #[derive(Debug, Default)]
@@ -137,7 +136,9 @@ pub struct DecodeState {
     pub calls: HashMap<String, String>,
 }
 
-/// Decodes one server message (already stamped) into agent events. Pure, for the fixture tests.
+/// Decodes one server message (already stamped) into agent events. Pure, for the fixture tests. Ids are cut to
+/// [`ws::MAX_ID`], at most [`ws::MAX_ITEMS`] tool calls wait for an answer, and bad base64 or an odd PCM16 length is a
+/// protocol error.
 pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentEvent> {
     let mut out = Vec::new();
     let sc = v.get("serverContent").or_else(|| v.get("server_content"));
@@ -157,6 +158,13 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
                 });
                 continue;
             };
+            if !bytes.len().is_multiple_of(2) {
+                out.push(AgentEvent::Error {
+                    at,
+                    category: ErrorCategory::Protocol,
+                    message: format!("modelTurn inlineData: a PCM16 chunk of {} bytes (odd)", bytes.len()),
+                });
+            }
             let samples = from_le_bytes(&bytes);
             if !samples.is_empty() {
                 st.open = true;
@@ -186,24 +194,77 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
     if let Some(tc) = v.get("toolCall").or_else(|| v.get("tool_call")) {
         let calls = tc.get("functionCalls").or_else(|| tc.get("function_calls")).and_then(Json::as_array);
         for c in calls.into_iter().flatten() {
-            let call_id = c["id"].as_str().unwrap_or_default().to_string();
-            let name = c["name"].as_str().unwrap_or_default().to_string();
+            let call_id = ws::cut(c["id"].as_str().unwrap_or_default(), ws::MAX_ID).to_string();
+            let name = ws::cut(c["name"].as_str().unwrap_or_default(), ws::MAX_ID).to_string();
+            if st.calls.len() >= ws::MAX_ITEMS && !st.calls.contains_key(&call_id) {
+                out.push(AgentEvent::Error {
+                    at,
+                    category: ErrorCategory::Protocol,
+                    message: format!("more than {} unanswered tool calls", ws::MAX_ITEMS),
+                });
+                continue;
+            }
             st.calls.insert(call_id.clone(), name.clone());
             st.open = true;
-            let args = if c["args"].is_null() { json!({}) } else { c["args"].clone() };
-            out.push(AgentEvent::ToolCall { at, first_at: at, call_id, name, arguments: args.to_string() });
+            let arguments = if c["args"].is_null() { "{}".to_string() } else { c["args"].to_string() };
+            if arguments.len() > ws::MAX_ARGUMENTS {
+                let n = arguments.len();
+                let message = format!("tool call {name}: {n} bytes of arguments, over the bound");
+                out.push(AgentEvent::Error { at, category: ErrorCategory::Protocol, message });
+                continue;
+            }
+            out.push(AgentEvent::ToolCall { at, first_at: at, call_id, name, arguments });
         }
     }
     if let Some(u) = v.get("sessionResumptionUpdate").or_else(|| v.get("session_resumption_update"))
         && u["resumable"] == true
         && let Some(h) = u.get("newHandle").or_else(|| u.get("new_handle")).and_then(Json::as_str)
     {
-        st.handle = Some(h.to_string());
+        st.handle = Some(ws::cut(h, MAX_HANDLE).to_string());
     }
     if let Some(g) = v.get("goAway").or_else(|| v.get("go_away")) {
-        st.go_away = Some(g.get("timeLeft").or_else(|| g.get("time_left")).map_or(String::new(), |t| t.to_string()));
+        let left = g.get("timeLeft").or_else(|| g.get("time_left")).map_or(String::new(), |t| t.to_string());
+        st.go_away = Some(ws::cut(&left, ws::MAX_ID).to_string());
     }
     out
+}
+
+/// What the session side asks of the reader.
+pub enum Command {
+    /// Answer tool call `call_id` (the response must name the function, which only the decoder knows).
+    ToolResult {
+        /// The call.
+        call_id: String,
+        /// The result text (JSON, or sent as a string).
+        output: String,
+    },
+    /// The latest resumable handle.
+    Handle(oneshot::Sender<Option<String>>),
+}
+
+impl Decoder for DecodeState {
+    type Command = Command;
+
+    fn on_frame(&mut self, at: Instant, msg: &Message, out: &mut Out) {
+        if let Some(v) = ws::frame_json(at, msg, true, out) {
+            out.events.extend(decode_message(at, &v, self));
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command, out: &mut Out) {
+        match cmd {
+            Command::ToolResult { call_id, output } => {
+                let name = self.calls.remove(&call_id).unwrap_or_default();
+                let output: Json = serde_json::from_str(&output).unwrap_or(Json::String(output));
+                let msg = json!({"toolResponse": {"functionResponses": [
+                    {"id": call_id, "name": name, "response": {"output": output}}]}});
+                out.send.push(Message::Text(msg.to_string().into()));
+            }
+            Command::Handle(reply) => {
+                let _ = reply.send(self.handle.clone());
+            }
+        }
+    }
 }
 
 /// Client-side turn detection for manual activity mode.
@@ -213,15 +274,69 @@ struct Activity {
     events: Vec<VadEvent>,
 }
 
-/// A Gemini Live session.
-pub struct GeminiLive {
-    sink: Sink,
-    events: mpsc::Receiver<AgentEvent>,
-    session_id: Option<String>,
-    state: Arc<Mutex<DecodeState>>,
+/// Gemini's sending side: the client-side turn detection of manual activity mode, and the secrets its send
+/// errors are scrubbed of (the key travels in the URL).
+pub struct Side {
     activity: Option<Activity>,
     secrets: Secrets,
 }
+
+impl WsProtocol for Side {
+    type Command = Command;
+    const NAME: &'static str = "Gemini Live";
+
+    async fn send_frame(s: &mut GeminiLive, frame: &Frame) -> Result<(), SessionError> {
+        let (start, end) = s.side.activity.as_mut().map_or((false, false), |a| a.push(&frame.samples));
+        let mut sink = s.conn.sink.lock().await;
+        let secrets = &s.side.secrets;
+        let scrub = |e: tokio_tungstenite::tungstenite::Error| {
+            SessionError::new(ErrorCategory::Disconnect, secrets.scrub(&format!("WebSocket: {e}")))
+        };
+        use futures_util::SinkExt;
+        if start {
+            sink.feed(Message::Text(r#"{"realtimeInput":{"activityStart":{}}}"#.into())).await.map_err(&scrub)?;
+        }
+        sink.feed(frame.wire.clone()).await.map_err(&scrub)?;
+        if end {
+            sink.feed(Message::Text(r#"{"realtimeInput":{"activityEnd":{}}}"#.into())).await.map_err(&scrub)?;
+        }
+        sink.flush().await.map_err(&scrub)
+    }
+
+    async fn send_tool_result(s: &mut GeminiLive, call_id: &str, output: &str) -> Result<(), SessionError> {
+        s.conn.command(Command::ToolResult { call_id: call_id.to_string(), output: output.to_string() }).await
+    }
+    // No truncation: the server already knows it was interrupted.
+}
+
+impl Activity {
+    /// Runs the VAD over one outgoing frame: whether the caller's activity starts before it, and ends after it.
+    fn push(&mut self, samples: &[i16]) -> (bool, bool) {
+        let (mut start, mut end) = (false, false);
+        self.events.clear();
+        self.vad.push(samples, true, &mut self.events);
+        for e in &self.events {
+            match e {
+                VadEvent::Onset { .. } if !self.speaking => {
+                    self.speaking = true;
+                    start = true;
+                }
+                VadEvent::Silence { .. } if self.speaking => {
+                    self.speaking = false;
+                    end = true;
+                }
+                _ => {}
+            }
+        }
+        if end {
+            self.vad.end_speech();
+        }
+        (start, end)
+    }
+}
+
+/// A Gemini Live session.
+pub type GeminiLive = WsSession<Side>;
 
 impl GeminiLive {
     /// Connects, sends `setup` and waits for `setupComplete`, within the scenario's `connect_timeout_ms`.
@@ -245,7 +360,8 @@ impl GeminiLive {
         let session_id = loop {
             let v = ws::next_json(&mut stream, &secrets).await?;
             if let Some(s) = v.get("setupComplete").or_else(|| v.get("setup_complete")) {
-                break s.get("sessionId").or_else(|| s.get("session_id")).and_then(Json::as_str).map(String::from);
+                let id = s.get("sessionId").or_else(|| s.get("session_id")).and_then(Json::as_str);
+                break id.map(|id| secrets.scrub(ws::cut(id, ws::MAX_ID)));
             }
         };
         let activity = manual(target).then(|| {
@@ -253,123 +369,17 @@ impl GeminiLive {
                 target.turn_detection.as_ref().and_then(|t| t.get_ref().silence_duration_ms).map_or(500.0, f64::from);
             Activity { vad: StreamVad::new(INPUT_RATE, 0.5, silence), speaking: false, events: Vec::new() }
         });
-        let (tx, events) = mpsc::channel(1024);
-        let state = Arc::new(Mutex::new(DecodeState::default()));
-        tokio::spawn(reader(stream, tx, state.clone(), secrets.clone()));
-        Ok(Self { sink, events, session_id, state, activity, secrets })
+        let conn = ws::spawn_reader(stream, sink, DecodeState::default(), secrets.clone());
+        let side = Side { activity, secrets };
+        Ok(WsSession { conn, input_rate: INPUT_RATE, output_rate: OUTPUT_RATE, session_id, side })
     }
 
-    /// The latest resumable session handle the server gave (for a resumed connection's `setup`).
-    pub fn resumption_handle(&self) -> Option<String> {
-        self.state.lock().expect("decode state").handle.clone()
-    }
-}
-
-async fn reader(mut stream: Stream, tx: mpsc::Sender<AgentEvent>, state: Arc<Mutex<DecodeState>>, secrets: Secrets) {
-    loop {
-        let msg = stream.next().await;
-        // The receive instant: before any parsing or decoding.
-        let at = Instant::now();
-        let parsed: Result<Json, _> = match &msg {
-            Some(Ok(Message::Text(t))) => serde_json::from_str(t),
-            Some(Ok(Message::Binary(b))) => serde_json::from_slice(b),
-            Some(Ok(Message::Close(c))) => {
-                ws::report_close(&tx, at, c.as_ref(), &secrets).await;
-                return;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                let _ = tx.send(AgentEvent::Closed { at, reason: secrets.scrub(&e.to_string()) }).await;
-                return;
-            }
-            None => {
-                let _ = tx.send(AgentEvent::Closed { at, reason: "connection closed".into() }).await;
-                return;
-            }
-        };
-        let evs = match parsed {
-            Ok(v) => decode_message(at, &v, &mut state.lock().expect("decode state")),
-            Err(e) => {
-                vec![AgentEvent::Error { at, category: ErrorCategory::Protocol, message: format!("not JSON: {e}") }]
-            }
-        };
-        for e in evs {
-            if tx.send(e).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-impl Session for GeminiLive {
-    fn input_rate(&self) -> u32 {
-        INPUT_RATE
-    }
-
-    fn output_rate(&self) -> u32 {
-        OUTPUT_RATE
-    }
-
-    fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
-    }
-
-    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let (mut start, mut end) = (false, false);
-        if let Some(a) = self.activity.as_mut() {
-            a.events.clear();
-            a.vad.push(&frame.samples, true, &mut a.events);
-            for e in &a.events {
-                match e {
-                    VadEvent::Onset { .. } if !a.speaking => {
-                        a.speaking = true;
-                        start = true;
-                    }
-                    VadEvent::Silence { .. } if a.speaking => {
-                        a.speaking = false;
-                        end = true;
-                    }
-                    _ => {}
-                }
-            }
-            if end {
-                a.vad.end_speech();
-            }
-        }
-        let mut sink = self.sink.lock().await;
-        let scrub = |e: tokio_tungstenite::tungstenite::Error| {
-            SessionError::new(ErrorCategory::Disconnect, self.secrets.scrub(&format!("WebSocket: {e}")))
-        };
-        use futures_util::SinkExt;
-        if start {
-            sink.feed(Message::Text(r#"{"realtimeInput":{"activityStart":{}}}"#.into())).await.map_err(&scrub)?;
-        }
-        sink.feed(frame.wire.clone()).await.map_err(&scrub)?;
-        if end {
-            sink.feed(Message::Text(r#"{"realtimeInput":{"activityEnd":{}}}"#.into())).await.map_err(&scrub)?;
-        }
-        sink.flush().await.map_err(&scrub)
-    }
-
-    async fn send_tool_result(&mut self, call_id: &str, output: &str) -> Result<(), SessionError> {
-        let name = self.state.lock().expect("decode state").calls.remove(call_id).unwrap_or_default();
-        let output: Json = serde_json::from_str(output).unwrap_or_else(|_| Json::String(output.to_string()));
-        let msg = json!({"toolResponse": {"functionResponses": [
-            {"id": call_id, "name": name, "response": {"output": output}}]}});
-        ws::send(&self.sink, Message::Text(msg.to_string().into())).await
-    }
-
-    async fn truncate(&mut self, _item: u32, _played_ms: u32) -> Result<(), SessionError> {
-        // Gemini has no truncation: the server already knows it was interrupted.
-        Ok(())
-    }
-
-    fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent> {
-        &mut self.events
-    }
-
-    async fn close(&mut self) {
-        let _ = ws::send(&self.sink, Message::Close(None)).await;
+    /// The latest resumable session handle the server gave (for a resumed connection's `setup`); `None` also once
+    /// the connection is gone.
+    pub async fn resumption_handle(&self) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.conn.command(Command::Handle(tx)).await.ok()?;
+        rx.await.ok().flatten()
     }
 }
 

@@ -11,21 +11,19 @@
 //! `clear` discards it; `clear` flushes playback ([`AgentEvent::Interrupted`]) and ends the reply as cancelled.
 //! Twilio never says a reply is over: it ends when its audio stops. Twilio carries no tool calls.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::playout::Replies;
 use super::secret::Secrets;
-use super::ws::{self, Sink, Stream};
-use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, Session, SessionError};
+use super::ws::{self, Decoder, Out, WsProtocol, WsSession};
+use super::{AgentEvent, ErrorCategory, Frame, ResponseStatus, SessionError};
 use crate::audio::mulaw;
 use crate::scenario::{Scenario, Target};
 
@@ -45,12 +43,12 @@ pub fn media_message(seq: u64, chunk: u64, timestamp_ms: u64, payload: &str, str
     )
 }
 
-/// What the decoder remembers between agent messages.
+/// The Twilio decoder: agent `media` on a playout timeline, marks echoed when the audio before them has played.
 #[derive(Debug)]
 pub struct DecodeState {
     /// Reply bookkeeping, end detection and the playout clock.
     pub replies: Replies,
-    /// Marks not yet echoed: name and when the audio before them has played.
+    /// Marks not yet echoed: name and when the audio before them has played (at most [`ws::MAX_ITEMS`]).
     pub marks: Vec<(String, Instant)>,
 }
 
@@ -91,6 +89,7 @@ impl DecodeState {
 pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> (Vec<AgentEvent>, Vec<String>) {
     let mut out = Vec::new();
     let mut echo = Vec::new();
+    let protocol = |message: String| AgentEvent::Error { at, category: ErrorCategory::Protocol, message };
     match v["event"].as_str().unwrap_or("") {
         "media" => match v["media"]["payload"].as_str().and_then(|p| B64.decode(p).ok()) {
             Some(bytes) if !bytes.is_empty() => {
@@ -99,15 +98,14 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> (Vec<Agent
                 out.push(AgentEvent::Audio { at, item, samples });
             }
             Some(_) => {}
-            None => out.push(AgentEvent::Error {
-                at,
-                category: ErrorCategory::Protocol,
-                message: "media.payload is not base64".into(),
-            }),
+            None => out.push(protocol("media.payload is not base64".into())),
         },
         "mark" => {
-            let name = v["mark"]["name"].as_str().unwrap_or_default().to_string();
+            let name = ws::cut(v["mark"]["name"].as_str().unwrap_or_default(), ws::MAX_ID).to_string();
             match st.replies.play_end().filter(|e| *e > at) {
+                Some(_) if st.marks.len() >= ws::MAX_ITEMS => {
+                    out.push(protocol(format!("more than {} marks waiting for playout", ws::MAX_ITEMS)))
+                }
                 Some(due) => st.marks.push((name, due)),
                 None => echo.push(name),
             }
@@ -130,6 +128,7 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> (Vec<Agent
 }
 
 /// Ids and counters of one stream.
+#[derive(Debug)]
 struct Ids {
     stream_sid: String,
     call_sid: String,
@@ -142,17 +141,94 @@ impl Ids {
     fn next(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The echo of mark `name`.
+    fn mark(&self, name: &str) -> Message {
+        let m = json!({"event": "mark", "sequenceNumber": self.next().to_string(), "streamSid": self.stream_sid,
+            "mark": {"name": name}});
+        Message::Text(m.to_string().into())
+    }
 }
 
-/// A call placed by voicebench acting as Twilio.
-pub struct Twilio {
-    sink: Sink,
-    events: mpsc::Receiver<AgentEvent>,
+/// The read loop's half: the decoder state and the ids its mark echoes carry.
+struct Reader {
+    st: DecodeState,
+    ids: Arc<Ids>,
+}
+
+impl Reader {
+    fn emit(&self, (events, echo): (Vec<AgentEvent>, Vec<String>), out: &mut Out) {
+        out.send.extend(echo.iter().map(|name| self.ids.mark(name)));
+        out.events.extend(events);
+    }
+}
+
+impl Decoder for Reader {
+    type Command = ();
+
+    fn on_frame(&mut self, at: Instant, msg: &Message, out: &mut Out) {
+        if let Some(v) = ws::frame_json(at, msg, true, out) {
+            let r = decode_message(at, &v, &mut self.st);
+            self.emit(r, out);
+        }
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.st.due()
+    }
+
+    fn on_timer(&mut self, now: Instant, out: &mut Out) {
+        let mut events = Vec::new();
+        let echo = self.st.on_timer(now, &mut events);
+        self.emit((events, echo), out);
+    }
+}
+
+/// Twilio's sending side: the stream's ids and counters (each `media` message carries them).
+pub struct Side {
     ids: Arc<Ids>,
     chunk: u64,
     samples_sent: u64,
     stopped: bool,
 }
+
+impl WsProtocol for Side {
+    type Command = ();
+    const NAME: &'static str = "Twilio Media Streams";
+
+    async fn send_frame(s: &mut Twilio, frame: &Frame) -> Result<(), SessionError> {
+        let t = &mut s.side;
+        t.chunk += 1;
+        let timestamp = t.samples_sent * 1000 / RATE as u64;
+        t.samples_sent += frame.samples.len() as u64;
+        let payload = frame.wire.to_text().unwrap_or_default();
+        let text = media_message(t.ids.next(), t.chunk, timestamp, payload, &t.ids.stream_sid);
+        s.conn.send(Message::Text(text.into())).await
+    }
+
+    async fn close(s: &mut Twilio) {
+        let t = &mut s.side;
+        if !t.stopped {
+            t.stopped = true;
+            let stop = json!({"event": "stop", "sequenceNumber": t.ids.next().to_string(),
+                "streamSid": t.ids.stream_sid,
+                "stop": {"accountSid": t.ids.account_sid, "callSid": t.ids.call_sid}});
+            let _ = s.conn.send(Message::Text(stop.to_string().into())).await;
+        }
+        s.conn.close().await
+    }
+}
+
+/// A reader with made-up ids, for the property tests.
+#[cfg(test)]
+pub(crate) fn reader_for_tests() -> impl Decoder<Command = ()> {
+    let ids =
+        Ids { stream_sid: "MZ0".into(), call_sid: "CA0".into(), account_sid: "AC0".into(), seq: AtomicU64::new(1) };
+    Reader { st: DecodeState::default(), ids: Arc::new(ids) }
+}
+
+/// A call placed by voicebench acting as Twilio.
+pub type Twilio = WsSession<Side>;
 
 impl Twilio {
     /// Dials the agent server and starts the stream, within the scenario's `connect_timeout_ms`.
@@ -179,120 +255,26 @@ impl Twilio {
                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1}},
                 "streamSid": ids.stream_sid});
             ws::send(&sink, Message::Text(start.to_string().into())).await?;
-            let (tx, events) = mpsc::channel(1024);
-            tokio::spawn(reader(stream, tx, sink.clone(), ids.clone(), secrets));
-            Ok(Self { sink, events, ids, chunk: 0, samples_sent: 0, stopped: false })
+            let reader = Reader { st: DecodeState::default(), ids: ids.clone() };
+            let conn = ws::spawn_reader(stream, sink, reader, secrets);
+            let session_id = Some(ids.call_sid.clone());
+            let side = Side { ids, chunk: 0, samples_sent: 0, stopped: false };
+            Ok(WsSession { conn, input_rate: RATE, output_rate: RATE, session_id, side })
         })
         .await
-    }
-}
-
-async fn reader(mut stream: Stream, tx: mpsc::Sender<AgentEvent>, sink: Sink, ids: Arc<Ids>, secrets: Secrets) {
-    let st = Arc::new(Mutex::new(DecodeState::default()));
-    loop {
-        let due = st.lock().expect("decode state").due();
-        let (evs, echo) = tokio::select! {
-            m = stream.next() => {
-                // The receive instant: before any parsing or decoding.
-                let at = Instant::now();
-                let parsed: Result<Json, _> = match &m {
-                    Some(Ok(Message::Text(t))) => serde_json::from_str(t),
-                    Some(Ok(Message::Binary(b))) => serde_json::from_slice(b),
-                    Some(Ok(Message::Close(c))) => {
-                        ws::report_close(&tx, at, c.as_ref(), &secrets).await;
-                        return;
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        let _ = tx.send(AgentEvent::Closed { at, reason: secrets.scrub(&e.to_string()) }).await;
-                        return;
-                    }
-                    None => {
-                        let _ = tx.send(AgentEvent::Closed { at, reason: "connection closed".into() }).await;
-                        return;
-                    }
-                };
-                match parsed {
-                    Ok(v) => decode_message(at, &v, &mut st.lock().expect("decode state")),
-                    Err(e) => (vec![AgentEvent::Error { at, category: ErrorCategory::Protocol, message: format!("not JSON: {e}") }], vec![]),
-                }
-            }
-            _ = tokio::time::sleep_until(due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if due.is_some() => {
-                let mut out = Vec::new();
-                let echo = st.lock().expect("decode state").on_timer(Instant::now(), &mut out);
-                (out, echo)
-            }
-        };
-        for name in echo {
-            let m = json!({"event": "mark", "sequenceNumber": ids.next().to_string(), "streamSid": ids.stream_sid,
-                "mark": {"name": name}});
-            let _ = ws::send(&sink, Message::Text(m.to_string().into())).await;
-        }
-        for e in evs {
-            if tx.send(e).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-impl Session for Twilio {
-    fn input_rate(&self) -> u32 {
-        RATE
-    }
-
-    fn output_rate(&self) -> u32 {
-        RATE
-    }
-
-    fn session_id(&self) -> Option<&str> {
-        Some(&self.ids.call_sid)
-    }
-
-    async fn send_frame(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        self.chunk += 1;
-        let timestamp = self.samples_sent * 1000 / RATE as u64;
-        self.samples_sent += frame.samples.len() as u64;
-        let payload = frame.wire.to_text().unwrap_or_default();
-        let text = media_message(self.ids.next(), self.chunk, timestamp, payload, &self.ids.stream_sid);
-        ws::send(&self.sink, Message::Text(text.into())).await
-    }
-
-    async fn send_tool_result(&mut self, _call_id: &str, _output: &str) -> Result<(), SessionError> {
-        Err(SessionError::new(ErrorCategory::Protocol, "Twilio Media Streams carry no tool calls"))
-    }
-
-    async fn truncate(&mut self, _item: u32, _played_ms: u32) -> Result<(), SessionError> {
-        Ok(())
-    }
-
-    fn events(&mut self) -> &mut mpsc::Receiver<AgentEvent> {
-        &mut self.events
-    }
-
-    async fn close(&mut self) {
-        if !self.stopped {
-            self.stopped = true;
-            let stop = json!({"event": "stop", "sequenceNumber": self.ids.next().to_string(),
-                "streamSid": self.ids.stream_sid,
-                "stop": {"accountSid": self.ids.account_sid, "callSid": self.ids.call_sid}});
-            let _ = ws::send(&self.sink, Message::Text(stop.to_string().into())).await;
-        }
-        let _ = ws::send(&self.sink, Message::Close(None)).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Duration;
 
-    fn fixture() -> Json {
-        crate::protocol_fixture("twilio_media_streams_assembled.json")
-    }
+    const FIXTURE: &str = "twilio_media_streams_assembled.json";
 
     #[tokio::test(start_paused = true)]
     async fn agent_messages_of_the_fixture_parse_and_marks_wait_for_playout() {
-        let f = fixture();
+        let f = crate::protocol_fixture(FIXTURE);
         let t0 = Instant::now();
         let mut st = DecodeState::default();
         let mut msgs: Vec<Json> = f["server_to_twilio"].as_array().unwrap().clone();
@@ -317,7 +299,7 @@ mod tests {
 
     #[test]
     fn harness_messages_match_the_fixture_shapes() {
-        let f = fixture();
+        let f = crate::protocol_fixture(FIXTURE);
         let ours = encode_frame(&[0i16; 160]);
         assert_eq!(B64.decode(ours.wire.to_text().unwrap()).unwrap().len(), 160, "20 ms = 160 bytes of μ-law");
         let theirs = &f["twilio_to_server"][2];
