@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Ctx, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Accept, Close, Upgrade, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/twilio";
@@ -29,8 +29,8 @@ pub const PATH: &str = "/twilio";
 pub(crate) struct TwilioAccept;
 
 impl Accept for TwilioAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let conn = Conn::neutral(ctx, shared, idx, WireFormat::Pcmu, WireFormat::Pcmu, false);
+    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _up: &Upgrade) -> (Box<dyn Wire>, Brain) {
+        let conn = Brain::new(ctx, shared, idx, WireFormat::Pcmu, WireFormat::Pcmu, false);
         (Box::new(Twilio::default()), conn)
     }
 
@@ -59,7 +59,13 @@ impl Twilio {
 }
 
 impl Wire for Twilio {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, _out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(
+        &mut self,
+        conn: &mut Brain,
+        msg: Message,
+        at: Instant,
+        _out: &mut Vec<Message>,
+    ) -> Result<(), Close> {
         let Message::Text(t) = msg else { return Err(bad("Twilio sends text frames")) };
         let v: Value = serde_json::from_str(&t).map_err(|e| bad(format!("not JSON: {e}")))?;
         if let Some(n) = v.get("sequenceNumber")
@@ -110,14 +116,14 @@ impl Wire for Twilio {
         }
     }
 
-    fn render(&mut self, _conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Vec<Message>) {
         let sid = self.sid().to_string();
         match sig {
-            Signal::Audio { b64, .. } => out.push(Message::text(format!(
+            Event::Audio { b64, .. } => out.push(Message::text(format!(
                 r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{b64}"}}}}"#
             ))),
-            Signal::Interrupted => out.push(Message::text(json!({"event": "clear", "streamSid": sid}).to_string())),
-            Signal::ResponseDone { cancelled: false, spoke: true, .. } => {
+            Event::Interrupted => out.push(Message::text(json!({"event": "clear", "streamSid": sid}).to_string())),
+            Event::ResponseDone { cancelled: false, spoke: true, .. } => {
                 self.marks_sent += 1;
                 let name = format!("reply_{}", self.marks_sent);
                 out.push(Message::text(json!({"event": "mark", "streamSid": sid, "mark": {"name": name}}).to_string()));

@@ -1,12 +1,12 @@
-//! The protocol-neutral side of the sim: what the agent did ([`Signal`]), and one generic server loop that drives the
-//! shared agent brain ([`super::realtime::Conn`] in neutral mode: VAD, the script's turns, reply planning, barge-in,
-//! ground truth, the profiles) under any wire protocol.
+//! The one server and session loop of every speech-to-speech wire of the sim (OpenAI Realtime, Gemini Live,
+//! ElevenLabs, Twilio, ws-pcm): accept, upgrade, then drive the shared agent brain ([`super::brain::Brain`]: VAD,
+//! the script's turns, reply planning, barge-in, ground truth, the profiles) under the protocol's [`Wire`].
 //!
-//! A protocol's sim is a [`Wire`]: it turns client messages into calls on the brain (audio, a hand-ended turn, a
-//! tool result) and renders the brain's signals as its own messages. Everything about timing stays in the brain,
-//! and the loop here is the OpenAI sim's loop: wait on the socket and the brain's next deadline, run what is due,
-//! render, flush once per wake-up. So a step's ground-truth instant and its bytes on the wire are as close here as
-//! they are in the OpenAI sim, whatever the protocol.
+//! A protocol's sim is an [`Accept`] (its upgrade path and checks, a new session) and a [`Wire`]: it turns client
+//! messages into calls on the brain (audio, a hand-ended turn, a tool result) and renders the brain's events as its
+//! own messages. Everything about timing stays in the brain: the loop waits on the socket and the next deadline
+//! (the brain's or the wire's own), runs what is due, renders, and flushes once per wake-up, so a step's
+//! ground-truth instant and its bytes on the wire are as close as they can be, whatever the protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,41 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Shared;
-use super::realtime::{Conn, Ctx};
-
-/// What the agent did, in the order it did it.
-#[derive(Debug, Clone)]
-pub(crate) enum Signal {
-    /// A chunk of reply audio, base64 in the session's output format.
-    Audio {
-        /// The encoded chunk.
-        b64: Arc<str>,
-    },
-    /// Transcript of the agent's speech (sent just before the audio it belongs to).
-    Transcript(Arc<str>),
-    /// The caller's words, at the end of their turn.
-    UserTranscript(String),
-    /// A barge-in: drop unplayed audio (sent at the sim's `speech_started` instant).
-    Interrupted,
-    /// A complete function call.
-    ToolCall {
-        /// Call id.
-        call_id: String,
-        /// Function name.
-        name: String,
-        /// Argument JSON text.
-        arguments: String,
-    },
-    /// A response ended.
-    ResponseDone {
-        /// Cut by a barge-in or the client.
-        cancelled: bool,
-        /// It sent audio.
-        spoke: bool,
-        /// It was a tool-call response (the spoken reply follows the tool result).
-        tool: bool,
-    },
-}
+use super::brain::{Brain, Ctx, Event};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
 /// Closes the session with a WebSocket close code, the way Gemini reports errors.
 #[derive(Debug, Clone)]
@@ -77,24 +44,43 @@ impl Close {
 
 /// One protocol's side of a simulated session.
 pub(crate) trait Wire: Send + 'static {
+    /// What the server sends as soon as the session opens (OpenAI's `session.created`), if anything.
+    fn start(&mut self, _brain: &mut Brain, _out: &mut Vec<Message>) {}
     /// Handles one client frame (text or binary). `Err` closes the session with that code.
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, out: &mut Vec<Message>) -> Result<(), Close>;
-    /// Renders one signal of the brain.
-    fn render(&mut self, conn: &mut Conn, sig: Signal, out: &mut Vec<Message>);
-    /// The wire's own next deadline (keep-alive pings), if any.
+    fn on_message(&mut self, brain: &mut Brain, msg: Message, at: Instant, out: &mut Vec<Message>)
+    -> Result<(), Close>;
+    /// Renders one event of the brain.
+    fn render(&mut self, brain: &mut Brain, ev: Event, out: &mut Vec<Message>);
+    /// The wire's own next deadline (keep-alive pings, delayed events), if any.
     fn deadline(&self) -> Option<Instant> {
         None
     }
     /// Runs the wire's own timer.
-    fn on_timer(&mut self, _now: Instant, _out: &mut Vec<Message>) {}
+    fn on_timer(&mut self, _brain: &mut Brain, _now: Instant, _out: &mut Vec<Message>) {}
+}
+
+/// The upgrade request as a wire sees it.
+pub(crate) struct Upgrade {
+    /// Path and query.
+    pub uri: Uri,
+    /// Its headers.
+    pub headers: HeaderMap,
 }
 
 /// How a protocol's sim accepts a connection: the upgrade path it serves, and a new session for it.
 pub(crate) trait Accept: Send + Sync + 'static {
-    /// The wire state and its brain for a new connection (`query` is the upgrade URL's query string).
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, query: &str) -> (Box<dyn Wire>, Conn);
     /// The upgrade path (`/…`).
     fn path(&self) -> &'static str;
+    /// Whether the upgrade is accepted: by default, when it asks for [`Self::path`]; else the HTTP status and body.
+    fn check(&self, up: &Upgrade) -> Result<(), (u16, String)> {
+        let path = self.path();
+        if up.uri.path().trim_end_matches('/') != path.trim_end_matches('/') {
+            return Err((404, format!("voicebench sim: no such path {}; connect to {path}", up.uri.path())));
+        }
+        Ok(())
+    }
+    /// The wire state and its brain for a new connection.
+    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, up: &Upgrade) -> (Box<dyn Wire>, Brain);
 }
 
 /// Accepts connections until `stop`; then closes every session and waits for them.
@@ -138,35 +124,57 @@ async fn connection(
     idx: u64,
     stop: watch::Receiver<bool>,
 ) {
-    let path = accept.path();
-    let mut query = String::new();
+    let mut upgrade = None;
     // The handshake API fixes the error type (an HTTP response).
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path().trim_end_matches('/') != path.trim_end_matches('/') {
-            let mut e = ErrorResponse::new(Some(format!(
-                "voicebench sim: no such path {}; connect to {path}",
-                req.uri().path()
-            )));
-            *e.status_mut() = StatusCode::NOT_FOUND;
+        let up = Upgrade { uri: req.uri().clone(), headers: req.headers().clone() };
+        if let Err((status, body)) = accept.check(&up) {
+            let mut e = ErrorResponse::new(Some(body));
+            *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             return Err(e);
         }
-        query = req.uri().query().unwrap_or_default().to_string();
+        upgrade = Some(up);
         Ok(resp)
     };
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(16 * 1024);
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
         return;
     };
-    let (wire, conn) = accept.open(ctx, shared, idx, &query);
-    run(ws, wire, conn, stop).await;
+    let Some(up) = upgrade else { return };
+    let (wire, brain) = accept.open(ctx, shared, idx, &up);
+    run(ws, wire, brain, stop).await;
 }
 
-/// The session loop: the OpenAI sim's, with the protocol's wire in place of its JSON events.
-async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut conn: Conn, mut stop: watch::Receiver<bool>) {
+/// Renders what the brain did since the last call.
+fn render(wire: &mut dyn Wire, brain: &mut Brain, out: &mut Vec<Message>) {
+    for e in brain.take_events() {
+        wire.render(brain, e, out);
+    }
+}
+
+/// Sends what is queued, flushing once; false when the socket failed.
+async fn send(ws: &mut Ws, out: &mut Vec<Message>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    for m in out.drain(..) {
+        if ws.feed(m).await.is_err() {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+/// The session loop: wait on the socket and the next deadline, run what is due, render, flush once.
+async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut brain: Brain, mut stop: watch::Receiver<bool>) {
     let mut out: Vec<Message> = Vec::new();
+    wire.start(&mut brain, &mut out);
+    if !send(&mut ws, &mut out).await {
+        return;
+    }
     loop {
-        let deadline = [conn.deadline(), wire.deadline()].into_iter().flatten().min();
+        let deadline = [brain.deadline(), wire.deadline()].into_iter().flatten().min();
         tokio::select! {
             biased;
             _ = stop.changed() => {
@@ -178,20 +186,18 @@ async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut conn: Conn, mut stop: watc
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))),
                 if deadline.is_some() => {
                 let now = Instant::now();
-                conn.tick(now);
-                wire.on_timer(now, &mut out);
+                brain.tick(now);
+                render(wire.as_mut(), &mut brain, &mut out);
+                wire.on_timer(&mut brain, now, &mut out);
             }
             msg = ws.next() => {
                 let at = Instant::now();
                 match msg {
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                        if let Err(c) = wire.on_message(&mut conn, m, at, &mut out) {
-                            for s in conn.take_signals() {
-                                wire.render(&mut conn, s, &mut out);
-                            }
-                            for m in out.drain(..) {
-                                let _ = ws.feed(m).await;
-                            }
+                        let closed = wire.on_message(&mut brain, m, at, &mut out);
+                        render(wire.as_mut(), &mut brain, &mut out);
+                        if let Err(c) = closed {
+                            send(&mut ws, &mut out).await;
                             let frame = CloseFrame { code: CloseCode::from(c.code), reason: Utf8Bytes::from(c.reason) };
                             let _ = ws.close(Some(frame)).await;
                             return;
@@ -202,20 +208,7 @@ async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut conn: Conn, mut stop: watc
                 }
             }
         }
-        for s in conn.take_signals() {
-            wire.render(&mut conn, s, &mut out);
-        }
-        if out.is_empty() {
-            continue;
-        }
-        let mut failed = false;
-        for m in out.drain(..) {
-            if ws.feed(m).await.is_err() {
-                failed = true;
-                break;
-            }
-        }
-        if failed || ws.flush().await.is_err() {
+        if !send(&mut ws, &mut out).await {
             return;
         }
     }

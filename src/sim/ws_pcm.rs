@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Ctx, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Accept, Close, Upgrade, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/ws";
@@ -31,8 +31,8 @@ pub(crate) struct WsPcmAccept {
 }
 
 impl Accept for WsPcmAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let conn = Conn::neutral(ctx, shared, idx, self.format, self.format, false);
+    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _up: &Upgrade) -> (Box<dyn Wire>, Brain) {
+        let conn = Brain::new(ctx, shared, idx, self.format, self.format, false);
         (Box::new(WsPcm { rate: self.format.rate(), audio: false, bytes: Vec::new() }), conn)
     }
 
@@ -48,7 +48,13 @@ struct WsPcm {
 }
 
 impl Wire for WsPcm {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, _out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(
+        &mut self,
+        conn: &mut Brain,
+        msg: Message,
+        at: Instant,
+        _out: &mut Vec<Message>,
+    ) -> Result<(), Close> {
         match msg {
             Message::Binary(b) => {
                 if !b.len().is_multiple_of(2) {
@@ -79,19 +85,19 @@ impl Wire for WsPcm {
         }
     }
 
-    fn render(&mut self, _conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Vec<Message>) {
         match sig {
-            Signal::Audio { b64, .. } => {
+            Event::Audio { b64, .. } => {
                 self.bytes.clear();
                 if STANDARD.decode_vec(b64.as_bytes(), &mut self.bytes).is_ok() {
                     out.push(Message::Binary(self.bytes.clone().into()));
                 }
             }
-            Signal::Interrupted => out.push(Message::text(r#"{"type":"clear"}"#)),
-            Signal::Transcript(t) => {
+            Event::Interrupted => out.push(Message::text(r#"{"type":"clear"}"#)),
+            Event::Transcript(t) => {
                 out.push(Message::text(json!({"type": "transcript", "role": "agent", "text": &*t}).to_string()))
             }
-            Signal::UserTranscript(t) => {
+            Event::UserTranscript { text: t, .. } => {
                 out.push(Message::text(json!({"type": "transcript", "role": "user", "text": t}).to_string()))
             }
             _ => {}
