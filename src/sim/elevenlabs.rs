@@ -14,7 +14,6 @@
 //! * `ping` every 2 s with an increasing `event_id`; a `pong` that names no ping sent closes with 1008.
 //! * `user_transcript` at the end of each caller turn.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -23,10 +22,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::brain::{Brain, Ctx, Event};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Upgrade, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/v1/convai/conversation";
@@ -34,34 +32,11 @@ pub const PATH: &str = "/v1/convai/conversation";
 /// Keep-alive ping period.
 const PING_EVERY: Duration = Duration::from_secs(2);
 
-/// Accepts ElevenLabs agent conversations.
-pub(crate) struct ElevenLabsAccept {
-    /// μ-law 8 kHz both ways instead of PCM 16 kHz.
-    pub ulaw: bool,
-}
-
-impl Accept for ElevenLabsAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _up: &Upgrade) -> (Box<dyn Wire>, Brain) {
-        let fmt = if self.ulaw { WireFormat::Pcmu } else { WireFormat::Pcm16 };
-        let conn = Brain::new(ctx, shared, idx, fmt, fmt, true);
-        let wire = ElevenLabs {
-            fmt,
-            started: false,
-            response_id: 0,
-            spoke_id: None,
-            text: String::new(),
-            next_ping: None,
-            pings: Vec::new(),
-            ping_id: 1000,
-            calls: Vec::new(),
-            bytes: Vec::new(),
-        };
-        (Box::new(wire), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
-    }
+/// Accepts ElevenLabs agent conversations: PCM 16 kHz both ways, or μ-law 8 kHz (`ulaw`); the agent has the
+/// scenario's tools.
+pub(crate) fn accept(ulaw: bool) -> Plain {
+    let fmt = if ulaw { WireFormat::Pcmu } else { WireFormat::Pcm16 };
+    Plain { path: PATH, input: fmt, output: fmt, tools: true, wire: |fmt| Box::new(ElevenLabs::new(fmt)) }
 }
 
 struct ElevenLabs {
@@ -79,12 +54,29 @@ struct ElevenLabs {
     bytes: Vec<u8>,
 }
 
+impl ElevenLabs {
+    fn new(fmt: WireFormat) -> Self {
+        Self {
+            fmt,
+            started: false,
+            response_id: 0,
+            spoke_id: None,
+            text: String::new(),
+            next_ping: None,
+            pings: Vec::new(),
+            ping_id: 1000,
+            calls: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+}
+
 fn text(v: Value) -> Message {
     Message::text(v.to_string())
 }
 
 impl Wire for ElevenLabs {
-    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close> {
         let Message::Text(t) = msg else {
             return Err(Close::new(1008, "Invalid message received: binary frames are not supported"));
         };
@@ -151,7 +143,7 @@ impl Wire for ElevenLabs {
         }
     }
 
-    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Out) {
         match sig {
             Event::Audio { b64, .. } => {
                 if self.spoke_id != Some(self.response_id) {
@@ -196,7 +188,7 @@ impl Wire for ElevenLabs {
         self.next_ping
     }
 
-    fn on_timer(&mut self, _brain: &mut Brain, now: Instant, out: &mut Vec<Message>) {
+    fn on_timer(&mut self, _brain: &mut Brain, now: Instant, out: &mut Out) {
         let Some(due) = self.next_ping.filter(|d| *d <= now) else { return };
         self.ping_id += 1;
         self.pings.push(self.ping_id);

@@ -14,35 +14,29 @@
 //!   `turnComplete` (no `generationComplete`), `generationComplete` → `turnComplete` + `usageMetadata` →
 //!   `sessionResumptionUpdate`.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::brain::{Brain, Ctx, Event};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Upgrade, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path of the Gemini Developer API's Live endpoint.
 pub const PATH: &str = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent";
 
 const INVALID: &str = "Request contains an invalid argument.";
 
-/// Accepts Gemini Live sessions.
-pub(crate) struct GeminiAccept;
-
-impl Accept for GeminiAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _up: &Upgrade) -> (Box<dyn Wire>, Brain) {
-        let conn = Brain::new(ctx, shared, idx, WireFormat::Pcm16, WireFormat::Pcm24, false);
-        (Box::new(Gemini::default()), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
+/// Accepts Gemini Live sessions: 16 kHz PCM in, 24 kHz out, tools as the `setup` declares them.
+pub(crate) fn accept() -> Plain {
+    Plain {
+        path: PATH,
+        input: WireFormat::Pcm16,
+        output: WireFormat::Pcm24,
+        tools: false,
+        wire: |_| Box::new(Gemini::default()),
     }
 }
 
@@ -72,7 +66,7 @@ fn bin(v: Value) -> Message {
 }
 
 impl Gemini {
-    fn setup(&mut self, conn: &mut Brain, s: &Value, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn setup(&mut self, conn: &mut Brain, s: &Value, out: &mut Out) -> Result<(), Close> {
         if !s.is_object() {
             return Err(Close::new(1007, INVALID));
         }
@@ -134,7 +128,7 @@ impl Gemini {
 }
 
 impl Wire for Gemini {
-    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close> {
         let v: Value = match &msg {
             Message::Text(t) => serde_json::from_str(t),
             Message::Binary(b) => serde_json::from_slice(b),
@@ -171,7 +165,7 @@ impl Wire for Gemini {
         Err(Close::new(1007, INVALID))
     }
 
-    fn render(&mut self, conn: &mut Brain, sig: Event, out: &mut Vec<Message>) {
+    fn render(&mut self, conn: &mut Brain, sig: Event, out: &mut Out) {
         match sig {
             Event::Audio { b64, .. } => {
                 self.open = true;

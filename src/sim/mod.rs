@@ -482,11 +482,11 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
     let initial_turns = openai.initial_turns();
     let accept: Arc<dyn wire::Accept> = match target.protocol.get_ref() {
         Protocol::OpenaiRealtime => Arc::new(openai),
-        Protocol::GeminiLive => Arc::new(gemini::GeminiAccept),
-        Protocol::Elevenlabs => Arc::new(elevenlabs::ElevenLabsAccept {
-            ulaw: target.audio_format.as_ref().is_some_and(|f| *f.get_ref() == AudioFormat::G711Ulaw),
-        }),
-        Protocol::Twilio => Arc::new(twilio::TwilioAccept),
+        Protocol::GeminiLive => Arc::new(gemini::accept()),
+        Protocol::Elevenlabs => Arc::new(elevenlabs::accept(
+            target.audio_format.as_ref().is_some_and(|f| *f.get_ref() == AudioFormat::G711Ulaw),
+        )),
+        Protocol::Twilio => Arc::new(twilio::accept()),
         Protocol::WsPcm => {
             let rate = target.sample_rate.as_ref().map_or(16_000, |r| *r.get_ref());
             let format = match rate {
@@ -494,7 +494,7 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
                 24_000 => replies::WireFormat::Pcm24,
                 _ => return Err(SimError::SampleRate { target: name, rate }),
             };
-            Arc::new(ws_pcm::WsPcmAccept { format })
+            Arc::new(ws_pcm::accept(format))
         }
         p => return Err(SimError::Protocol { target: name, protocol: p.as_str() }),
     };

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Shared;
 use super::brain::{Brain, Ctx, Event};
+use super::replies::WireFormat;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
 /// Closes the session with a WebSocket close code, the way Gemini reports errors.
@@ -45,18 +46,17 @@ impl Close {
 /// One protocol's side of a simulated session.
 pub(crate) trait Wire: Send + 'static {
     /// What the server sends as soon as the session opens (OpenAI's `session.created`), if anything.
-    fn start(&mut self, _brain: &mut Brain, _out: &mut Vec<Message>) {}
+    fn start(&mut self, _brain: &mut Brain, _out: &mut Out) {}
     /// Handles one client frame (text or binary). `Err` closes the session with that code.
-    fn on_message(&mut self, brain: &mut Brain, msg: Message, at: Instant, out: &mut Vec<Message>)
-    -> Result<(), Close>;
+    fn on_message(&mut self, brain: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close>;
     /// Renders one event of the brain.
-    fn render(&mut self, brain: &mut Brain, ev: Event, out: &mut Vec<Message>);
+    fn render(&mut self, brain: &mut Brain, ev: Event, out: &mut Out);
     /// The wire's own next deadline (keep-alive pings, delayed events), if any.
     fn deadline(&self) -> Option<Instant> {
         None
     }
     /// Runs the wire's own timer.
-    fn on_timer(&mut self, _brain: &mut Brain, _now: Instant, _out: &mut Vec<Message>) {}
+    fn on_timer(&mut self, _brain: &mut Brain, _now: Instant, _out: &mut Out) {}
 }
 
 /// The upgrade request as a wire sees it.
@@ -83,14 +83,61 @@ pub(crate) trait Accept: Send + Sync + 'static {
     fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, up: &Upgrade) -> (Box<dyn Wire>, Brain);
 }
 
+/// The accept of a wire with fixed audio formats and no upgrade checks beyond its path.
+pub(crate) struct Plain {
+    /// The upgrade path.
+    pub path: &'static str,
+    /// Caller audio format.
+    pub input: WireFormat,
+    /// Agent audio format.
+    pub output: WireFormat,
+    /// The scenario's tools are declared from the start (an agent configured on the provider's side).
+    pub tools: bool,
+    /// A new session's wire state, given the input format.
+    pub wire: fn(WireFormat) -> Box<dyn Wire>,
+}
+
+impl Accept for Plain {
+    fn path(&self) -> &'static str {
+        self.path
+    }
+
+    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _up: &Upgrade) -> (Box<dyn Wire>, Brain) {
+        ((self.wire)(self.input), Brain::new(ctx, shared, idx, self.input, self.output, self.tools))
+    }
+}
+
+/// What a wire queues to send in one wake-up.
+pub(crate) type Out = Vec<Message>;
+
 /// Accepts connections until `stop`; then closes every session and waits for them.
 pub(crate) async fn serve(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     shared: Arc<Shared>,
     accept: Arc<dyn Accept>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let stop2 = stop.clone();
+    let handle = move |stream: TcpStream, idx: u64| {
+        let _ = stream.set_nodelay(true);
+        let (ctx, shared, stop, accept) = (ctx.clone(), shared.clone(), stop2.clone(), accept.clone());
+        async move { connection(stream, ctx, shared, accept, idx, stop).await }
+    };
+    accept_until_stopped(listener, stop, Duration::from_secs(2), handle).await;
+}
+
+/// The accept loop of every sim server: each connection handled on its own task by `handle(stream, n)` (n counts
+/// from 0 in accept order) until `stop`; then the sessions get `grace` to finish and the rest are aborted.
+pub(crate) async fn accept_until_stopped<F, Fut>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+    handle: F,
+) where
+    F: Fn(TcpStream, u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut conns = JoinSet::new();
     let mut n: u64 = 0;
     loop {
@@ -98,18 +145,15 @@ pub(crate) async fn serve(
             _ = stop.changed() => break,
             acc = listener.accept() => {
                 let Ok((stream, _)) = acc else { continue };
-                let _ = stream.set_nodelay(true);
-                let (ctx, shared, stop, accept) = (ctx.clone(), shared.clone(), stop.clone(), accept.clone());
-                let idx = n;
+                conns.spawn(handle(stream, n));
                 n += 1;
-                conns.spawn(async move { connection(stream, ctx, shared, accept, idx, stop).await });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
     drop(listener);
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+    if tokio::time::timeout(grace, drain).await.is_err() {
         conns.abort_all();
     }
 }

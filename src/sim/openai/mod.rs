@@ -20,7 +20,7 @@ use super::azure::AzureGate;
 use super::brain::{Brain, Ctx, Refused, Turns};
 use super::profile::Profile;
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Upgrade, Wire};
+use super::wire::{Accept, Close, Out, Upgrade, Wire};
 use crate::scenario::Target;
 use crate::scenario::schema::AudioFormat;
 use events::{ClientEvent, parse_event};
@@ -191,18 +191,12 @@ struct OpenAi {
 const TRANSCRIPTION_DELAY_MS: u64 = 300;
 
 impl Wire for OpenAi {
-    fn start(&mut self, brain: &mut Brain, out: &mut Vec<Message>) {
+    fn start(&mut self, brain: &mut Brain, out: &mut Out) {
         let s = self.cfg.to_json(self.dialect, brain.session_id(), self.expires_at);
         self.emit(brain, out, json!({"type": "session.created", "session": s}));
     }
 
-    fn on_message(
-        &mut self,
-        brain: &mut Brain,
-        msg: Message,
-        at: Instant,
-        out: &mut Vec<Message>,
-    ) -> Result<(), Close> {
+    fn on_message(&mut self, brain: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close> {
         match msg {
             Message::Text(t) => self.on_text(brain, &t, at, out),
             Message::Binary(_) => self.error(
@@ -220,7 +214,7 @@ impl Wire for OpenAi {
         Ok(())
     }
 
-    fn render(&mut self, brain: &mut Brain, ev: super::brain::Event, out: &mut Vec<Message>) {
+    fn render(&mut self, brain: &mut Brain, ev: super::brain::Event, out: &mut Out) {
         self.render_event(brain, ev, out);
     }
 
@@ -228,7 +222,7 @@ impl Wire for OpenAi {
         self.later.iter().map(|(t, _)| *t).min()
     }
 
-    fn on_timer(&mut self, brain: &mut Brain, now: Instant, out: &mut Vec<Message>) {
+    fn on_timer(&mut self, brain: &mut Brain, now: Instant, out: &mut Out) {
         while let Some(pos) = self.later.iter().position(|(t, _)| *t <= now) {
             let (_, ev) = self.later.swap_remove(pos);
             self.emit(brain, out, ev);
@@ -237,7 +231,7 @@ impl Wire for OpenAi {
 }
 
 impl OpenAi {
-    fn emit(&mut self, brain: &mut Brain, out: &mut Vec<Message>, mut v: Value) {
+    fn emit(&mut self, brain: &mut Brain, out: &mut Out, mut v: Value) {
         let id = brain.new_id("event");
         if let Some(o) = v.as_object_mut() {
             o.insert("event_id".into(), Value::String(id));
@@ -245,7 +239,7 @@ impl OpenAi {
         out.push(Message::text(v.to_string()));
     }
 
-    fn error(&mut self, brain: &mut Brain, out: &mut Vec<Message>, client_event_id: Option<String>, e: ApiError) {
+    fn error(&mut self, brain: &mut Brain, out: &mut Out, client_event_id: Option<String>, e: ApiError) {
         self.emit(
             brain,
             out,
@@ -259,7 +253,7 @@ impl OpenAi {
         self.dialect == Dialect::Ga
     }
 
-    fn on_text(&mut self, brain: &mut Brain, text: &str, at: Instant, out: &mut Vec<Message>) {
+    fn on_text(&mut self, brain: &mut Brain, text: &str, at: Instant, out: &mut Out) {
         let mut scratch = std::mem::take(&mut self.scratch);
         match parse_event(text, self.dialect, self.cfg.input_format, &mut scratch) {
             Err((eid, e)) => {
@@ -279,13 +273,7 @@ impl OpenAi {
         }
     }
 
-    fn on_event(
-        &mut self,
-        brain: &mut Brain,
-        ev: ClientEvent,
-        at: Instant,
-        out: &mut Vec<Message>,
-    ) -> Result<(), ApiError> {
+    fn on_event(&mut self, brain: &mut Brain, ev: ClientEvent, at: Instant, out: &mut Out) -> Result<(), ApiError> {
         match ev {
             ClientEvent::Append(_) => unreachable!("handled in on_text"),
             ClientEvent::SessionUpdate(s) => {
@@ -360,7 +348,7 @@ impl OpenAi {
     fn item_create(
         &mut self,
         brain: &mut Brain,
-        out: &mut Vec<Message>,
+        out: &mut Out,
         previous_item_id: Option<String>,
         mut item: Value,
     ) -> Result<(), ApiError> {
@@ -443,7 +431,7 @@ impl OpenAi {
     }
 
     /// GA: `conversation.item.added` (+ `.done`); beta: `conversation.item.created`.
-    fn announce_item(&mut self, brain: &mut Brain, out: &mut Vec<Message>, prev: Value, item: Value, done_too: bool) {
+    fn announce_item(&mut self, brain: &mut Brain, out: &mut Out, prev: Value, item: Value, done_too: bool) {
         if self.ga() {
             let added = json!({"type": "conversation.item.added", "previous_item_id": prev, "item": item});
             self.emit(brain, out, added);

@@ -9,9 +9,10 @@ use tokio_tungstenite::tungstenite::Message;
 use super::session::{Dialect, SessionConfig};
 use super::{Item, OpenAi, OpenResponse, transcription_delay};
 use crate::sim::brain::{Brain, Event, Usage};
+use crate::sim::wire::Out;
 
 impl OpenAi {
-    pub(super) fn render_event(&mut self, brain: &mut Brain, ev: Event, out: &mut Vec<Message>) {
+    pub(super) fn render_event(&mut self, brain: &mut Brain, ev: Event, out: &mut Out) {
         match ev {
             Event::SpeechStarted { audio_start_ms, item_id } => self.emit(
                 brain,
@@ -107,7 +108,7 @@ impl OpenAi {
         item
     }
 
-    fn committed(&mut self, brain: &mut Brain, out: &mut Vec<Message>, item_id: String) {
+    fn committed(&mut self, brain: &mut Brain, out: &mut Out, item_id: String) {
         let prev = self.last_item_id();
         self.emit(
             brain,
@@ -133,7 +134,7 @@ impl OpenAi {
         self.later.push((at + transcription_delay(), ev));
     }
 
-    fn message_started(&mut self, brain: &mut Brain, out: &mut Vec<Message>, rid: String, item_id: String) {
+    fn message_started(&mut self, brain: &mut Brain, out: &mut Out, rid: String, item_id: String) {
         if let Some(r) = self.resp.as_mut() {
             r.msg_item = item_id.clone();
         }
@@ -159,7 +160,7 @@ impl OpenAi {
     fn call_added(
         &mut self,
         brain: &mut Brain,
-        out: &mut Vec<Message>,
+        out: &mut Out,
         index: usize,
         item_id: String,
         call_id: String,
@@ -187,7 +188,7 @@ impl OpenAi {
     fn call_done(
         &mut self,
         brain: &mut Brain,
-        out: &mut Vec<Message>,
+        out: &mut Out,
         index: usize,
         item_id: String,
         call_id: String,
@@ -215,7 +216,7 @@ impl OpenAi {
 
     /// GA's `conversation.item.done` for a finished output item; the item's final JSON kept and added to the
     /// response's output.
-    fn item_done(&mut self, brain: &mut Brain, out: &mut Vec<Message>, item_id: &str, item: Value) {
+    fn item_done(&mut self, brain: &mut Brain, out: &mut Out, item_id: &str, item: Value) {
         if self.ga() {
             let prev = self.items.iter().position(|x| x.id == item_id).and_then(|p| p.checked_sub(1));
             let prev = prev.map_or(Value::Null, |p| json!(self.items[p].id));
@@ -229,14 +230,7 @@ impl OpenAi {
         }
     }
 
-    fn message_done(
-        &mut self,
-        brain: &mut Brain,
-        out: &mut Vec<Message>,
-        item_id: String,
-        transcript: String,
-        cancelled: bool,
-    ) {
+    fn message_done(&mut self, brain: &mut Brain, out: &mut Out, item_id: String, transcript: String, cancelled: bool) {
         let (rid, _) = self.current();
         let base = json!({"response_id": rid, "item_id": item_id, "output_index": 0, "content_index": 0});
         let mut e = base.clone();
