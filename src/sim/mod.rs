@@ -1,9 +1,10 @@
 //! The embedded simulated providers: real servers on `127.0.0.1:0`, one per simulated target, each speaking its
-//! target's wire protocol — OpenAI Realtime (`realtime`), Gemini Live ([`gemini`]), ElevenLabs Agents
+//! target's wire protocol — OpenAI Realtime (`openai`), Gemini Live ([`gemini`]), ElevenLabs Agents
 //! ([`elevenlabs`]), Twilio Media Streams ([`twilio`]), ws-pcm ([`ws_pcm`]), and the STT, LLM and TTS HTTP services
 //! of a pipeline target (`pipeline`) — that follow the scenario's script like a competent agent, with known timing,
-//! and log ground truth for every response. One agent brain (VAD, the script's turns, reply planning, barge-in,
-//! profiles) drives the speech-to-speech wires (`wire`).
+//! and log ground truth for every response. One agent brain (`brain`: VAD, the script's turns, reply planning,
+//! barge-in, profiles; no protocol in it) is behind every speech-to-speech wire, and one session loop (`wire`)
+//! serves them all. A target's `sim_options.fault` makes its sim play one fault of the catalogue (`fault`).
 //!
 //! The harness (and tests) reach a sim over real sockets at [`SimHandle::url`]; [`SimHandle::point`] points a
 //! target at it. The OpenAI Realtime sim speaks GA by default and the beta dialect when the upgrade request carries
@@ -36,6 +37,7 @@
 pub mod azure;
 mod brain;
 pub mod elevenlabs;
+mod fault;
 pub mod gemini;
 mod openai;
 mod pipeline;
@@ -126,6 +128,18 @@ pub enum SimError {
     /// Ctrl-C handling failed.
     #[error("waiting for Ctrl-C: {0}")]
     Signal(std::io::Error),
+    /// A `sim_options.fault` the target's sim cannot play.
+    #[error("target `{target}`: sim_options.fault = \"{fault}\" does not apply to a `{protocol}` sim: {why}")]
+    Fault {
+        /// Target name.
+        target: String,
+        /// The fault.
+        fault: String,
+        /// The target's protocol.
+        protocol: &'static str,
+        /// Why not.
+        why: &'static str,
+    },
     /// A `ws-pcm` rate the sim does not speak.
     #[error("target `{target}`: the simulated ws-pcm server speaks sample_rate 16000 or 24000, not {rate}")]
     SampleRate {
@@ -498,7 +512,8 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
         }
         p => return Err(SimError::Protocol { target: name, protocol: p.as_str() }),
     };
-    let ctx = brain::Ctx::new(scenario, profile, seed, initial_turns)?;
+    let fault = fault::of(target)?;
+    let ctx = brain::Ctx::new(scenario, profile, seed, initial_turns, fault)?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let url = match target.protocol.get_ref() {

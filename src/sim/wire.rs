@@ -23,9 +23,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::Shared;
 use super::brain::{Brain, Ctx, Event};
 use super::replies::WireFormat;
+use super::{Shared, fault};
+use crate::scenario::schema::SimFault;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
 /// Closes the session with a WebSocket close code, the way Gemini reports errors.
@@ -168,11 +169,20 @@ async fn connection(
     idx: u64,
     stop: watch::Receiver<bool>,
 ) {
+    let fault = ctx.fault;
+    match fault {
+        Some(SimFault::NoHandshake) => return hold(stop).await,
+        Some(SimFault::Slowloris) => return slowloris(stream, stop).await,
+        _ => {}
+    }
     let mut upgrade = None;
     // The handshake API fixes the error type (an HTTP response).
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let up = Upgrade { uri: req.uri().clone(), headers: req.headers().clone() };
+        if let Some(e) = fault.and_then(refusal) {
+            return Err(e);
+        }
         if let Err((status, body)) = accept.check(&up) {
             let mut e = ErrorResponse::new(Some(body));
             *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -187,14 +197,159 @@ async fn connection(
     };
     let Some(up) = upgrade else { return };
     let (wire, brain) = accept.open(ctx, shared, idx, &up);
-    run(ws, wire, brain, stop).await;
+    match fault {
+        Some(SimFault::StallWithoutReading) => {
+            let _ws = ws;
+            hold(stop).await
+        }
+        Some(SimFault::StallAfterAccept) => drain(ws, stop).await,
+        _ => run(ws, wire, brain, fault, stop).await,
+    }
 }
 
-/// Renders what the brain did since the last call.
-fn render(wire: &mut dyn Wire, brain: &mut Brain, out: &mut Vec<Message>) {
+/// What the session loop does after rendering, under a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Go on.
+    Go,
+    /// Send what is queued, then close 1011.
+    Close1011,
+    /// Send what is queued, then reset the TCP connection.
+    Reset,
+}
+
+/// A fault's state in one session.
+struct Faults {
+    fault: Option<SimFault>,
+    /// The mid-reply fault has fired.
+    fired: bool,
+    /// Nothing more goes out (after an error event).
+    muted: bool,
+}
+
+/// Renders what the brain did since the last call; a mid-reply fault fires at the first reply audio.
+fn render(wire: &mut dyn Wire, brain: &mut Brain, out: &mut Out, f: &mut Faults) -> After {
     for e in brain.take_events() {
-        wire.render(brain, e, out);
+        if f.muted {
+            continue;
+        }
+        let Event::Audio { ms, .. } = &e else {
+            wire.render(brain, e, out);
+            continue;
+        };
+        let ms = *ms;
+        let Some(fault) = f.fault.filter(|_| !f.fired) else {
+            wire.render(brain, e, out);
+            continue;
+        };
+        f.fired = true;
+        match fault {
+            SimFault::AudioFlood => {
+                for _ in 0..(fault::FLOOD_MS / ms.max(1.0)).ceil() as usize {
+                    wire.render(brain, e.clone(), out);
+                }
+            }
+            SimFault::InvalidBase64 => wire.render(brain, Event::Audio { b64: "!!not*base64!!".into(), ms }, out),
+            SimFault::OddByteLength => wire.render(brain, Event::Audio { b64: "AAAA".into(), ms }, out),
+            SimFault::ErrorRateLimit | SimFault::ErrorServer => {
+                let (ty, code) = if fault == SimFault::ErrorRateLimit {
+                    ("rate_limit_error", "rate_limit_exceeded")
+                } else {
+                    ("server_error", "server_error")
+                };
+                out.push(Message::text(
+                    serde_json::json!({"type": "error", "event_id": "event_sim_fault", "error": {"type": ty,
+                        "code": code, "message": "The server had an error while processing your request.",
+                        "param": null, "event_id": null}})
+                    .to_string(),
+                ));
+                f.muted = true;
+            }
+            other => {
+                wire.render(brain, e, out);
+                match other {
+                    SimFault::Close1011MidReply => return After::Close1011,
+                    SimFault::TcpResetMidReply => return After::Reset,
+                    SimFault::MalformedJsonMidReply => {
+                        out.push(Message::text(r#"{"type": "response.output_audio.delta", "delta": "#))
+                    }
+                    SimFault::OversizedMessage => out.push(Message::text(fault::oversized(fault::OVERSIZED_BYTES))),
+                    _ => {}
+                }
+            }
+        }
     }
+    After::Go
+}
+
+/// Holds a connection open, doing nothing, until the sim stops.
+async fn hold(mut stop: watch::Receiver<bool>) {
+    let _ = stop.changed().await;
+}
+
+/// Reads and discards every message until the client closes or the sim stops (`stall-after-accept`).
+async fn drain(mut ws: Ws, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            m = ws.next() => if !matches!(m, Some(Ok(_))) { return },
+        }
+    }
+}
+
+/// Reads the upgrade request, then trickles a `101` answer one byte every 500 ms (`slowloris`).
+async fn slowloris(mut stream: TcpStream, mut stop: watch::Receiver<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    for b in answer.iter().cycle().take(1 << 20) {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if stream.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The HTTP refusal of an upgrade-refusing fault.
+fn refusal(fault: SimFault) -> Option<ErrorResponse> {
+    let (status, body) = match fault {
+        SimFault::Http401 => (
+            401,
+            r#"{"error":{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided."}}"#,
+        ),
+        SimFault::Http403 => (
+            403,
+            r#"{"error":{"type":"invalid_request_error","code":"forbidden","message":"Your organization does not have access."}}"#,
+        ),
+        SimFault::Http429 => (
+            429,
+            r#"{"error":{"type":"rate_limit_error","code":"rate_limit_exceeded","message":"Rate limit reached."}}"#,
+        ),
+        SimFault::Http500 => (500, r#"{"error":{"type":"server_error","message":"The server had an error."}}"#),
+        SimFault::Http302 => (302, ""),
+        _ => return None,
+    };
+    let mut e = ErrorResponse::new(Some(body.to_string()));
+    *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if fault == SimFault::Http429 {
+        e.headers_mut().insert("retry-after", tokio_tungstenite::tungstenite::http::HeaderValue::from_static("1"));
+    }
+    if fault == SimFault::Http302 {
+        let to = tokio_tungstenite::tungstenite::http::HeaderValue::from_static("http://127.0.0.1:9/elsewhere");
+        e.headers_mut().insert("location", to);
+    }
+    Some(e)
 }
 
 /// Sends what is queued, flushing once; false when the socket failed.
@@ -211,15 +366,25 @@ async fn send(ws: &mut Ws, out: &mut Vec<Message>) -> bool {
 }
 
 /// The session loop: wait on the socket and the next deadline, run what is due, render, flush once.
-async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut brain: Brain, mut stop: watch::Receiver<bool>) {
-    let mut out: Vec<Message> = Vec::new();
+async fn run(
+    mut ws: Ws,
+    mut wire: Box<dyn Wire>,
+    mut brain: Brain,
+    fault: Option<SimFault>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut out: Out = Vec::new();
+    let mut f = Faults { fault, fired: false, muted: false };
+    if fault == Some(SimFault::MalformedJsonAtSetup) {
+        out.push(Message::text("{\"type\": \"session.created\", \"session\": {"));
+    }
     wire.start(&mut brain, &mut out);
     if !send(&mut ws, &mut out).await {
         return;
     }
     loop {
         let deadline = [brain.deadline(), wire.deadline()].into_iter().flatten().min();
-        tokio::select! {
+        let after = tokio::select! {
             biased;
             _ = stop.changed() => {
                 let _ = ws
@@ -231,29 +396,48 @@ async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut brain: Brain, mut stop: wa
                 if deadline.is_some() => {
                 let now = Instant::now();
                 brain.tick(now);
-                render(wire.as_mut(), &mut brain, &mut out);
+                let after = render(wire.as_mut(), &mut brain, &mut out, &mut f);
                 wire.on_timer(&mut brain, now, &mut out);
+                after
             }
             msg = ws.next() => {
                 let at = Instant::now();
                 match msg {
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                         let closed = wire.on_message(&mut brain, m, at, &mut out);
-                        render(wire.as_mut(), &mut brain, &mut out);
+                        let after = render(wire.as_mut(), &mut brain, &mut out, &mut f);
                         if let Err(c) = closed {
                             send(&mut ws, &mut out).await;
                             let frame = CloseFrame { code: CloseCode::from(c.code), reason: Utf8Bytes::from(c.reason) };
                             let _ = ws.close(Some(frame)).await;
                             return;
                         }
+                        after
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => After::Go,
                 }
             }
+        };
+        if f.muted {
+            out.clear();
         }
         if !send(&mut ws, &mut out).await {
             return;
+        }
+        match after {
+            After::Go => {}
+            After::Close1011 => {
+                let frame = CloseFrame { code: CloseCode::Error, reason: Utf8Bytes::from_static("internal error") };
+                let _ = ws.close(Some(frame)).await;
+                return;
+            }
+            After::Reset => {
+                // A zero linger does not block on drop: it makes the close a reset (RST), which is the fault.
+                #[allow(deprecated)]
+                let _ = ws.get_ref().set_linger(Some(Duration::ZERO));
+                return;
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use super::profile::{Profile, chance};
 use super::replies::{Reply, ReplyBank, WireFormat};
 use super::vad::{StreamVad, VadEvent};
 use super::{GroundTruth, GroundTruthKind, Shared, SimError};
+use crate::scenario::schema::SimFault;
 use crate::scenario::{Expect, Scenario};
 use crate::stats::SplitMix64;
 
@@ -73,6 +74,8 @@ pub(crate) struct Ctx {
     pub(crate) initial_turns: Option<Turns>,
     /// The scenario's tool names (the tools an agent configured on the provider's side has).
     pub(crate) tools: Vec<String>,
+    /// The fault the wires play (`sim_options.fault`).
+    pub(crate) fault: Option<SimFault>,
 }
 
 impl Ctx {
@@ -81,6 +84,7 @@ impl Ctx {
         profile: Profile,
         seed: u64,
         initial_turns: Option<Turns>,
+        fault: Option<SimFault>,
     ) -> Result<Self, SimError> {
         let refs: Vec<_> = scenario.turns.iter().map(|t| t.reply.as_ref()).collect();
         let bank = ReplyBank::load(&refs, profile.chunk_ms)?;
@@ -99,7 +103,7 @@ impl Ctx {
             })
             .collect();
         let tools = scenario.agent.tools.iter().map(|t| t.name.clone()).collect();
-        Ok(Self { turns, profile, seed, initial_turns, tools })
+        Ok(Self { turns, profile, seed, initial_turns, tools, fault })
     }
 }
 

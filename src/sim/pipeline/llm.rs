@@ -123,7 +123,7 @@ fn tool_call_chunks(
             let piece: String = piece.iter().collect();
             out.push_str(&chunk_json(
                 id,
-                json!({"tool_calls": [{"index": k, "function": {"arguments": piece}}]}),
+                json!({"tool_calls": [{"index": delta_index(ctx, k), "function": {"arguments": piece}}]}),
                 None,
             ));
             deltas += 1;
@@ -142,4 +142,9 @@ fn tool_call_chunks(
     }
     out.push_str(&chunk_json(id, json!({}), Some("tool_calls")));
     (out, truths)
+}
+
+/// The `index` of a call's argument deltas: its own, or under `tool-index-bomb` 100000000.
+fn delta_index(ctx: &super::Ctx, k: usize) -> usize {
+    if ctx.fault == Some(crate::scenario::schema::SimFault::ToolIndexBomb) { 100_000_000 } else { k }
 }

@@ -184,6 +184,8 @@ struct Ctx {
     seed: u64,
     /// Azure mode: the front door's checks, and Azure's paths.
     azure: Option<super::azure::AzureGate>,
+    /// The fault the services play (`sim_options.fault`).
+    fault: Option<crate::scenario::schema::SimFault>,
 }
 
 fn norm_words(s: &str) -> Vec<String> {
@@ -257,6 +259,7 @@ impl Ctx {
             fallback_text,
             seed,
             azure: super::azure::AzureGate::of(target),
+            fault: super::fault::of(target)?,
         })
     }
 

@@ -11,6 +11,7 @@ use super::http::multipart_parts;
 use super::recognise::recognise;
 use super::{Exchange, finish, mark_first, truth, wait_or_cancel};
 use crate::audio::wav::decode_wav;
+use crate::scenario::schema::SimFault;
 use crate::sim::GroundTruthKind;
 
 /// `POST /v1/audio/transcriptions`. Returns false when the client went away.
@@ -40,6 +41,11 @@ pub(super) async fn transcribe(x: &mut Exchange<'_>) -> std::io::Result<bool> {
         return Ok(false);
     }
     mark_first(shared, i, Instant::now());
+    if ctx.fault == Some(SimFault::Body20mb) {
+        c.respond(200, "text/html", &crate::sim::fault::html(crate::sim::fault::BODY_BYTES)).await?;
+        finish(shared, i, false);
+        return Ok(true);
+    }
     if field("stream").as_deref() == Some("true") {
         c.start_stream("text/event-stream").await?;
         let mut sse = String::new();

@@ -71,6 +71,15 @@ pub(super) async fn speech(x: &mut Exchange<'_>, elevenlabs: bool) -> std::io::R
     if !wait_or_cancel(c, shared, i, t0).await {
         return Ok(false);
     }
+    if ctx.fault == Some(crate::scenario::schema::SimFault::UnrequestedGzip) {
+        mark_first(shared, i, Instant::now());
+        let bytes: Vec<u8> = pcm.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let gz = crate::sim::fault::gzip(&bytes);
+        c.respond_encoded(200, "application/octet-stream", "gzip", &gz).await?;
+        shared.update(i, |g| g.audio_sent_ms = pcm.duration_ms());
+        finish(shared, i, false);
+        return Ok(true);
+    }
     c.start_stream(if format == "wav" { "audio/wav" } else { "application/octet-stream" }).await?;
     let per = ((ctx.profile.chunk_ms * rate as f64 / 1000.0) as usize).max(1);
     let mut sent = 0.0;
