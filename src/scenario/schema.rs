@@ -249,18 +249,24 @@ pub enum SimFault {
     /// WebSocket: the `101` response trickled one byte every 500 ms.
     Slowloris,
     /// WebSocket: the upgrade refused with 401.
+    #[serde(rename = "http-401")]
     Http401,
     /// WebSocket: the upgrade refused with 403.
+    #[serde(rename = "http-403")]
     Http403,
     /// WebSocket: the upgrade refused with 429 and `Retry-After: 1`.
+    #[serde(rename = "http-429")]
     Http429,
     /// WebSocket: the upgrade refused with 500.
+    #[serde(rename = "http-500")]
     Http500,
     /// WebSocket: the upgrade answered with a 302 redirect.
+    #[serde(rename = "http-302")]
     Http302,
     /// WebSocket: at the first reply audio, the TCP connection is reset.
     TcpResetMidReply,
     /// WebSocket: at the first reply audio, close 1011.
+    #[serde(rename = "close-1011-mid-reply")]
     Close1011MidReply,
     /// WebSocket: a message that is not JSON before anything else.
     MalformedJsonAtSetup,
@@ -281,6 +287,7 @@ pub enum SimFault {
     /// Pipeline LLM: a streamed tool-call delta with `index: 100000000`.
     ToolIndexBomb,
     /// Pipeline STT: a 200 whose body is 20 MB of HTML.
+    #[serde(rename = "body-20mb")]
     Body20mb,
     /// Pipeline TTS: the audio gzip-compressed with `Content-Encoding: gzip`, unrequested.
     UnrequestedGzip,

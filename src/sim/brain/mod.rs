@@ -533,8 +533,7 @@ impl Brain {
 
     /// Runs every step that is due.
     pub(crate) fn tick(&mut self, now: Instant) {
-        loop {
-            let Some(due) = self.deadline().filter(|d| *d <= now) else { break };
+        while let Some(due) = self.deadline().filter(|d| *d <= now) {
             if self.interrupt.as_ref().is_some_and(|p| p.due == due) {
                 self.fire_interrupt(now);
                 continue;
