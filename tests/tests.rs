@@ -2,6 +2,7 @@
 
 mod azure;
 mod corpus;
+mod faults;
 mod gate;
 mod pipeline;
 mod protocols;

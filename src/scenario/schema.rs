@@ -231,6 +231,73 @@ pub struct SimOptions {
     /// request without the `api-key` header (401; it must equal the key in the target's `api_key_env` variables
     /// when they are set) or without an `api-version` query parameter (404).
     pub azure: Option<bool>,
+    /// A fault the sim injects on every connection (docs/sim.md, "Faults"); an unknown name is an error that lists
+    /// the valid ones.
+    pub fault: Option<SimFault>,
+}
+
+/// The embedded sim's fault catalogue (docs/sim.md): what a hostile or broken provider does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimFault {
+    /// WebSocket: the upgrade completes, then the server never sends a byte (it reads and discards).
+    StallAfterAccept,
+    /// WebSocket: the upgrade completes, then the server neither reads nor sends.
+    StallWithoutReading,
+    /// WebSocket: TCP accepted, the upgrade request is never answered.
+    NoHandshake,
+    /// WebSocket: the `101` response trickled one byte every 500 ms.
+    Slowloris,
+    /// WebSocket: the upgrade refused with 401.
+    #[serde(rename = "http-401")]
+    Http401,
+    /// WebSocket: the upgrade refused with 403.
+    #[serde(rename = "http-403")]
+    Http403,
+    /// WebSocket: the upgrade refused with 429 and `Retry-After: 1`.
+    #[serde(rename = "http-429")]
+    Http429,
+    /// WebSocket: the upgrade refused with 500.
+    #[serde(rename = "http-500")]
+    Http500,
+    /// WebSocket: the upgrade answered with a 302 redirect.
+    #[serde(rename = "http-302")]
+    Http302,
+    /// WebSocket: at the first reply audio, the TCP connection is reset.
+    TcpResetMidReply,
+    /// WebSocket: at the first reply audio, close 1011.
+    #[serde(rename = "close-1011-mid-reply")]
+    Close1011MidReply,
+    /// WebSocket: a message that is not JSON before anything else.
+    MalformedJsonAtSetup,
+    /// WebSocket: a message that is not JSON right after the first reply audio.
+    MalformedJsonMidReply,
+    /// OpenAI Realtime: a rate-limit `error` event instead of the first reply.
+    ErrorRateLimit,
+    /// OpenAI Realtime: a server `error` event instead of the first reply.
+    ErrorServer,
+    /// WebSocket: one 64 MiB message after the first reply audio.
+    OversizedMessage,
+    /// Base64-carrying wires: the first reply audio chunk is not base64.
+    InvalidBase64,
+    /// The first reply audio chunk has an odd number of bytes.
+    OddByteLength,
+    /// The first reply carries 186 s of audio at once, then its end.
+    AudioFlood,
+    /// Pipeline LLM: a streamed tool-call delta with `index: 100000000`.
+    ToolIndexBomb,
+    /// Pipeline STT: a 200 whose body is 20 MB of HTML.
+    #[serde(rename = "body-20mb")]
+    Body20mb,
+    /// Pipeline TTS: the audio gzip-compressed with `Content-Encoding: gzip`, unrequested.
+    UnrequestedGzip,
+}
+
+impl SimFault {
+    /// The name a scenario uses.
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
 }
 
 /// Provider turn detection (OpenAI Realtime `audio.input.turn_detection`).

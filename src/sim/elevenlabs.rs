@@ -14,7 +14,6 @@
 //! * `ping` every 2 s with an increasing `event_id`; a `pong` that names no ping sent closes with 1008.
 //! * `user_transcript` at the end of each caller turn.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -23,10 +22,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/v1/convai/conversation";
@@ -34,34 +32,11 @@ pub const PATH: &str = "/v1/convai/conversation";
 /// Keep-alive ping period.
 const PING_EVERY: Duration = Duration::from_secs(2);
 
-/// Accepts ElevenLabs agent conversations.
-pub(crate) struct ElevenLabsAccept {
-    /// μ-law 8 kHz both ways instead of PCM 16 kHz.
-    pub ulaw: bool,
-}
-
-impl Accept for ElevenLabsAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let fmt = if self.ulaw { WireFormat::Pcmu } else { WireFormat::Pcm16 };
-        let conn = Conn::neutral(ctx, shared, idx, fmt, fmt, true);
-        let wire = ElevenLabs {
-            fmt,
-            started: false,
-            response_id: 0,
-            spoke_id: None,
-            text: String::new(),
-            next_ping: None,
-            pings: Vec::new(),
-            ping_id: 1000,
-            calls: Vec::new(),
-            bytes: Vec::new(),
-        };
-        (Box::new(wire), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
-    }
+/// Accepts ElevenLabs agent conversations: PCM 16 kHz both ways, or μ-law 8 kHz (`ulaw`); the agent has the
+/// scenario's tools.
+pub(crate) fn accept(ulaw: bool) -> Plain {
+    let fmt = if ulaw { WireFormat::Pcmu } else { WireFormat::Pcm16 };
+    Plain { path: PATH, input: fmt, output: fmt, tools: true, wire: |fmt| Box::new(ElevenLabs::new(fmt)) }
 }
 
 struct ElevenLabs {
@@ -79,12 +54,29 @@ struct ElevenLabs {
     bytes: Vec<u8>,
 }
 
+impl ElevenLabs {
+    fn new(fmt: WireFormat) -> Self {
+        Self {
+            fmt,
+            started: false,
+            response_id: 0,
+            spoke_id: None,
+            text: String::new(),
+            next_ping: None,
+            pings: Vec::new(),
+            ping_id: 1000,
+            calls: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+}
+
 fn text(v: Value) -> Message {
     Message::text(v.to_string())
 }
 
 impl Wire for ElevenLabs {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close> {
         let Message::Text(t) = msg else {
             return Err(Close::new(1008, "Invalid message received: binary frames are not supported"));
         };
@@ -143,11 +135,7 @@ impl Wire for ElevenLabs {
                     return Err(Close::new(1008, format!("Invalid message received: unknown tool_call_id {id}")));
                 };
                 self.calls.remove(pos);
-                let result = match &v["result"] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                conn.tool_result(&id, &result, at);
+                conn.tool_result(&id, at);
                 Ok(())
             }
             "user_activity" | "contextual_update" | "user_message" | "user_feedback" => Ok(()),
@@ -155,9 +143,9 @@ impl Wire for ElevenLabs {
         }
     }
 
-    fn render(&mut self, _conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Out) {
         match sig {
-            Signal::Audio { b64, .. } => {
+            Event::Audio { b64, .. } => {
                 if self.spoke_id != Some(self.response_id) {
                     self.spoke_id = Some(self.response_id);
                 }
@@ -166,25 +154,25 @@ impl Wire for ElevenLabs {
                     self.response_id
                 )));
             }
-            Signal::Transcript(t) => {
+            Event::Transcript(t) => {
                 if !self.text.is_empty() {
                     self.text.push(' ');
                 }
                 self.text.push_str(&t);
             }
-            Signal::UserTranscript(t) => out.push(text(json!({"type": "user_transcript",
+            Event::UserTranscript { text: t, .. } => out.push(text(json!({"type": "user_transcript",
                 "user_transcription_event": {"user_transcript": t, "event_id": self.response_id}}))),
-            Signal::Interrupted => {
+            Event::Interrupted => {
                 let id = self.spoke_id.unwrap_or(self.response_id);
                 out.push(text(json!({"type": "interruption", "interruption_event": {"event_id": id}})));
             }
-            Signal::ToolCall { call_id, name, arguments } => {
+            Event::CallDone { call_id, name, arguments, completed: true, .. } => {
                 let params: Value = serde_json::from_str(&arguments).unwrap_or(Value::String(arguments));
                 self.calls.push(call_id.clone());
                 out.push(text(json!({"type": "client_tool_call", "client_tool_call": {"tool_name": name,
                     "tool_call_id": call_id, "parameters": params, "event_id": self.response_id}})));
             }
-            Signal::ResponseDone { cancelled, spoke, .. } => {
+            Event::ResponseDone { cancelled, spoke, .. } => {
                 let said = std::mem::take(&mut self.text);
                 if spoke && !cancelled {
                     out.push(text(json!({"type": "agent_response",
@@ -192,6 +180,7 @@ impl Wire for ElevenLabs {
                 }
                 self.response_id += 1;
             }
+            _ => {}
         }
     }
 
@@ -199,7 +188,7 @@ impl Wire for ElevenLabs {
         self.next_ping
     }
 
-    fn on_timer(&mut self, now: Instant, out: &mut Vec<Message>) {
+    fn on_timer(&mut self, _brain: &mut Brain, now: Instant, out: &mut Out) {
         let Some(due) = self.next_ping.filter(|d| *d <= now) else { return };
         self.ping_id += 1;
         self.pings.push(self.ping_id);

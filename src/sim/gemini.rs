@@ -14,35 +14,29 @@
 //!   `turnComplete` (no `generationComplete`), `generationComplete` → `turnComplete` + `usageMetadata` →
 //!   `sessionResumptionUpdate`.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path of the Gemini Developer API's Live endpoint.
 pub const PATH: &str = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent";
 
 const INVALID: &str = "Request contains an invalid argument.";
 
-/// Accepts Gemini Live sessions.
-pub(crate) struct GeminiAccept;
-
-impl Accept for GeminiAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let conn = Conn::neutral(ctx, shared, idx, WireFormat::Pcm16, WireFormat::Pcm24, false);
-        (Box::new(Gemini::default()), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
+/// Accepts Gemini Live sessions: 16 kHz PCM in, 24 kHz out, tools as the `setup` declares them.
+pub(crate) fn accept() -> Plain {
+    Plain {
+        path: PATH,
+        input: WireFormat::Pcm16,
+        output: WireFormat::Pcm24,
+        tools: false,
+        wire: |_| Box::new(Gemini::default()),
     }
 }
 
@@ -72,7 +66,7 @@ fn bin(v: Value) -> Message {
 }
 
 impl Gemini {
-    fn setup(&mut self, conn: &mut Conn, s: &Value, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn setup(&mut self, conn: &mut Brain, s: &Value, out: &mut Out) -> Result<(), Close> {
         if !s.is_object() {
             return Err(Close::new(1007, INVALID));
         }
@@ -102,7 +96,7 @@ impl Gemini {
         Ok(())
     }
 
-    fn realtime_input(&mut self, conn: &mut Conn, r: &Value, at: Instant) -> Result<(), Close> {
+    fn realtime_input(&mut self, conn: &mut Brain, r: &Value, at: Instant) -> Result<(), Close> {
         if field(r, "mediaChunks", "media_chunks").is_some() {
             return Err(Close::new(
                 1007,
@@ -134,7 +128,7 @@ impl Gemini {
 }
 
 impl Wire for Gemini {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, out: &mut Out) -> Result<(), Close> {
         let v: Value = match &msg {
             Message::Text(t) => serde_json::from_str(t),
             Message::Binary(b) => serde_json::from_slice(b),
@@ -158,12 +152,7 @@ impl Wire for Gemini {
                     return Err(Close::new(1007, INVALID));
                 };
                 self.pending_calls.remove(pos);
-                let output = f["response"].get("output").unwrap_or(&f["response"]);
-                let text = match output {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                if !conn.tool_result(&id, &text, at) {
+                if !conn.tool_result(&id, at) {
                     return Err(Close::new(1007, INVALID));
                 }
             }
@@ -176,9 +165,9 @@ impl Wire for Gemini {
         Err(Close::new(1007, INVALID))
     }
 
-    fn render(&mut self, conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, conn: &mut Brain, sig: Event, out: &mut Out) {
         match sig {
-            Signal::Audio { b64, .. } => {
+            Event::Audio { b64, .. } => {
                 self.open = true;
                 out.push(Message::Binary(
                     format!(
@@ -188,9 +177,11 @@ impl Wire for Gemini {
                     .into(),
                 ));
             }
-            Signal::Transcript(t) => out.push(bin(json!({"serverContent": {"outputTranscription": {"text": &*t}}}))),
-            Signal::UserTranscript(t) => out.push(bin(json!({"serverContent": {"inputTranscription": {"text": t}}}))),
-            Signal::Interrupted => {
+            Event::Transcript(t) => out.push(bin(json!({"serverContent": {"outputTranscription": {"text": &*t}}}))),
+            Event::UserTranscript { text: t, .. } => {
+                out.push(bin(json!({"serverContent": {"inputTranscription": {"text": t}}})))
+            }
+            Event::Interrupted => {
                 self.interrupted = true;
                 out.push(bin(json!({"serverContent": {"interrupted": true}})));
                 if !self.open {
@@ -201,13 +192,13 @@ impl Wire for Gemini {
                     self.closed = true;
                 }
             }
-            Signal::ToolCall { call_id, name, arguments } => {
+            Event::CallDone { call_id, name, arguments, completed: true, .. } => {
                 self.open = true;
                 let args: Value = serde_json::from_str(&arguments).unwrap_or(Value::String(arguments));
                 self.pending_calls.push(call_id.clone());
                 out.push(bin(json!({"toolCall": {"functionCalls": [{"id": call_id, "name": name, "args": args}]}})));
             }
-            Signal::ResponseDone { cancelled, tool, .. } => {
+            Event::ResponseDone { cancelled, tool, .. } => {
                 if tool && !cancelled {
                     // The model waits for the toolResponse; the turn goes on.
                     return;
@@ -230,6 +221,7 @@ impl Wire for Gemini {
                 self.open = false;
                 self.interrupted = false;
             }
+            _ => {}
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The embedded simulated providers: real servers on `127.0.0.1:0`, one per simulated target, each speaking its
-//! target's wire protocol — OpenAI Realtime (`realtime`), Gemini Live ([`gemini`]), ElevenLabs Agents
+//! target's wire protocol — OpenAI Realtime (`openai`), Gemini Live ([`gemini`]), ElevenLabs Agents
 //! ([`elevenlabs`]), Twilio Media Streams ([`twilio`]), ws-pcm ([`ws_pcm`]), and the STT, LLM and TTS HTTP services
 //! of a pipeline target (`pipeline`) — that follow the scenario's script like a competent agent, with known timing,
-//! and log ground truth for every response. One agent brain (VAD, the script's turns, reply planning, barge-in,
-//! profiles) drives the speech-to-speech wires (`wire`).
+//! and log ground truth for every response. One agent brain (`brain`: VAD, the script's turns, reply planning,
+//! barge-in, profiles; no protocol in it) is behind every speech-to-speech wire, and one session loop (`wire`)
+//! serves them all. A target's `sim_options.fault` makes its sim play one fault of the catalogue (`fault`).
 //!
 //! The harness (and tests) reach a sim over real sockets at [`SimHandle::url`]; [`SimHandle::point`] points a
 //! target at it. The OpenAI Realtime sim speaks GA by default and the beta dialect when the upgrade request carries
@@ -34,13 +35,14 @@
 //! sent), `idle_timeout_ms` (accepted and echoed), transcription sessions, WebRTC-only events.
 
 pub mod azure;
+mod brain;
 pub mod elevenlabs;
+mod fault;
 pub mod gemini;
+mod openai;
 mod pipeline;
 mod profile;
-mod realtime;
 mod replies;
-mod session;
 #[cfg(test)]
 mod tests;
 pub mod twilio;
@@ -126,6 +128,18 @@ pub enum SimError {
     /// Ctrl-C handling failed.
     #[error("waiting for Ctrl-C: {0}")]
     Signal(std::io::Error),
+    /// A `sim_options.fault` the target's sim cannot play.
+    #[error("target `{target}`: sim_options.fault = \"{fault}\" does not apply to a `{protocol}` sim: {why}")]
+    Fault {
+        /// Target name.
+        target: String,
+        /// The fault.
+        fault: String,
+        /// The target's protocol.
+        protocol: &'static str,
+        /// Why not.
+        why: &'static str,
+    },
     /// A `ws-pcm` rate the sim does not speak.
     #[error("target `{target}`: the simulated ws-pcm server speaks sample_rate 16000 or 24000, not {rate}")]
     SampleRate {
@@ -447,24 +461,13 @@ fn agent_profile(target: &Target) -> Result<(String, Profile), SimError> {
 
 /// Starts the OpenAI Realtime sim for one target of a scenario.
 pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
-    let (name, profile) = agent_profile(target)?;
+    agent_profile(target)?;
     let protocol = *target.protocol.get_ref();
     if protocol != Protocol::OpenaiRealtime {
+        let name = target.name.get_ref().clone();
         return Err(SimError::Protocol { target: name, protocol: protocol.as_str() });
     }
-    let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
-    let addr = listener.local_addr().map_err(SimError::Bind)?;
-    let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(realtime::serve(listener, Arc::new(ctx), shared.clone(), stop_rx));
-    let url = if azure::AzureGate::of(target).is_some() {
-        let deployment = target.model.as_deref().unwrap_or("gpt-realtime");
-        format!("ws://{addr}/openai/realtime?api-version={}&deployment={deployment}", azure::API_VERSION)
-    } else {
-        format!("ws://{addr}/v1/realtime")
-    };
-    Ok(SimHandle { addr, url, target: name, shared, stop, task })
+    start_wire(scenario, target, seed).await
 }
 
 /// Starts the sim of a simulated target, whatever its protocol.
@@ -478,28 +481,26 @@ pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<Si
             Some(other) => Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
         };
     }
-    match target.protocol.get_ref() {
-        Protocol::GeminiLive | Protocol::Elevenlabs | Protocol::Twilio | Protocol::WsPcm => {
-            start_wire(scenario, target, seed).await
-        }
-        _ => start_realtime(scenario, target, seed).await,
-    }
+    start_wire(scenario, target, seed).await
 }
 
 /// A fake API key in the simulated Gemini URL, so that tests can check it never reaches any output.
 pub const SIM_GEMINI_KEY: &str = "SIMKEY-voicebench-not-a-secret-0123456789";
 
-/// Starts the sim of a Gemini Live, ElevenLabs, Twilio or ws-pcm target: the same agent brain and profiles as the
-/// OpenAI sim, behind that protocol's wire ([`wire`]).
+/// Starts the sim of a speech-to-speech target (OpenAI Realtime, Gemini Live, ElevenLabs, Twilio, ws-pcm): the
+/// agent brain ([`brain`]) behind that protocol's wire, served by the one session loop ([`wire`]).
 pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
     use crate::scenario::schema::AudioFormat;
     let (name, profile) = agent_profile(target)?;
+    let openai = openai::OpenAiAccept::new(target, &profile);
+    let initial_turns = openai.initial_turns();
     let accept: Arc<dyn wire::Accept> = match target.protocol.get_ref() {
-        Protocol::GeminiLive => Arc::new(gemini::GeminiAccept),
-        Protocol::Elevenlabs => Arc::new(elevenlabs::ElevenLabsAccept {
-            ulaw: target.audio_format.as_ref().is_some_and(|f| *f.get_ref() == AudioFormat::G711Ulaw),
-        }),
-        Protocol::Twilio => Arc::new(twilio::TwilioAccept),
+        Protocol::OpenaiRealtime => Arc::new(openai),
+        Protocol::GeminiLive => Arc::new(gemini::accept()),
+        Protocol::Elevenlabs => Arc::new(elevenlabs::accept(
+            target.audio_format.as_ref().is_some_and(|f| *f.get_ref() == AudioFormat::G711Ulaw),
+        )),
+        Protocol::Twilio => Arc::new(twilio::accept()),
         Protocol::WsPcm => {
             let rate = target.sample_rate.as_ref().map_or(16_000, |r| *r.get_ref());
             let format = match rate {
@@ -507,14 +508,20 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
                 24_000 => replies::WireFormat::Pcm24,
                 _ => return Err(SimError::SampleRate { target: name, rate }),
             };
-            Arc::new(ws_pcm::WsPcmAccept { format })
+            Arc::new(ws_pcm::accept(format))
         }
         p => return Err(SimError::Protocol { target: name, protocol: p.as_str() }),
     };
-    let ctx = realtime::Ctx::new(scenario, target, profile, seed)?;
+    let fault = fault::of(target)?;
+    let ctx = brain::Ctx::new(scenario, profile, seed, initial_turns, fault)?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let url = match target.protocol.get_ref() {
+        Protocol::OpenaiRealtime if azure::AzureGate::of(target).is_some() => {
+            let deployment = target.model.as_deref().unwrap_or("gpt-realtime");
+            format!("ws://{addr}/openai/realtime?api-version={}&deployment={deployment}", azure::API_VERSION)
+        }
+        Protocol::OpenaiRealtime => format!("ws://{addr}{}", openai::PATH),
         Protocol::GeminiLive => format!("ws://{addr}{}?key={SIM_GEMINI_KEY}", gemini::PATH),
         Protocol::Elevenlabs => format!("ws://{addr}{}?agent_id=sim-agent", elevenlabs::PATH),
         Protocol::Twilio => format!("ws://{addr}{}", twilio::PATH),

@@ -9,33 +9,27 @@
 //! see, so tool turns get a spoken reply. Every counter the harness sends must be a JSON string, as Twilio's are;
 //! a number closes the session with 1003.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/twilio";
 
-/// Accepts Media Streams connections from (a harness acting as) Twilio.
-pub(crate) struct TwilioAccept;
-
-impl Accept for TwilioAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let conn = Conn::neutral(ctx, shared, idx, WireFormat::Pcmu, WireFormat::Pcmu, false);
-        (Box::new(Twilio::default()), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
+/// Accepts Media Streams connections from (a harness acting as) Twilio: μ-law 8 kHz both ways.
+pub(crate) fn accept() -> Plain {
+    Plain {
+        path: PATH,
+        input: WireFormat::Pcmu,
+        output: WireFormat::Pcmu,
+        tools: false,
+        wire: |_| Box::new(Twilio::default()),
     }
 }
 
@@ -59,7 +53,7 @@ impl Twilio {
 }
 
 impl Wire for Twilio {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, _out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, _out: &mut Out) -> Result<(), Close> {
         let Message::Text(t) = msg else { return Err(bad("Twilio sends text frames")) };
         let v: Value = serde_json::from_str(&t).map_err(|e| bad(format!("not JSON: {e}")))?;
         if let Some(n) = v.get("sequenceNumber")
@@ -110,14 +104,14 @@ impl Wire for Twilio {
         }
     }
 
-    fn render(&mut self, _conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Out) {
         let sid = self.sid().to_string();
         match sig {
-            Signal::Audio { b64, .. } => out.push(Message::text(format!(
+            Event::Audio { b64, .. } => out.push(Message::text(format!(
                 r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{b64}"}}}}"#
             ))),
-            Signal::Interrupted => out.push(Message::text(json!({"event": "clear", "streamSid": sid}).to_string())),
-            Signal::ResponseDone { cancelled: false, spoke: true, .. } => {
+            Event::Interrupted => out.push(Message::text(json!({"event": "clear", "streamSid": sid}).to_string())),
+            Event::ResponseDone { cancelled: false, spoke: true, .. } => {
                 self.marks_sent += 1;
                 let name = format!("reply_{}", self.marks_sent);
                 out.push(Message::text(json!({"event": "mark", "streamSid": sid, "mark": {"name": name}}).to_string()));

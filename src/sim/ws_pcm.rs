@@ -8,37 +8,23 @@
 //! closes with 1003), the server's `{"type":"clear"}` on a barge-in and `{"type":"transcript","role":"agent"|"user",
 //! "text":…}`. There is no end-of-reply message: clients see a reply end when its audio stops.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Shared;
-use super::realtime::{Conn, Ctx};
+use super::brain::{Brain, Event};
 use super::replies::WireFormat;
-use super::wire::{Accept, Close, Signal, Wire};
+use super::wire::{Close, Out, Plain, Wire};
 
 /// The upgrade path.
 pub const PATH: &str = "/ws";
 
-/// Accepts generic PCM sessions at one rate.
-pub(crate) struct WsPcmAccept {
-    /// 16 kHz or 24 kHz PCM.
-    pub format: WireFormat,
-}
-
-impl Accept for WsPcmAccept {
-    fn open(&self, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, _query: &str) -> (Box<dyn Wire>, Conn) {
-        let conn = Conn::neutral(ctx, shared, idx, self.format, self.format, false);
-        (Box::new(WsPcm { rate: self.format.rate(), audio: false, bytes: Vec::new() }), conn)
-    }
-
-    fn path(&self) -> &'static str {
-        PATH
-    }
+/// Accepts generic PCM sessions at one rate (16 kHz or 24 kHz PCM).
+pub(crate) fn accept(format: WireFormat) -> Plain {
+    let wire = |f: WireFormat| -> Box<dyn Wire> { Box::new(WsPcm { rate: f.rate(), audio: false, bytes: Vec::new() }) };
+    Plain { path: PATH, input: format, output: format, tools: false, wire }
 }
 
 struct WsPcm {
@@ -48,7 +34,7 @@ struct WsPcm {
 }
 
 impl Wire for WsPcm {
-    fn on_message(&mut self, conn: &mut Conn, msg: Message, at: Instant, _out: &mut Vec<Message>) -> Result<(), Close> {
+    fn on_message(&mut self, conn: &mut Brain, msg: Message, at: Instant, _out: &mut Out) -> Result<(), Close> {
         match msg {
             Message::Binary(b) => {
                 if !b.len().is_multiple_of(2) {
@@ -79,19 +65,19 @@ impl Wire for WsPcm {
         }
     }
 
-    fn render(&mut self, _conn: &mut Conn, sig: Signal, out: &mut Vec<Message>) {
+    fn render(&mut self, _conn: &mut Brain, sig: Event, out: &mut Out) {
         match sig {
-            Signal::Audio { b64, .. } => {
+            Event::Audio { b64, .. } => {
                 self.bytes.clear();
                 if STANDARD.decode_vec(b64.as_bytes(), &mut self.bytes).is_ok() {
                     out.push(Message::Binary(self.bytes.clone().into()));
                 }
             }
-            Signal::Interrupted => out.push(Message::text(r#"{"type":"clear"}"#)),
-            Signal::Transcript(t) => {
+            Event::Interrupted => out.push(Message::text(r#"{"type":"clear"}"#)),
+            Event::Transcript(t) => {
                 out.push(Message::text(json!({"type": "transcript", "role": "agent", "text": &*t}).to_string()))
             }
-            Signal::UserTranscript(t) => {
+            Event::UserTranscript { text: t, .. } => {
                 out.push(Message::text(json!({"type": "transcript", "role": "user", "text": t}).to_string()))
             }
             _ => {}

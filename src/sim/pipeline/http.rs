@@ -132,6 +132,23 @@ impl Conn {
         self.send_head(status, content_type, Body::Full(Some(Bytes::copy_from_slice(body))))
     }
 
+    /// Sends a whole response with a `Content-Encoding` (the `unrequested-gzip` fault).
+    pub async fn respond_encoded(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        encoding: &'static str,
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        let mut r = Response::new(Body::Full(Some(Bytes::copy_from_slice(body))));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(v) = HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+        r.headers_mut().insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        self.head.take().ok_or_else(gone)?.send(r).map_err(|_| gone())
+    }
+
     /// An OpenAI-style error response.
     pub async fn error(&mut self, status: u16, message: &str) -> std::io::Result<()> {
         let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": status}});

@@ -27,28 +27,27 @@
 //! `/openai/deployments/{deployment}/…`, behind the `api-key` header and an `api-version` query parameter.
 
 pub mod http;
+mod live;
+mod llm;
 pub mod recognise;
+mod stt;
+mod tts;
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use self::http::{Conn, Request, multipart_parts};
-use self::recognise::{Known, recognise};
-use super::profile::{ProfileKind, chance, log_uniform, lognormal};
-use super::{GroundTruth, GroundTruthKind, Shared, SimError, ToolCallTruth};
-use crate::audio::stream_vad::{StreamVad, VadEvent};
+use self::http::{Conn, Request};
+use self::recognise::Known;
+use super::profile::{ProfileKind, lognormal};
+use super::{GroundTruth, GroundTruthKind, Shared, SimError};
 use crate::audio::vad::EnergyVad;
-use crate::audio::wav::decode_wav;
-use crate::audio::{Pcm, mulaw, read_wav, resample::resample, rms_dbfs};
+use crate::audio::{Pcm, read_wav, resample::resample, rms_dbfs};
 use crate::scenario::schema::SimOptions;
 use crate::scenario::{Scenario, Target};
 use crate::stats::SplitMix64;
@@ -185,6 +184,8 @@ struct Ctx {
     seed: u64,
     /// Azure mode: the front door's checks, and Azure's paths.
     azure: Option<super::azure::AzureGate>,
+    /// The fault the services play (`sim_options.fault`).
+    fault: Option<crate::scenario::schema::SimFault>,
 }
 
 fn norm_words(s: &str) -> Vec<String> {
@@ -258,6 +259,7 @@ impl Ctx {
             fallback_text,
             seed,
             azure: super::azure::AzureGate::of(target),
+            fault: super::fault::of(target)?,
         })
     }
 
@@ -382,47 +384,38 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr,
     fill(&mut target.tts, "tts", false);
 }
 
-async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut conns = JoinSet::new();
-    let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            a = listener.accept() => {
-                let Ok((stream, _)) = a else { continue };
-                let (ctx, shared) = (ctx.clone(), shared.clone());
-                n += 1;
-                let idx = n;
-                let stop = stop.clone();
-                conns.spawn(async move {
-                    // Requests on one connection come one after the other: they share its random stream.
-                    let rng = Arc::new(tokio::sync::Mutex::new(SplitMix64::new(
-                        ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    )));
-                    let (c2, s2) = (ctx.clone(), shared.clone());
-                    let handle = move |conn: Conn, req: Request| {
-                        let (ctx, shared, rng, mut stop) = (c2.clone(), s2.clone(), rng.clone(), stop.clone());
-                        async move {
-                            let mut rng = rng.lock().await;
-                            // A sim that stops drops its requests unlogged.
-                            tokio::select! {
-                                _ = route(conn, req, &ctx, &shared, idx, &mut rng) => {}
-                                _ = stop.changed() => {}
-                            }
-                        }
-                    };
-                    if let Some(up) = http::serve_connection(stream, handle).await
-                        && up.path == "/v1/listen"
-                    {
-                        let ws = WebSocketStream::from_raw_socket(up.io, Role::Server, None).await;
-                        deepgram(ws, up.query, ctx, shared, idx).await;
-                    }
-                });
+async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let stop2 = stop.clone();
+    let handle = move |stream: TcpStream, n: u64| {
+        let (ctx, shared, stop) = (ctx.clone(), shared.clone(), stop2.clone());
+        // Connections count from 1 here (ground truth `http-1`, …).
+        connection(stream, ctx, shared, n + 1, stop)
+    };
+    super::wire::accept_until_stopped(listener, stop, Duration::ZERO, handle).await;
+}
+
+/// One HTTP connection: its requests one after the other, or the Deepgram live socket it upgrades to.
+async fn connection(stream: TcpStream, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64, stop: watch::Receiver<bool>) {
+    // Requests on one connection come one after the other: they share its random stream.
+    let rng = Arc::new(tokio::sync::Mutex::new(SplitMix64::new(ctx.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15))));
+    let (c2, s2) = (ctx.clone(), shared.clone());
+    let handle = move |conn: Conn, req: Request| {
+        let (ctx, shared, rng, mut stop) = (c2.clone(), s2.clone(), rng.clone(), stop.clone());
+        async move {
+            let mut rng = rng.lock().await;
+            // A sim that stops drops its requests unlogged.
+            tokio::select! {
+                _ = route(conn, req, &ctx, &shared, idx, &mut rng) => {}
+                _ = stop.changed() => {}
             }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
+    };
+    if let Some(up) = http::serve_connection(stream, handle).await
+        && up.path == "/v1/listen"
+    {
+        let ws = WebSocketStream::from_raw_socket(up.io, Role::Server, None).await;
+        live::deepgram(ws, up.query, ctx, shared, idx).await;
     }
-    conns.shutdown().await;
 }
 
 /// Ground-truth entry for one request.
@@ -487,10 +480,10 @@ async fn answer(
     {
         let mut x = Exchange { c, req, ctx, shared, idx, rng };
         match (req.method.as_str(), path.as_str()) {
-            ("POST", "/v1/audio/transcriptions") => transcribe(&mut x).await?,
-            ("POST", "/v1/chat/completions") => chat(&mut x).await?,
-            ("POST", "/v1/audio/speech") => speech(&mut x, false).await?,
-            ("POST", p) if p.starts_with("/v1/text-to-speech/") => speech(&mut x, true).await?,
+            ("POST", "/v1/audio/transcriptions") => stt::transcribe(&mut x).await?,
+            ("POST", "/v1/chat/completions") => llm::chat(&mut x).await?,
+            ("POST", "/v1/audio/speech") => tts::speech(&mut x, false).await?,
+            ("POST", p) if p.starts_with("/v1/text-to-speech/") => tts::speech(&mut x, true).await?,
             (_, p) if ["/v1/audio/transcriptions", "/v1/chat/completions", "/v1/audio/speech"].contains(&p) => {
                 x.c.error(405, "use POST").await?;
                 true
@@ -512,415 +505,4 @@ struct Exchange<'a> {
     shared: &'a Shared,
     idx: u64,
     rng: &'a mut SplitMix64,
-}
-
-/// `POST /v1/audio/transcriptions`. Returns false when the client went away.
-async fn transcribe(x: &mut Exchange<'_>) -> std::io::Result<bool> {
-    let Exchange { c, req, ctx, shared, idx, rng } = x;
-    let (ctx, shared, idx) = (*ctx, *shared, *idx);
-    let parts = multipart_parts(req.header("content-type").unwrap_or(""), &req.body);
-    let field = |n: &str| parts.iter().find(|p| p.0 == n).map(|p| String::from_utf8_lossy(&p.2).into_owned());
-    let Some(file) = parts.iter().find(|p| p.0 == "file") else {
-        c.error(400, "multipart field `file` is required").await?;
-        return Ok(true);
-    };
-    let pcm = match decode_wav(std::path::Path::new("upload.wav"), &file.2) {
-        Ok(p) => p,
-        Err(e) => {
-            c.error(400, &format!("could not decode the audio: {e}")).await?;
-            return Ok(true);
-        }
-    };
-    let heard = recognise(&ctx.known, &pcm);
-    let turn = heard.as_ref().map(|h| ctx.known_turn[h.index]);
-    let text = heard.map(|h| h.text).unwrap_or_default();
-    let i = truth(shared, idx, turn, GroundTruthKind::Stt, req.complete_at);
-    shared.update(i, |g| g.text = Some(text.clone()));
-    let delay = ctx.profile.draw(rng, ctx.profile.stt_delay_ms, 0.35);
-    if !wait_or_cancel(c, shared, i, req.complete_at + Duration::from_secs_f64(delay / 1000.0)).await {
-        return Ok(false);
-    }
-    mark_first(shared, i, Instant::now());
-    if field("stream").as_deref() == Some("true") {
-        c.start_stream("text/event-stream").await?;
-        let mut sse = String::new();
-        for w in text.split_whitespace() {
-            sse.push_str(&format!("data: {}\n\n", json!({"type": "transcript.text.delta", "delta": format!("{w} ")})));
-        }
-        sse.push_str(&format!("data: {}\n\n", json!({"type": "transcript.text.done", "text": text})));
-        c.chunk(sse.as_bytes()).await?;
-        c.end_stream().await?;
-    } else {
-        c.respond(200, "application/json", json!({"text": text}).to_string().as_bytes()).await?;
-    }
-    finish(shared, i, false);
-    Ok(true)
-}
-
-fn chunk_json(id: &str, delta: Json, finish: Option<&str>) -> String {
-    format!(
-        "data: {}\n\n",
-        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": "sim-pipeline",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-    )
-}
-
-/// `POST /v1/chat/completions`.
-async fn chat(x: &mut Exchange<'_>) -> std::io::Result<bool> {
-    let Exchange { c, req, ctx, shared, idx, rng } = x;
-    let (ctx, shared, idx) = (*ctx, *shared, *idx);
-    let Ok(body) = serde_json::from_slice::<Json>(&req.body) else {
-        c.error(400, "the body is not JSON").await?;
-        return Ok(true);
-    };
-    let msgs = body["messages"].as_array().cloned().unwrap_or_default();
-    let declared: Vec<String> = body["tools"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t["function"]["name"].as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    let last_user = msgs.iter().rposition(|m| m["role"] == "user");
-    let turn = last_user.and_then(|u| ctx.turn_of(msgs[u]["content"].as_str().unwrap_or("")));
-    let answered = last_user.is_some_and(|u| {
-        msgs[u..].iter().any(|m| m["role"] == "assistant" && m.get("tool_calls").is_some_and(|t| !t.is_null()))
-    });
-    let calls: Vec<(String, Json)> = match turn {
-        Some(t) if !answered => ctx.turns[t].tools.iter().filter(|(n, _)| declared.contains(n)).cloned().collect(),
-        _ => Vec::new(),
-    };
-    let i = truth(shared, idx, turn, GroundTruthKind::Llm, req.complete_at);
-    let id = format!("chatcmpl-sim{idx}x{i}");
-    c.start_stream("text/event-stream").await?;
-    let ttft = ctx.profile.draw(rng, ctx.profile.llm_ttft_ms, 0.3);
-    let first_at = req.complete_at + Duration::from_secs_f64(ttft / 1000.0);
-    if calls.is_empty() {
-        let text = turn.and_then(|t| ctx.turns[t].reply_text.clone()).unwrap_or_else(|| ctx.fallback_text.clone());
-        shared.update(i, |g| g.text = Some(text.clone()));
-        c.chunk(chunk_json(&id, json!({"role": "assistant", "content": ""}), None).as_bytes()).await?;
-        let token = if ctx.profile.fixed { ctx.profile.token_ms } else { log_uniform(rng, ctx.profile.token_ms, 1.6) };
-        let words: Vec<&str> = text.split_whitespace().collect();
-        for (k, w) in words.iter().enumerate() {
-            let due = first_at + Duration::from_secs_f64(k as f64 * token / 1000.0);
-            if !wait_or_cancel(c, shared, i, due).await {
-                return Ok(false);
-            }
-            if k == 0 {
-                mark_first(shared, i, Instant::now());
-            }
-            let piece = if k == 0 { (*w).to_string() } else { format!(" {w}") };
-            c.chunk(chunk_json(&id, json!({"content": piece}), None).as_bytes()).await?;
-        }
-        let end = first_at + Duration::from_secs_f64(words.len() as f64 * token / 1000.0);
-        if !wait_or_cancel(c, shared, i, end).await {
-            return Ok(false);
-        }
-        c.chunk(chunk_json(&id, json!({}), Some("stop")).as_bytes()).await?;
-    } else {
-        if !wait_or_cancel(c, shared, i, first_at).await {
-            return Ok(false);
-        }
-        mark_first(shared, i, Instant::now());
-        let mut out = String::new();
-        let mut truths = Vec::new();
-        for (k, (name, args)) in calls.iter().enumerate() {
-            let mut args = args.clone();
-            let mut wrong = None;
-            if chance(rng, ctx.profile.tool_arg_error_rate)
-                && let Some(obj) = args.as_object_mut()
-                && let Some(key) = obj.keys().next().cloned()
-            {
-                obj.insert(key.clone(), json!("wrong"));
-                wrong = Some(key);
-            }
-            let text = args.to_string();
-            let call_id = format!("call_sim{idx}x{i}x{k}");
-            out.push_str(&chunk_json(
-                &id,
-                json!({"role": "assistant", "content": null, "tool_calls": [{"index": k, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
-                None,
-            ));
-            let n = ctx.profile.tool_arg_deltas.max(1) as usize;
-            let chars: Vec<char> = text.chars().collect();
-            let per = chars.len().div_ceil(n).max(1);
-            let mut deltas = 0;
-            for piece in chars.chunks(per) {
-                let piece: String = piece.iter().collect();
-                out.push_str(&chunk_json(
-                    &id,
-                    json!({"tool_calls": [{"index": k, "function": {"arguments": piece}}]}),
-                    None,
-                ));
-                deltas += 1;
-            }
-            truths.push(ToolCallTruth {
-                call_id,
-                name: name.clone(),
-                arguments: text,
-                wrong_arg: wrong,
-                deltas,
-                first_delta_at: None,
-                first_delta_ms: None,
-                done_at: None,
-                done_ms: None,
-            });
-        }
-        out.push_str(&chunk_json(&id, json!({}), Some("tool_calls")));
-        c.chunk(out.as_bytes()).await?;
-        shared.update(i, |g| g.tool_calls = truths);
-    }
-    let usage = json!({"id": id, "object": "chat.completion.chunk", "choices": [],
-                       "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}});
-    c.chunk(format!("data: {usage}\n\ndata: [DONE]\n\n").as_bytes()).await?;
-    c.end_stream().await?;
-    finish(shared, i, false);
-    Ok(true)
-}
-
-/// `POST /v1/audio/speech` and the ElevenLabs stream.
-async fn speech(x: &mut Exchange<'_>, elevenlabs: bool) -> std::io::Result<bool> {
-    let Exchange { c, req, ctx, shared, idx, rng } = x;
-    let (ctx, shared, idx) = (*ctx, *shared, *idx);
-    let Ok(body) = serde_json::from_slice::<Json>(&req.body) else {
-        c.error(400, "the body is not JSON").await?;
-        return Ok(true);
-    };
-    let text = if elevenlabs { body["text"].as_str() } else { body["input"].as_str() }.unwrap_or("").to_string();
-    let (format, rate) = if elevenlabs {
-        match req.param("output_format").unwrap_or("mp3_44100_128") {
-            "pcm_24000" => ("pcm", 24_000),
-            "pcm_16000" => ("pcm", 16_000),
-            "ulaw_8000" => ("ulaw", 8_000),
-            other => {
-                c.error(400, &format!("the sim serves pcm_24000, pcm_16000 and ulaw_8000, not {other}")).await?;
-                return Ok(true);
-            }
-        }
-    } else {
-        match body["response_format"].as_str().unwrap_or("mp3") {
-            "pcm" => ("pcm", 24_000),
-            "wav" => ("wav", 24_000),
-            other => {
-                c.error(400, &format!("the sim serves response_format pcm and wav, not {other}")).await?;
-                return Ok(true);
-            }
-        }
-    };
-    let (audio, found) = ctx.speech_for(&text);
-    let lead = if ctx.profile.fixed {
-        ctx.profile.leading_silence_ms
-    } else {
-        log_uniform(rng, ctx.profile.leading_silence_ms.max(1.0), 2.0)
-    };
-    let mut samples = vec![0i16; (lead * 24.0) as usize];
-    samples.extend_from_slice(&audio);
-    let pcm = if rate == 24_000 { Pcm::new(24_000, samples) } else { resample(&Pcm::new(24_000, samples), rate) };
-    let want = norm(&text);
-    let turn = ctx
-        .turns
-        .iter()
-        .position(|t| t.reply_text.as_deref().is_some_and(|r| !want.is_empty() && norm(r).contains(&want)));
-    let i = truth(shared, idx, turn, GroundTruthKind::Tts, req.complete_at);
-    shared.update(i, |g| {
-        g.text = Some(text.clone());
-        g.leading_silence_ms = Some(lead);
-        g.audio_planned_ms = pcm.duration_ms();
-        if !found {
-            g.status_reason = Some("unknown text: the shortest agent line was spoken".into());
-        }
-    });
-    let ttfb = ctx.profile.draw(rng, ctx.profile.tts_ttfb_ms, 0.35);
-    let t0 = req.complete_at + Duration::from_secs_f64(ttfb / 1000.0);
-    if !wait_or_cancel(c, shared, i, t0).await {
-        return Ok(false);
-    }
-    c.start_stream(if format == "wav" { "audio/wav" } else { "application/octet-stream" }).await?;
-    let per = ((ctx.profile.chunk_ms * rate as f64 / 1000.0) as usize).max(1);
-    let mut sent = 0.0;
-    for (k, ch) in pcm.samples.chunks(per).enumerate() {
-        let due = t0 + Duration::from_secs_f64(k as f64 * ctx.profile.chunk_ms / ctx.profile.realtime_factor / 1000.0);
-        shared.update(i, |g| g.audio_sent_ms = sent);
-        if !wait_or_cancel(c, shared, i, due).await {
-            return Ok(false);
-        }
-        let mut bytes = Vec::new();
-        if k == 0 {
-            mark_first(shared, i, Instant::now());
-            if format == "wav" {
-                bytes.extend_from_slice(&wav_stream_header(rate));
-            }
-        }
-        if format == "ulaw" {
-            bytes.extend(mulaw::encode_all(ch));
-        } else {
-            bytes.extend(ch.iter().flat_map(|s| s.to_le_bytes()));
-        }
-        if c.chunk(&bytes).await.is_err() {
-            shared.update(i, |g| g.audio_sent_ms = sent);
-            finish(shared, i, true);
-            return Ok(false);
-        }
-        sent += ch.len() as f64 * 1000.0 / rate as f64;
-    }
-    shared.update(i, |g| g.audio_sent_ms = sent);
-    c.end_stream().await?;
-    finish(shared, i, false);
-    Ok(true)
-}
-
-/// A WAV header for a stream of unknown length (sizes 0xFFFFFFFF).
-fn wav_stream_header(rate: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * 2).to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h
-}
-
-fn results(text: &str, start: f64, dur: f64, is_final: bool, speech_final: bool, from_finalize: bool) -> String {
-    let words: Vec<Json> = text
-        .split_whitespace()
-        .map(|w| json!({"word": w.to_lowercase(), "punctuated_word": w, "start": start, "end": start + dur, "confidence": 0.99}))
-        .collect();
-    json!({"type": "Results", "channel_index": [0, 1], "duration": dur, "start": start, "is_final": is_final,
-           "speech_final": speech_final, "from_finalize": from_finalize,
-           "channel": {"alternatives": [{"transcript": text, "confidence": 0.99, "words": words}]},
-           "metadata": {"request_id": "sim", "model_info": {"name": "sim", "version": "0", "arch": "sim"}, "model_uuid": "sim"}})
-    .to_string()
-}
-
-/// `GET /v1/listen`: the Deepgram v1 live socket.
-async fn deepgram<S>(ws: WebSocketStream<S>, query: String, ctx: Arc<Ctx>, shared: Arc<Shared>, idx: u64)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let param = |k: &str| {
-        query.split('&').filter_map(|kv| kv.split_once('=')).find(|(a, _)| *a == k).map(|(_, v)| v.to_string())
-    };
-    let rate: u32 = param("sample_rate").and_then(|v| v.parse().ok()).unwrap_or(16_000);
-    let mu = param("encoding").as_deref() == Some("mulaw");
-    let endpointing: f64 = param("endpointing").and_then(|v| v.parse().ok()).unwrap_or(10.0);
-    let vad_events = param("vad_events").as_deref() == Some("true");
-    let interim = param("interim_results").as_deref() == Some("true");
-    let mut rng = SplitMix64::new(ctx.seed ^ idx.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    let (mut sink, mut src) = ws.split();
-    let mut vad = StreamVad::new(rate, 0.5, endpointing.max(10.0));
-    let mut evs = Vec::new();
-    let mut segment: Vec<i16> = Vec::new();
-    let mut in_speech = false;
-    let mut total_samples: u64 = 0;
-    // A pending final: (due, text, speech_final, from_finalize, truth index).
-    let mut pending: Vec<(Instant, String, bool, bool, usize)> = Vec::new();
-    let mut next_interim: f64 = 0.0;
-    loop {
-        let next_due = pending.iter().map(|p| p.0).min();
-        tokio::select! {
-            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await }, if next_due.is_some() => {
-                let now = Instant::now();
-                let (ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.0 <= now);
-                pending = rest;
-                for (_, text, sf, ff, i) in ready {
-                    let at = Instant::now();
-                    if sink.send(Message::Text(results(&text, 0.0, 1.0, true, sf, ff).into())).await.is_err() {
-                        return;
-                    }
-                    mark_first(&shared, i, at);
-                    finish(&shared, i, false);
-                }
-            }
-            m = src.next() => {
-                let Some(Ok(m)) = m else { return };
-                match m {
-                    Message::Binary(b) => {
-                        let samples: Vec<i16> = if mu { mulaw::decode_all(&b) } else { b.chunks_exact(2).map(|x| i16::from_le_bytes([x[0], x[1]])).collect() };
-                        total_samples += samples.len() as u64;
-                        vad.push(&samples, true, &mut evs);
-                        segment.extend_from_slice(&samples);
-                        if !in_speech && evs.is_empty() {
-                            // Out of speech: keep only a little pre-roll.
-                            let keep = rate as usize / 5;
-                            if segment.len() > keep {
-                                segment.drain(..segment.len() - keep);
-                            }
-                        }
-                        for ev in evs.drain(..) {
-                            match ev {
-                                VadEvent::Onset { start_ms, .. } => {
-                                    in_speech = true;
-                                    next_interim = 1000.0;
-                                    if vad_events {
-                                        let m = json!({"type": "SpeechStarted", "channel": [0], "timestamp": start_ms / 1000.0});
-                                        if sink.send(Message::Text(m.to_string().into())).await.is_err() { return; }
-                                    }
-                                }
-                                VadEvent::Silence { .. } => {
-                                    vad.end_speech();
-                                    in_speech = false;
-                                    let heard = recognise(&ctx.known, &Pcm::new(rate, segment.clone()));
-                                    let turn = heard.as_ref().map(|h| ctx.known_turn[h.index]);
-                                    let text = heard.map(|h| h.text).unwrap_or_default();
-                                    let now = Instant::now();
-                                    let i = truth(&shared, idx, turn, GroundTruthKind::SttLive, now);
-                                    shared.update(i, |g| g.text = Some(text.clone()));
-                                    let delay = ctx.profile.draw(&mut rng, ctx.profile.stt_delay_ms, 0.35);
-                                    pending.push((now + Duration::from_secs_f64(delay / 1000.0), text, true, false, i));
-                                    segment.clear();
-                                }
-                            }
-                        }
-                        if in_speech && interim {
-                            let heard_ms = segment.len() as f64 * 1000.0 / rate as f64;
-                            if heard_ms >= next_interim {
-                                next_interim += 1000.0;
-                                if let Some(h) = recognise(&ctx.known, &Pcm::new(rate, segment.clone())) {
-                                    let t = results(&h.text, 0.0, heard_ms / 1000.0, false, false, false);
-                                    if sink.send(Message::Text(t.into())).await.is_err() { return; }
-                                }
-                            }
-                        }
-                    }
-                    Message::Text(t) => {
-                        let v: Json = serde_json::from_str(&t).unwrap_or(Json::Null);
-                        match v["type"].as_str() {
-                            Some("Finalize") => {
-                                // Flush what was heard of the speech in progress (nothing when the VAD already
-                                // ended it: its speech_final is pending) and answer after any pending final.
-                                let text = if in_speech {
-                                    vad.end_speech();
-                                    in_speech = false;
-                                    let t = recognise(&ctx.known, &Pcm::new(rate, segment.clone())).map(|h| h.text);
-                                    segment.clear();
-                                    t.unwrap_or_default()
-                                } else {
-                                    String::new()
-                                };
-                                let now = Instant::now();
-                                let i = truth(&shared, idx, None, GroundTruthKind::SttLive, now);
-                                shared.update(i, |g| g.text = Some(text.clone()));
-                                let delay = ctx.profile.draw(&mut rng, ctx.profile.stt_delay_ms, 0.35);
-                                let due = pending.iter().map(|p| p.0).max().unwrap_or(now).max(now + Duration::from_secs_f64(delay / 1000.0));
-                                pending.push((due, text, false, true, i));
-                            }
-                            Some("CloseStream") => {
-                                let m = json!({"type": "Metadata", "transaction_key": "deprecated", "request_id": "sim", "sha256": "", "created": "", "duration": total_samples as f64 / rate as f64, "channels": 1});
-                                let _ = sink.send(Message::Text(m.to_string().into())).await;
-                                let _ = sink.close().await;
-                                return;
-                            }
-                            _ => {}
-                        }
-                    }
-                    Message::Close(_) => return,
-                    _ => {}
-                }
-            }
-        }
-    }
 }
