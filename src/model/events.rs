@@ -157,19 +157,12 @@ pub enum AgentEvent {
 }
 
 /// The most bytes of provider text (an error message, a close reason) any record keeps.
-pub const MAX_ERROR_TEXT: usize = 1024;
+pub const MAX_ERROR_TEXT: usize = crate::secret::MAX_TEXT;
 
 /// `text` bounded to [`MAX_ERROR_TEXT`] bytes: a longer one is cut at a character boundary and says how long it was
-/// ("… (truncated, 20480 bytes)").
+/// ("… (truncated, 20480 bytes)"); [`crate::secret::bound`] does the cutting.
 pub fn bound_text(text: &str) -> String {
-    if text.len() <= MAX_ERROR_TEXT {
-        return text.to_string();
-    }
-    let mut end = MAX_ERROR_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (truncated, {} bytes)", &text[..end], text.len())
+    crate::secret::bound(text, MAX_ERROR_TEXT)
 }
 
 #[cfg(test)]
