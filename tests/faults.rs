@@ -181,13 +181,11 @@ macro_rules! shared_tests {
 }
 
 #[test]
-#[ignore = "needs harness fix: an OpenAI Realtime `error` event with code rate_limit_exceeded ends the turn as rate_limit (today it waits for the turn timeout)"]
 fn error_rate_limit() {
     shared_case("error-rate-limit")
 }
 
 #[test]
-#[ignore = "needs harness fix: an OpenAI Realtime `error` event with code server_error ends the turn as provider_error (today it waits for the turn timeout)"]
 fn error_server() {
     shared_case("error-server")
 }
@@ -211,13 +209,11 @@ shared_tests! {
 }
 
 #[test]
-#[ignore = "needs harness fix: the pipeline LLM client bounds a streamed tool-call index (today the run hangs allocating from index 100000000)"]
 fn tool_index_bomb() {
     alone("pipeline", "tool-index-bomb", &["protocol"]);
 }
 
 #[test]
-#[ignore = "needs harness fix: reply audio bounded per turn (playout ends at turn_timeout_ms with category timeout)"]
 fn audio_flood() {
     alone("openai-realtime", "audio-flood", &["timeout"]);
 }

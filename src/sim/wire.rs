@@ -225,6 +225,9 @@ struct Faults {
     fired: bool,
     /// Nothing more goes out (after an error event).
     muted: bool,
+    /// The error event that muted the session: the one message still sent after muting (the session loop clears
+    /// whatever else the same round queued).
+    last_words: Option<Message>,
 }
 
 /// Renders what the brain did since the last call; a mid-reply fault fires at the first reply audio.
@@ -257,7 +260,7 @@ fn render(wire: &mut dyn Wire, brain: &mut Brain, out: &mut Out, f: &mut Faults)
                 } else {
                     ("server_error", "server_error")
                 };
-                out.push(Message::text(
+                f.last_words = Some(Message::text(
                     serde_json::json!({"type": "error", "event_id": "event_sim_fault", "error": {"type": ty,
                         "code": code, "message": "The server had an error while processing your request.",
                         "param": null, "event_id": null}})
@@ -374,7 +377,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut out: Out = Vec::new();
-    let mut f = Faults { fault, fired: false, muted: false };
+    let mut f = Faults { fault, fired: false, muted: false, last_words: None };
     if fault == Some(SimFault::MalformedJsonAtSetup) {
         out.push(Message::text("{\"type\": \"session.created\", \"session\": {"));
     }
@@ -421,6 +424,7 @@ async fn run(
         };
         if f.muted {
             out.clear();
+            out.extend(f.last_words.take());
         }
         if !send(&mut ws, &mut out).await {
             return;
