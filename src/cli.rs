@@ -393,7 +393,7 @@ fn compare(
         let mut written = crate::compare::write_outputs(&c, out)?;
         let plots = out.join("plots");
         std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
-        for metric in ["ttfa", "barge_in_stop"] {
+        for metric in [crate::model::Metric::Ttfa, crate::model::Metric::BargeInStop] {
             let series = crate::compare::metric_values(&sides, metric);
             if series.len() >= 2 {
                 let p = crate::plots::cdf_overlay(&series, metric, &plots, &format!("compare-{metric}"))

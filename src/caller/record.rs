@@ -41,7 +41,7 @@ impl TurnKind {
     }
 }
 
-pub use crate::model::{METRICS, Metric, metric_label};
+pub use crate::model::{METRICS, Metric};
 
 /// One turn of one call.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -127,11 +127,6 @@ pub struct TurnRecord {
 }
 
 impl TurnRecord {
-    /// A latency metric by name (see [`METRICS`]); `None` for an unknown name.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        Metric::from_name(name).and_then(|m| self.value(m))
-    }
-
     /// The turn's value of a latency metric, when it has one (negative TTFA, TTFB, endpointing and tool-call
     /// times are left out: they are not latencies, and a histogram holds none; talk-over has its own metric).
     pub fn value(&self, metric: Metric) -> Option<f64> {

@@ -11,10 +11,11 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::PlotError;
 use super::data::{self, bin_fractions, cdf_steps, nice_step, quantile};
-use super::{PlotError, metric_title};
 use crate::caller::record::TurnRecord;
 use crate::metrics::stages::SEGMENTS;
+use crate::model::Metric;
 
 type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -43,9 +44,9 @@ pub(crate) type ToolSeries = (String, RGBColor, Vec<(String, u32, u32)>);
 /// A plot's data, ready to draw.
 pub(crate) enum Figure {
     /// Empirical CDFs overlaid.
-    Cdf { series: Vec<Series>, metric: String, log: bool },
+    Cdf { series: Vec<Series>, metric: Metric, log: bool },
     /// Histograms overlaid, with an optional vertical limit line (ms).
-    Hist { series: Vec<Series>, metric: String, limit: Option<f64> },
+    Hist { series: Vec<Series>, metric: Metric, limit: Option<f64> },
     /// Per target: `(turn, p50, p95, n)`.
     ByTurn { series: Vec<TurnSeries>, turn_ids: BTreeMap<u32, String> },
     /// Per pipeline target: label, mean of each segment, turns.
@@ -160,8 +161,8 @@ impl Figure {
     {
         root.fill(&WHITE)?;
         match self {
-            Figure::Cdf { series, metric, log } => draw_cdf(root, title, series, metric, *log),
-            Figure::Hist { series, metric, limit } => draw_hist(root, title, series, metric, *limit),
+            Figure::Cdf { series, metric, log } => draw_cdf(root, title, series, *metric, *log),
+            Figure::Hist { series, metric, limit } => draw_hist(root, title, series, *metric, *limit),
             Figure::ByTurn { series, turn_ids } => draw_by_turn(root, title, series, turn_ids),
             Figure::Stages { bars } => draw_stages(root, title, bars),
             Figure::Timeline { turns, color } => draw_timeline(root, title, turns, *color),
@@ -395,7 +396,7 @@ fn draw_cdf<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     series: &[Series],
-    metric: &str,
+    metric: Metric,
     log: bool,
 ) -> DrawResult
 where
@@ -403,7 +404,7 @@ where
 {
     let lo = series.iter().map(|s| s.values[0]).fold(f64::INFINITY, f64::min);
     let hi = series.iter().map(|s| *s.values.last().unwrap_or(&0.0)).fold(0.0, f64::max);
-    let x_desc = format!("{} (ms){}", metric_title(metric), if log { ", log scale" } else { "" });
+    let x_desc = format!("{} (ms){}", metric.label(), if log { ", log scale" } else { "" });
     let y_ticks: Vec<f64> = (0..=10).map(|i| f64::from(i) / 10.0).collect();
     let x = if log {
         // Values ≤ 0 cannot sit on a log axis: they are drawn at its left end.
@@ -505,7 +506,7 @@ fn draw_hist<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     series: &[Series],
-    metric: &str,
+    metric: Metric,
     limit: Option<f64>,
 ) -> DrawResult
 where
@@ -525,7 +526,7 @@ where
         Axis::linear(0.0, ymax, y_ticks),
     )?;
     let hidden: usize = cut.map_or(0, |c| series.iter().map(|s| s.values.iter().filter(|v| **v > c).count()).sum());
-    let mut x_desc = format!("{} (ms), bins of {} ms", metric_title(metric), tick(&bin));
+    let mut x_desc = format!("{} (ms), bins of {} ms", metric.label(), tick(&bin));
     if series.iter().all(|s| s.values[0] == s.values[s.values.len() - 1] && s.values[0] == series[0].values[0]) {
         x_desc.push_str(&format!("; every value is {} ms", ms(series[0].values[0])));
     }

@@ -108,7 +108,7 @@ impl Recorder {
         let dir = self.out_dir.join("histograms");
         for t in self.set.targets() {
             for (key, h) in t.histograms() {
-                let name = format!("{}.{}.{}.hgrm", t.name, key.metric(), key.scope.as_str());
+                let name = format!("{}.{}.{}.hgrm", t.name, key.metric, key.scope.as_str());
                 write_file(&dir.join(name), hgrm::percentile_distribution(h, hgrm::US_PER_MS).as_bytes())?;
             }
         }

@@ -11,11 +11,12 @@ use super::matcher::{Matcher, parse_date, toml_to_json};
 use super::schema::{self, Expect, Protocol, ScenarioFile, Start};
 use super::{
     AgentSpec, AudioRef, Bound, Defaults, ExpectedCall, LATENCY_METRICS, RATES, STATS, Scenario, ScenarioError, Slo,
-    StartSpec, ToolSpec, TurnSpec,
+    SloKey, StartSpec, ToolSpec, TurnSpec,
 };
 use crate::audio::{read_wav, vad::EnergyVad};
 use crate::corpus::manifest::Manifest;
 use crate::diag::{Diagnostic, from_toml_error, suggest};
+use crate::model::Metric;
 
 /// Profiles of the embedded simulated providers.
 pub const SIM_PROFILES: &[&str] = &["native", "fixed", "pipeline"];
@@ -867,7 +868,7 @@ fn check_slo(c: &mut Checker, slo: &BTreeMap<Spanned<String>, Spanned<f64>>) -> 
     for (k, v) in slo {
         let key = k.get_ref();
         let value = *v.get_ref();
-        if let Some((_, bound)) = RATES.iter().find(|(r, _)| r == key) {
+        if let Some((rate, bound)) = RATES.iter().find(|(r, _)| r == key) {
             if !(0.0..=1.0).contains(&value) {
                 c.err(
                     v.span(),
@@ -875,25 +876,29 @@ fn check_slo(c: &mut Checker, slo: &BTreeMap<Spanned<String>, Spanned<f64>>) -> 
                     "write 0.95 for 95 %".to_string(),
                 );
             }
-            out.push(Slo { key: key.clone(), threshold: value, bound: *bound });
+            out.push(Slo { key: SloKey::Rate(rate), threshold: value, bound: *bound });
             continue;
         }
         let Some((metric, stat)) = key.split_once('.') else {
             c.err(k.span(), format!("unknown SLO `{key}`"), suggest(key, "SLOs", &all_keys));
             continue;
         };
-        if !LATENCY_METRICS.contains(&metric) {
+        let Some(latency) = Metric::from_name(metric) else {
             c.err(
                 k.span(),
                 format!("unknown metric `{metric}` in SLO `{key}`"),
                 suggest(metric, "metrics", LATENCY_METRICS),
             );
-        } else if !STATS.contains(&stat) {
+            continue;
+        };
+        let Some(stat) = STATS.iter().find(|s| **s == stat) else {
             c.err(k.span(), format!("unknown statistic `{stat}` in SLO `{key}`"), suggest(stat, "statistics", STATS));
-        } else if !(value > 0.0 && value.is_finite()) {
+            continue;
+        };
+        if !(value > 0.0 && value.is_finite()) {
             c.err(v.span(), format!("`{key}` must be a positive number of milliseconds"), None);
         } else {
-            out.push(Slo { key: key.clone(), threshold: value, bound: Bound::AtMost });
+            out.push(Slo { key: SloKey::Latency(latency, stat), threshold: value, bound: Bound::AtMost });
         }
     }
     out
