@@ -230,8 +230,7 @@ pub(crate) fn num(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::caller::record::{CallRecord, TurnRecord};
-    use crate::model::Metric;
-    use crate::targets::ErrorCategory;
+    use crate::model::{ErrorCategory, Metric};
 
     #[test]
     fn values_in_every_spelling() {

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::caller::record::{CallRecord, TurnRecord};
+use crate::model::ErrorCategory;
 use crate::scenario::{Bound, Slo, SloKey};
-use crate::targets::ErrorCategory;
 
 /// The counters behind a target's rates, in `summary.json`'s order (its `counts` object): one struct for the
 /// recorder's tally and the summary.

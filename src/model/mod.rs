@@ -5,6 +5,12 @@
 //!
 //! Histogram keys, SLO keys, compare rows, the plots and the summary take a [`Metric`]; the names are for files,
 //! JSON and the "did you mean" of a misspelt key.
+//!
+//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`).
+
+pub mod events;
+
+pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Summary;
 use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
-use crate::targets::ErrorCategory;
+use crate::model::ErrorCategory;
 
 /// Why a report directory could not be read. Every variant names the file or directory at fault.
 #[derive(Debug, thiserror::Error)]

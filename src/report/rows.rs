@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::caller::record::{CallRecord, TurnRecord};
-use crate::targets::ErrorCategory;
+use crate::model::ErrorCategory;
 
 /// The header line of `turns.csv`.
 pub fn turns_csv_header() -> Result<Vec<u8>, csv::Error> {

@@ -222,7 +222,7 @@ impl TargetSummary {
             .map(|k| (k.as_str().to_owned(), metrics_of(Scope::Kind(*k))))
             .filter(|(_, metrics)| !metrics.0.is_empty())
             .collect();
-        let names = |errors: &BTreeMap<crate::targets::ErrorCategory, u64>| {
+        let names = |errors: &BTreeMap<crate::model::ErrorCategory, u64>| {
             errors.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect()
         };
         TargetSummary {
