@@ -22,9 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::caller::record::{TurnKind, TurnRecord};
 use crate::metrics::call_samples as samples;
-use crate::model::Metric;
+use crate::model::{Metric, TurnKind, TurnRecord};
 use crate::report::read::{ReadError, Report};
 use crate::stats::{CallSamples, SplitMix64, fnv, index, interval_and_p, pooled, quantile, resample_pooled};
 

@@ -18,9 +18,8 @@
 //!    otherwise; **no change** when `p ≥ 0.05`. Only a regression fails the gate.
 
 use super::{Change, ChangeVerdict, Check, CheckKind, GateOptions};
-use crate::caller::record::TurnRecord;
 use crate::metrics::call_samples as samples;
-use crate::model::Metric;
+use crate::model::{Metric, TurnRecord};
 use crate::stats::{SplitMix64, fnv, interval_and_p, pooled, quantile, resample_pooled};
 
 /// The statistics compared, with their quantiles.

@@ -229,7 +229,7 @@ pub(crate) fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::{CallRecord, TurnRecord};
+    use crate::model::{CallRecord, TurnRecord};
     use crate::model::{ErrorCategory, Metric};
 
     #[test]

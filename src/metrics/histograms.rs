@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SIGFIG;
 use super::tally::Tally;
-use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
-use crate::model::Metric;
+use crate::model::{CallRecord, Metric, TurnKind, TurnRecord};
 use crate::scenario::Slo;
 
 /// An empty auto-resizing histogram at [`SIGFIG`] significant digits (values in µs).

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::caller::record::{CallRecord, TurnRecord};
-use crate::model::ErrorCategory;
+use crate::model::{CallRecord, ErrorCategory, TurnRecord};
 use crate::scenario::{Bound, Slo, SloKey};
 
 /// The counters behind a target's rates, in `summary.json`'s order (its `counts` object): one struct for the
@@ -228,8 +227,8 @@ pub fn meets_slos(t: &TurnRecord, slos: &[Slo]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::TurnKind;
     use crate::model::Metric;
+    use crate::model::TurnKind;
 
     #[test]
     fn no_expected_tool_calls_is_no_rate() {

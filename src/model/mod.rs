@@ -1,4 +1,4 @@
-//! The shared vocabulary of measuring and reporting, importing nothing from the crate: the latency metrics as one
+//! The shared vocabulary of measuring and reporting, importing only the leaf `stats`: the latency metrics as one
 //! [`Metric`] enum, with each metric's name (as files and SLO keys write it), its label for people and its unit,
 //! in report order. The scenario's SLO keys, the caller's records, the histograms, the gate, compare, the plots and
 //! the pages all take their metric list from here ([`METRICS`], the names, is derived from the enum).
@@ -6,11 +6,15 @@
 //! Histogram keys, SLO keys, compare rows, the plots and the summary take a [`Metric`]; the names are for files,
 //! JSON and the "did you mean" of a misspelt key.
 //!
-//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`).
+//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`); the
+//! rows a call produces ([`TurnRecord`], [`CallRecord`], [`TurnKind`], [`Pacing`]) in [`record`] (re-exported here
+//! and in `crate::caller::record`).
 
 pub mod events;
+pub mod record;
 
 pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
+pub use record::{CallRecord, Pacing, TurnKind, TurnRecord};
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

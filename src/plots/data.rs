@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::caller::record::{TurnKind, TurnRecord};
 use crate::metrics::stages;
-use crate::model::Metric;
+use crate::model::{Metric, TurnKind, TurnRecord};
 use crate::report::read::Report;
 
 /// The `q`-quantile of sorted values by the crate's one rule ([`crate::stats::quantile`]: the value at rank

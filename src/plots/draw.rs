@@ -13,9 +13,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::PlotError;
 use super::data::{self, bin_fractions, cdf_steps, nice_step, quantile};
-use crate::caller::record::TurnRecord;
 use crate::metrics::stages::SEGMENTS;
-use crate::model::Metric;
+use crate::model::{Metric, TurnRecord};
 
 type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

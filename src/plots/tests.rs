@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::*;
-use crate::caller::record::{TurnKind, TurnRecord};
+use crate::model::{TurnKind, TurnRecord};
 
 /// Call `call` of `target`: three turns (plain, tool, barge-in), TTFAs scaled by `scale`.
 fn call_turns(target: &str, simulated: bool, pipeline: bool, call: u32, scale: f64) -> Vec<TurnRecord> {

@@ -140,7 +140,7 @@ pub fn histogram_set(bytes: &[u8]) -> Result<HistogramSet, HlogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
+    use crate::model::{CallRecord, TurnKind, TurnRecord};
 
     #[test]
     fn round_trips_exactly() {

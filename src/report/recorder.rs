@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use super::summary::summary_json;
 use super::{ReportError, RunMeta, Summary, hgrm, hlog, rows};
-use crate::caller::record::{CallRecord, TurnRecord};
 use crate::metrics::HistogramSet;
+use crate::model::{CallRecord, TurnRecord};
 
 /// Streams a run's records to a report directory and summarises them at the end.
 #[derive(Debug)]

@@ -13,10 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::RunMeta;
 use super::time::rfc3339;
-use crate::caller::record::TurnKind;
 pub use crate::metrics::Counts;
 use crate::metrics::{HistogramSet, Scope, Stats, TargetMetrics};
-use crate::model::Metric;
+use crate::model::{Metric, TurnKind};
 
 /// The whole summary of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,9 +23,9 @@ pub mod ws_pcm;
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 pub use crate::model::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 use crate::scenario::{Protocol, Scenario, Target};
+use tokio::sync::mpsc;
 
 /// One frame of caller audio, encoded once for the wire (all calls of a target share the encoding).
 #[derive(Debug, Clone)]
