@@ -2,10 +2,10 @@
 //! self-contained `index.html`. Both are built from one [`Page`] — the facts as titled tables — so they say the
 //! same thing; [`render_markdown`] and [`render_html`] only lay it out.
 //!
-//! Everything comes from the report directory alone (summary.json, turns.jsonl, the gate's SLO checks, the
-//! comparison and the plots), so `voicebench report DIR` rebuilds the pages of old runs and merged shards. The
-//! pages sit at the top of the module graph: they read through [`crate::report::read`] and show what the gate,
-//! compare and the plots make of it; nothing below imports them.
+//! Everything comes from the report directory (summary.json, turns.jsonl, the plots) and the verdicts made of it
+//! (the gate's SLO checks, the comparison: [`Verdicts`], made by the caller), so `voicebench report DIR` rebuilds the
+//! pages of old runs and merged shards. The pages sit at the top of the module graph: they read through
+//! [`crate::report::read`] and show what the gate, compare and the plots make of it; nothing below imports them.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 pub mod build;
 
-pub use build::{Rendered, render_dir};
+pub use build::{Rendered, Verdicts, render_dir};
 
 use crate::compare::Comparison;
 use crate::gate::{CheckKind, GateReport};
