@@ -2,6 +2,7 @@
 
 mod azure;
 mod corpus;
+mod fuzz_inputs;
 mod gate;
 mod pipeline;
 mod protocols;
