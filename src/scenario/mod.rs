@@ -291,8 +291,11 @@ pub const RATES: &[(&str, Bound)] = &[
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
-    validate::validate(path, &src)
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    match String::from_utf8(bytes) {
+        Ok(src) => validate::validate(path, &src),
+        Err(e) => Err(ScenarioError::Invalid(vec![validate::not_utf8(path, e.as_bytes(), e.utf8_error())])),
+    }
 }
 
 /// Validates scenario text as if read from `path` (relative references resolve against `path`'s directory).

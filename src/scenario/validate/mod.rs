@@ -18,6 +18,7 @@ use crate::corpus::manifest::Manifest;
 use crate::diag::{Diagnostic, from_toml_error, suggest};
 use crate::model::Metric;
 
+mod secrets;
 mod targets;
 mod turns;
 
@@ -44,12 +45,34 @@ fn spanned_ok<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
 }
 
+/// The diagnostic of a file that is not UTF-8: where the first bad byte is, at line:col of the text before it.
+pub(super) fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostic {
+    let at = e.valid_up_to();
+    let text = String::from_utf8_lossy(&bytes[..at]).into_owned();
+    let line_end = bytes[at..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| at + i);
+    let src = format!("{text}{}", String::from_utf8_lossy(&bytes[at..line_end]));
+    Diagnostic::at(
+        path,
+        &src,
+        at..at + 1,
+        format!("the file is not UTF-8 text: byte 0x{:02x} cannot start or continue a character", bytes[at]),
+        Some("a scenario is TOML, which is UTF-8: save the file as UTF-8".to_string()),
+    )
+}
+
 pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError> {
-    let file: ScenarioFile =
-        toml::from_str(src).map_err(|e| ScenarioError::Invalid(vec![from_toml_error(path, src, &e)]))?;
+    // Key literals are masked before anything else reads the text, so no diagnostic can print one.
+    let (masked, key_diags) = secrets::mask_keys(path, src);
+    let src = masked.as_str();
+    let file: ScenarioFile = toml::from_str(src).map_err(|e| {
+        let mut diags = key_diags.clone();
+        diags.push(from_toml_error(path, src, &e));
+        diags.sort_by_key(|d| (d.line, d.col));
+        ScenarioError::Invalid(diags)
+    })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let mut c = Checker { file: path, src, dir, diags: Vec::new() };
+    let mut c = Checker { file: path, src, dir, diags: key_diags };
 
     check_name(&mut c, &file.name);
     let defaults = check_defaults(&mut c, &file.defaults);

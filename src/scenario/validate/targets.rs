@@ -22,7 +22,11 @@ fn check_url(c: &mut Checker, url: &Spanned<String>, schemes: &[&str], what: &st
     let u = url.get_ref();
     let scheme = u.split_once("://").map(|(s, _)| s);
     match scheme {
-        Some(s) if schemes.contains(&s) && u.len() > s.len() + 3 => {}
+        Some(s) if schemes.contains(&s) && u.len() > s.len() + 3 => {
+            if let Err(why) = check_authority(&u[s.len() + 3..]) {
+                c.err(url.span(), format!("`{u}` is not a valid {what} URL: {why}"), None);
+            }
+        }
         _ => c.err(
             url.span(),
             format!("`{u}` is not a {what} URL"),
@@ -31,6 +35,41 @@ fn check_url(c: &mut Checker, url: &Spanned<String>, schemes: &[&str], what: &st
                 schemes.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(" or ")
             ),
         ),
+    }
+}
+
+/// The part of a URL after `scheme://`: a host (a name, an IPv4 address or a bracketed IPv6 one), an optional port
+/// in 1–65535, no spaces or control characters; `Err` says what is wrong.
+fn check_authority(rest: &str) -> Result<(), String> {
+    if let Some(c) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("it contains {c:?}"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or("an IPv6 address without its closing `]`")?;
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`[{addr}]` is not an IPv6 address"));
+        }
+        (addr, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if !host_port.starts_with('[')
+        && !host.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '%' | '~'))
+    {
+        return Err(format!("`{host}` is not a host name"));
+    }
+    match port.map(|p| p.parse::<u16>()) {
+        None => Ok(()),
+        Some(Ok(p)) if p > 0 => Ok(()),
+        Some(_) => Err(format!("the port `{}` is not a number in 1–65535", port.unwrap_or_default())),
     }
 }
 

@@ -189,6 +189,14 @@ fn corpus_audio(
 
 fn wav_audio(c: &mut Checker, wav: &Spanned<String>, text: Option<&String>) -> Option<AudioRef> {
     let path = c.dir.join(wav.get_ref());
+    if path.is_dir() {
+        c.err(
+            wav.span(),
+            format!("{} is a directory, not a WAV file", path.display()),
+            "name a .wav file (paths are relative to the scenario file's directory)".to_string(),
+        );
+        return None;
+    }
     if !path.is_file() {
         c.err(
             wav.span(),
