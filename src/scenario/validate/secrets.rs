@@ -22,8 +22,8 @@ fn patterns() -> &'static [Regex; 3] {
                 r#"(?mi)^[ \t]*["']?(?:api[_-]?key|key|token|access[_-]?token|secret|password|bearer)["']?[ \t]*=[ \t]*["']([^"'\n]+)["']"#,
             )
             .expect("a valid pattern"),
-            // A key in a URL's query.
-            Regex::new(r#"(?i)[?&](?:api[_-]?key|key|token|access[_-]?token|secret)=([^&#"'\s]+)"#)
+            // A key in a URL's query (a value long enough to be one: `?key=…` in a comment is not).
+            Regex::new(r#"(?i)[?&](?:api[_-]?key|key|token|access[_-]?token|secret)=([A-Za-z0-9_.~%+/=\-]{12,})"#)
                 .expect("a valid pattern"),
             // Shapes of provider keys.
             Regex::new(r#"\b((?:sk-(?:proj-|ant-)?|sk_)[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,})"#)
@@ -95,5 +95,7 @@ mod tests {
         assert_eq!((diags[0].line, diags[0].col), (2, 12));
         assert!(diags.iter().all(|d| !d.to_string().contains("abcdefghijklmnop")));
         assert!(mask_keys(Path::new("s.toml"), "name = \"booking\"\n").1.is_empty());
+        // What a comment says about keys is not one.
+        assert!(mask_keys(Path::new("s.toml"), "x = 1 # sent as ?key=… redacted\n").1.is_empty());
     }
 }
