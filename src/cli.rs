@@ -308,7 +308,12 @@ fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate
     };
     let outcome = runtime()?.block_on(crate::run::run(&sc, opts, &|m| eprintln!("{m}")))?;
     print!("{}", crate::report::terminal_table(&outcome.summary));
-    print_pages(&outcome.out_dir);
+    // A gated run is judged once: the verdict the exit code follows is the one the pages show.
+    let gated = match (&gate_opts, outcome.interrupted) {
+        (Some(o), false) => Some(crate::gate::evaluate(&outcome.out_dir, o)),
+        _ => None,
+    };
+    print_pages(&outcome.out_dir, gated.as_ref().and_then(|g| g.as_ref().ok()).cloned());
     if outcome.interrupted {
         eprintln!("interrupted: the results measured so far are in {}", outcome.out_dir.display());
         return Ok(2);
@@ -321,9 +326,9 @@ fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate
         }
         return Ok(2);
     }
-    match gate_opts {
-        Some(o) => {
-            let report = crate::gate::evaluate(&outcome.out_dir, &o)?;
+    match gated {
+        Some(report) => {
+            let report = report?;
             println!();
             emit_gate(&report, gate_args, GateFormat::Table)
         }
@@ -344,12 +349,52 @@ fn dead_targets(summary: &crate::report::Summary) -> Vec<String> {
         .collect()
 }
 
-/// After a run: the pages, from the directory alone as `voicebench report` makes them, and the head to head when
-/// there is one. Failing to draw them loses nothing measured, so it is a warning.
-fn print_pages(out_dir: &Path) {
-    match crate::pages::render_dir(out_dir) {
-        Ok(r) => {
-            if let Some(c) = &r.compare {
+/// The verdicts the pages show, made once here: `gate` (a gated run's) or else the checks of the run's own SLOs,
+/// and with two targets or more the head to head, written as `compare.md` and `compare.json`. What cannot be made
+/// is a warning on the pages.
+fn page_verdicts(
+    report: &crate::report::read::Report,
+    gate: Option<crate::gate::GateReport>,
+) -> crate::pages::Verdicts {
+    let mut warnings = Vec::new();
+    let has_slos = report.summary.as_ref().is_some_and(|s| !s.slo.is_empty());
+    let gate = match gate {
+        Some(g) => Some(g),
+        None if has_slos => crate::gate::evaluate(&report.dir, &crate::gate::GateOptions::default())
+            .map_err(|e| warnings.push(format!("SLO verdicts: {e}")))
+            .ok(),
+        None => None,
+    };
+    let compare = if report.targets.len() >= 2 {
+        // One directory's targets have distinct names: the sides come from the rows already read.
+        let sides = crate::compare::sides_of(report);
+        crate::compare::compare(&sides, &crate::compare::CompareOptions::default())
+            .and_then(|c| crate::compare::write_outputs(&c, &report.dir).map(|_| c))
+            .map_err(|e| warnings.push(format!("comparison: {e}")))
+            .ok()
+    } else {
+        None
+    };
+    crate::pages::Verdicts { gate, compare, warnings }
+}
+
+/// Reads `dir`, makes the verdicts ([`page_verdicts`]) and builds the pages; the comparison comes back with them.
+fn build_pages(
+    dir: &Path,
+    gate: Option<crate::gate::GateReport>,
+) -> Result<(crate::pages::Rendered, Option<crate::compare::Comparison>), crate::pages::build::PagesError> {
+    let report = crate::report::read::Report::read(dir, true)?;
+    let verdicts = page_verdicts(&report, gate);
+    let compare = verdicts.compare.clone();
+    Ok((crate::pages::render_dir(&report, verdicts)?, compare))
+}
+
+/// After a run: the pages, from the directory as `voicebench report` makes them, and the head to head when there
+/// is one. Failing to draw them loses nothing measured, so it is a warning.
+fn print_pages(out_dir: &Path, gate: Option<crate::gate::GateReport>) {
+    match build_pages(out_dir, gate) {
+        Ok((r, compare)) => {
+            if let Some(c) = &compare {
                 println!();
                 print!("{}", crate::compare::render_terminal(c));
             }
@@ -394,13 +439,13 @@ fn report(dir: &Path) -> Result<i32> {
             dir.display()
         );
     }
-    let r = crate::pages::render_dir(dir)?;
+    let (r, compare) = build_pages(dir, None)?;
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
     println!("{}", r.html.display());
     println!("{}", r.markdown.display());
-    if r.compare.is_some() {
+    if compare.is_some() {
         println!("{}", dir.join("compare.md").display());
         println!("{}", dir.join("compare.json").display());
     }
@@ -430,7 +475,7 @@ fn compare(
         let mut written = crate::compare::write_outputs(&c, out)?;
         let plots = out.join("plots");
         std::fs::create_dir_all(&plots).with_context(|| format!("cannot create {}", plots.display()))?;
-        for metric in ["ttfa", "barge_in_stop"] {
+        for metric in [crate::model::Metric::Ttfa, crate::model::Metric::BargeInStop] {
             let series = crate::compare::metric_values(&sides, metric);
             if series.len() >= 2 {
                 let p = crate::plots::cdf_overlay(&series, metric, &plots, &format!("compare-{metric}"))

@@ -31,12 +31,14 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at a byte span of `src`.
     pub fn at(file: &Path, src: &str, span: Range<usize>, message: impl Into<String>, hint: Option<String>) -> Self {
-        let start = span.start.min(src.len());
+        // A span off a character boundary (a caller's arithmetic, a lossy decoding) moves back to one, never panics.
+        let floor = |i: usize| (0..=i.min(src.len())).rev().find(|i| src.is_char_boundary(*i)).unwrap_or(0);
+        let start = floor(span.start);
         let (line, col) = line_col(src, start);
         let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
         let source_line = src[line_start..line_end].trim_end_matches('\r').to_string();
-        let end = span.end.clamp(start, line_end);
+        let end = floor(span.end.clamp(start, line_end));
         let width = src[start..end].chars().count().max(1);
         Self { file: file.to_owned(), line, col, message: message.into(), hint, source_line, width }
     }
@@ -47,13 +49,40 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
         let gutter = self.line.to_string().len();
         writeln!(f, "{:gutter$} |", "")?;
-        writeln!(f, "{} | {}", self.line, self.source_line)?;
-        write!(f, "{:gutter$} | {}{}", "", " ".repeat(self.col - 1), "^".repeat(self.width))?;
+        let (shown, col, width) = window(&self.source_line, self.col, self.width);
+        writeln!(f, "{} | {shown}", self.line)?;
+        write!(f, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width))?;
         if let Some(h) = &self.hint {
             write!(f, "\n{:gutter$} = hint: {h}", "")?;
         }
         Ok(())
     }
+}
+
+/// Widest source line a diagnostic shows whole, in characters; a longer one is cut to this many around the column.
+pub const MAX_SHOWN: usize = 120;
+
+/// The part of `line` a diagnostic shows, with the caret's column and width in it: the whole line when it is short,
+/// else [`MAX_SHOWN`] characters around `col` with `…` where it was cut (a 10 kB line is not printed whole).
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= MAX_SHOWN {
+        return (line.to_string(), col.max(1), width);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(MAX_SHOWN / 3);
+    let end = (start + MAX_SHOWN).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut caret = at - start + 1;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let width = width.clamp(1, (end - at).max(1));
+    (shown, caret, width)
 }
 
 /// 1-based line and column (in characters) of a byte offset.

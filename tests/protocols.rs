@@ -150,7 +150,8 @@ api_key_env = "VOICEBENCH_TEST_GEMINI_KEY"
 [[target]]
 name = "gemini-nobody"
 protocol = "gemini-live"
-url = "ws://127.0.0.1:9/ws/live?key={KEY}"
+url = "ws://127.0.0.1:9/ws/live"
+api_key_env = "VOICEBENCH_TEST_GEMINI_KEY"
 "#
     );
     let path = write_fixed_scenario(tmp.path(), "s.toml", &extra);

@@ -4,6 +4,7 @@
 //! `round((n−1)q)` rule gave a different sample (even counts for the median).
 
 use voicebench::caller::record::{CallRecord, Pacing, TurnRecord};
+use voicebench::model::Metric;
 use voicebench::report::{Recorder, RunMeta, Summary, TargetMeta};
 use voicebench::stats::{SplitMix64, pooled, quantile};
 
@@ -27,7 +28,15 @@ fn every_path_gives_the_same_percentile_of_the_same_samples() {
         let lateness: Vec<u32> = us.iter().rev().map(|v| *v as u32).collect();
         let pacing = Pacing::from_lateness(lateness);
         let as_ms: Vec<f64> = us.iter().rev().map(|v| *v as f64 / 1000.0).collect();
-        let gate = voicebench::gate::compare::compare(&calls, &calls, &[("p50", 0.5), ("p95", 0.95)], 10, 1, 0.05);
+        let gate = voicebench::gate::compare::compare(
+            Metric::Ttfa,
+            &calls,
+            &calls,
+            &[("p50", 0.5), ("p95", 0.95)],
+            10,
+            1,
+            0.05,
+        );
         for (q, gate) in [(0.5, &gate[0]), (0.95, &gate[1]), (0.99, &None)] {
             let want = quantile(&sorted, q).unwrap();
             let ms = want as f64 / 1000.0;
@@ -45,7 +54,7 @@ fn every_path_gives_the_same_percentile_of_the_same_samples() {
                 assert_eq!(g.base, ms, "gate, n = {n}, q = {q}");
             }
             // Compare's point estimate.
-            let row = voicebench::compare::ratio_row("ttfa", "p", q, &calls, &calls, 0, 1);
+            let row = voicebench::compare::ratio_row(Metric::Ttfa, "p", q, &calls, &calls, 0, 1);
             assert_eq!((row.reference, row.other), (ms, ms), "compare, n = {n}, q = {q}");
         }
     }
@@ -124,7 +133,7 @@ fn the_frozen_report_s_percentiles_agree_everywhere() {
     let mut checked = 0;
     for target in &report.targets {
         let row = md.lines().find(|l| l.starts_with(&format!("| {target} (simulated) |"))).unwrap();
-        for metric in ["ttfa", "barge_in_stop", "endpointing"] {
+        for metric in [Metric::Ttfa, Metric::BargeInStop, Metric::Endpointing] {
             let calls = voicebench::metrics::call_samples(&report.turns, target, metric);
             let sorted = pooled(&calls);
             if sorted.is_empty() {
@@ -149,16 +158,16 @@ fn the_frozen_report_s_percentiles_agree_everywhere() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .find(|r| r["metric"] == metric && r["stat"] == stat);
+                    .find(|r| r["metric"] == metric.name() && r["stat"] == stat);
                 assert_eq!(crow.unwrap()[side].as_f64(), Some(want), "{at}: compare.json");
                 // report.md: the summary table's TTFA p50/p95, and the SLO check's detail.
-                if metric == "ttfa" {
+                if metric == Metric::Ttfa {
                     assert!(row.contains(&format!("| {want:.0} |")), "{at}: report.md row {row}");
                 }
                 checked += 1;
             }
         }
-        let p95 = summary.target(target).unwrap().metric("ttfa").unwrap().p95;
+        let p95 = summary.target(target).unwrap().metric(Metric::Ttfa).unwrap().p95;
         assert!(md.contains(&format!("p95 ttfa = {p95} ms")), "{target}: report.md SLO detail");
     }
     assert!(checked >= 8, "{checked} figures checked");

@@ -13,6 +13,7 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::{Value, json};
 use voicebench::caller::record::{CallRecord, METRICS, TurnKind, TurnRecord};
+use voicebench::model::Metric;
 use voicebench::report::{Recorder, RunMeta, Summary, TargetMeta};
 use voicebench::targets::ErrorCategory;
 
@@ -319,7 +320,7 @@ fn summary_schema_names_every_metric_kind_and_category() {
 #[test]
 fn summary_percentiles_match_known_inputs() {
     let (dir, summary, doc) = finished_run();
-    let ttfa = summary.target("sim-native").unwrap().metric("ttfa").unwrap();
+    let ttfa = summary.target("sim-native").unwrap().metric(Metric::Ttfa).unwrap();
     assert_eq!(ttfa.count, 1000);
     // 3 significant digits: within 0.1 % of the exact order statistic.
     assert!((ttfa.p50 - 500.0).abs() <= 0.5, "{ttfa:?}");

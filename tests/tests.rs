@@ -3,6 +3,7 @@
 mod azure;
 mod corpus;
 mod faults;
+mod fuzz_inputs;
 mod gate;
 mod pipeline;
 mod protocols;

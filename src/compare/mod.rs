@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::caller::record::{METRICS, TurnKind, TurnRecord};
 use crate::metrics::call_samples as samples;
+use crate::model::{Metric, TurnKind, TurnRecord};
 use crate::report::read::{ReadError, Report};
 use crate::stats::{CallSamples, SplitMix64, fnv, index, interval_and_p, pooled, quantile, resample_pooled};
 
@@ -113,11 +113,46 @@ pub struct SideInfo {
     pub calls: usize,
 }
 
+/// What a row compares: a latency metric (as a ratio) or a rate (as a difference). Written by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// A latency metric.
+    Latency(Metric),
+    /// A rate: `tool_success_rate` or `barge_in_success_rate`.
+    Rate(&'static str),
+}
+
+impl Measure {
+    /// The name files write (`ttfa`, `tool_success_rate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Latency(m) => m.name(),
+            Measure::Rate(r) => r,
+        }
+    }
+
+    /// The label for people: the metric's ([`Metric::label`]), or the rate's ("tool success").
+    pub fn label(self) -> &'static str {
+        match self {
+            Measure::Latency(m) => m.label(),
+            Measure::Rate("tool_success_rate") => "tool success",
+            Measure::Rate("barge_in_success_rate") => "barge-in success",
+            Measure::Rate(r) => r,
+        }
+    }
+}
+
+impl Serialize for Measure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// One row: a latency statistic or a rate, reference against another side.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// Metric (`ttfa`, …, or a rate: `tool_success_rate`, `barge_in_success_rate`).
-    pub metric: String,
+    pub metric: Measure,
     /// `p50`/`p95` for latencies; `rate` for rates.
     pub stat: String,
     /// The reference's value (ms, or a 0–1 rate).
@@ -141,7 +176,7 @@ pub struct Row {
 impl Row {
     /// Whether the row is a rate (a difference) rather than a latency (a ratio).
     pub fn is_rate(&self) -> bool {
-        self.stat == "rate"
+        matches!(self.metric, Measure::Rate(_))
     }
 }
 
@@ -150,7 +185,7 @@ impl Row {
 pub struct Pair {
     /// The other side's label.
     pub other: String,
-    /// Rows, metrics in [`METRICS`] order then the rates.
+    /// Rows, metrics in [`Metric::ALL`] order then the rates.
     pub rows: Vec<Row>,
     /// What makes the pair less than like for like (different turn mixes, …).
     pub notes: Vec<String>,
@@ -306,7 +341,7 @@ pub fn compare(sides: &[Side], opts: &CompareOptions) -> Result<Comparison, Comp
 
 fn pair_rows(a: &Side, b: &Side, opts: &CompareOptions) -> Vec<Row> {
     let mut rows = Vec::new();
-    for metric in METRICS {
+    for metric in Metric::ALL {
         let (sa, sb) = (samples(&a.turns, &a.target, metric), samples(&b.turns, &b.target, metric));
         // Nothing on either side (post-cancel audio of agents that stop cleanly): a ratio of zeros says nothing.
         if sa.is_empty() || sb.is_empty() || sa.iter().chain(&sb).flatten().all(|v| *v == 0) {
@@ -349,7 +384,7 @@ fn pair_notes(a: &Side, b: &Side) -> Vec<String> {
 
 /// The ratio row of one latency statistic.
 pub fn ratio_row(
-    metric: &str,
+    metric: Metric,
     stat: &str,
     q: f64,
     a: &CallSamples,
@@ -379,7 +414,7 @@ pub fn ratio_row(
     }
     let significant = matches!((ci, p_value), (Some((lo, hi)), Some(p)) if p < ALPHA && (lo > 1.0 || hi < 1.0));
     Row {
-        metric: metric.to_string(),
+        metric: Measure::Latency(metric),
         stat: stat.to_string(),
         reference: va / 1000.0,
         other: vb / 1000.0,
@@ -423,7 +458,7 @@ fn barge_ins(turns: &[TurnRecord]) -> Vec<(u64, u64)> {
 }
 
 /// The difference row of a rate.
-pub fn rate_row(metric: &str, a: &[(u64, u64)], b: &[(u64, u64)], resamples: usize, seed: u64) -> Row {
+pub fn rate_row(metric: &'static str, a: &[(u64, u64)], b: &[(u64, u64)], resamples: usize, seed: u64) -> Row {
     let rate = |v: &mut dyn Iterator<Item = (u64, u64)>| {
         let (n, d) = v.fold((0, 0), |s, x| (s.0 + x.0, s.1 + x.1));
         n as f64 / d.max(1) as f64
@@ -441,7 +476,7 @@ pub fn rate_row(metric: &str, a: &[(u64, u64)], b: &[(u64, u64)], resamples: usi
     let significant = matches!((ci, p_value), (Some((lo, hi)), Some(p)) if p < ALPHA && (lo > 0.0 || hi < 0.0));
     let samples = |v: &[(u64, u64)]| v.iter().map(|x| x.1 as usize).sum::<usize>();
     Row {
-        metric: metric.to_string(),
+        metric: Measure::Rate(metric),
         stat: "rate".into(),
         reference: va,
         other: vb,
@@ -455,10 +490,10 @@ pub fn rate_row(metric: &str, a: &[(u64, u64)], b: &[(u64, u64)], resamples: usi
 }
 
 /// The per-side samples (ms) of one metric, for overlaid CDFs.
-pub fn metric_values(sides: &[Side], metric: &str) -> Vec<(String, Vec<f64>)> {
+pub fn metric_values(sides: &[Side], metric: Metric) -> Vec<(String, Vec<f64>)> {
     sides
         .iter()
-        .map(|s| (s.display(), s.turns.iter().filter_map(|t| t.metric(metric)).collect::<Vec<f64>>()))
+        .map(|s| (s.display(), s.turns.iter().filter_map(|t| t.value(metric)).collect::<Vec<f64>>()))
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
@@ -488,7 +523,7 @@ mod tests {
         // Reference ~500 ms, other ~1000 ms, a little spread, 10 calls each.
         let a: CallSamples = (0..10).map(|i| vec![490_000 + i * 2_000, 500_000 + i * 1_000]).collect();
         let b: CallSamples = (0..10).map(|i| vec![980_000 + i * 4_000, 1_000_000 + i * 2_000]).collect();
-        let r = ratio_row("ttfa", "p50", 0.5, &a, &b, 2000, 1);
+        let r = ratio_row(Metric::Ttfa, "p50", 0.5, &a, &b, 2000, 1);
         assert!((r.value - 2.0).abs() < 0.05, "{r:?}");
         let (lo, hi) = r.ci.unwrap();
         assert!(lo < r.value && r.value < hi && lo > 1.8 && hi < 2.2, "{r:?}");
@@ -498,7 +533,7 @@ mod tests {
     #[test]
     fn identical_sides_are_not_significant() {
         let a: CallSamples = (0..10).map(|i| vec![400_000 + i * 10_000]).collect();
-        let r = ratio_row("ttfa", "p50", 0.5, &a, &a.clone(), 2000, 1);
+        let r = ratio_row(Metric::Ttfa, "p50", 0.5, &a, &a.clone(), 2000, 1);
         assert_eq!(r.value, 1.0);
         assert!(!r.significant && r.p_value.unwrap() > 0.05, "{r:?}");
     }
@@ -506,7 +541,7 @@ mod tests {
     #[test]
     fn too_few_calls_give_a_point_and_no_interval() {
         let a = calls(&[&[1_000], &[2_000]]);
-        let r = ratio_row("ttfa", "p50", 0.5, &a, &a.clone(), 2000, 1);
+        let r = ratio_row(Metric::Ttfa, "p50", 0.5, &a, &a.clone(), 2000, 1);
         assert!(r.ci.is_none() && r.p_value.is_none() && !r.significant);
     }
 

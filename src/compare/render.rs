@@ -3,16 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, Pair, Row};
-
-/// Labels for people: the latency metrics' ([`crate::caller::record::metric_label`]) and the rates compared.
-pub fn metric_label(metric: &str) -> &str {
-    match metric {
-        "tool_success_rate" => "tool success",
-        "barge_in_success_rate" => "barge-in success",
-        m => crate::caller::record::metric_label(m),
-    }
-}
+use super::{Comparison, Measure, Pair, Row};
+use crate::model::Metric;
 
 fn ms(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0} ms") } else { format!("{v:.1} ms") }
@@ -34,11 +26,7 @@ fn values(r: &Row) -> (String, String) {
 /// A row's cells, in table order: metric (and statistic), reference, other, figure, verdict.
 pub fn cells(r: &Row) -> [String; 5] {
     let (va, vb) = values(r);
-    let name = if r.is_rate() {
-        metric_label(&r.metric).to_string()
-    } else {
-        format!("{} {}", metric_label(&r.metric), r.stat)
-    };
+    let name = if r.is_rate() { r.metric.label().to_string() } else { format!("{} {}", r.metric.label(), r.stat) };
     [name, va, vb, figure(r), verdict(r)]
 }
 
@@ -68,7 +56,7 @@ fn p_text(p: f64) -> String {
 
 /// One sentence for the pair's TTFA p50 (the number people ask for), or `None` without TTFA on both sides.
 pub fn headline(c: &Comparison, pair: &Pair) -> Option<String> {
-    let r = pair.rows.iter().find(|r| r.metric == "ttfa" && r.stat == "p50")?;
+    let r = pair.rows.iter().find(|r| r.metric == Measure::Latency(Metric::Ttfa) && r.stat == "p50")?;
     let name = |label: &str| c.side(label).map(|s| display(s.label.as_str(), s.simulated)).unwrap_or_default();
     let (a, b) = (name(&c.reference), name(&pair.other));
     let ci = r.ci.map(|(lo, hi)| format!(" [{lo:.2}–{hi:.2}]")).unwrap_or_default();

@@ -18,8 +18,8 @@
 //!    otherwise; **no change** when `p ≥ 0.05`. Only a regression fails the gate.
 
 use super::{Change, ChangeVerdict, Check, CheckKind, GateOptions};
-use crate::caller::record::{METRICS, TurnRecord};
 use crate::metrics::call_samples as samples;
+use crate::model::{Metric, TurnRecord};
 use crate::stats::{SplitMix64, fnv, interval_and_p, pooled, quantile, resample_pooled};
 
 /// The statistics compared, with their quantiles.
@@ -31,9 +31,11 @@ pub const ALPHA: f64 = 0.05;
 /// Fewest calls with samples, on each side, for a comparison: below that the bootstrap cannot say anything.
 pub const MIN_CALLS: usize = 5;
 
-/// Compares `cur` with `base` for each `(stat, quantile)`: the bootstrap of the relative change. `None` for a
-/// statistic whose baseline value is 0 (a relative change is undefined). Both sides must be non-empty.
+/// Compares `cur` with `base` (samples of `metric`) for each `(stat, quantile)`: the bootstrap of the relative
+/// change. `None` for a statistic whose baseline value is 0 (a relative change is undefined). Both sides must be
+/// non-empty.
 pub fn compare(
+    metric: Metric,
     base: &[Vec<u64>],
     cur: &[Vec<u64>],
     stats: &[(&str, f64)],
@@ -73,7 +75,7 @@ pub fn compare(
                 ChangeVerdict::WithinNoise
             };
             Some(Change {
-                metric: String::new(),
+                metric,
                 stat: stat.to_string(),
                 base: bp / 1000.0,
                 current: cp / 1000.0,
@@ -106,7 +108,7 @@ pub fn pct(x: f64) -> String {
 /// The regression checks of one target present in both runs, and notes on what was not compared.
 pub fn checks(target: &str, base: &[TurnRecord], cur: &[TurnRecord], opts: &GateOptions) -> (Vec<Check>, Vec<String>) {
     let (mut out, mut notes) = (Vec::new(), Vec::new());
-    for metric in METRICS {
+    for metric in Metric::ALL {
         let (b, c) = (samples(base, target, metric), samples(cur, target, metric));
         if b.is_empty() && c.is_empty() {
             continue;
@@ -120,16 +122,15 @@ pub fn checks(target: &str, base: &[TurnRecord], cur: &[TurnRecord], opts: &Gate
             ));
             continue;
         }
-        let seed = opts.seed ^ fnv(target).rotate_left(17) ^ fnv(metric);
-        let changes = compare(&b, &c, STATS_COMPARED, opts.bootstrap, seed, opts.noise);
+        let seed = opts.seed ^ fnv(target).rotate_left(17) ^ fnv(metric.name());
+        let changes = compare(metric, &b, &c, STATS_COMPARED, opts.bootstrap, seed, opts.noise);
         for ((stat, _), change) in STATS_COMPARED.iter().zip(changes) {
-            let Some(mut ch) = change else {
+            let Some(ch) = change else {
                 notes.push(format!(
                     "`{target}` {metric}.{stat}: not compared: the baseline's value is 0 ms, a relative change is undefined"
                 ));
                 continue;
             };
-            ch.metric = metric.to_string();
             let passed = ch.verdict != ChangeVerdict::Regressed;
             let detail = format!(
                 "{metric}.{stat} {} → {} ms ({}, 95 % CI {} … {}, p = {}): {}{}",
@@ -194,8 +195,8 @@ mod tests {
     }
 
     fn compare_ttfa(base: &[TurnRecord], cur: &[TurnRecord]) -> Vec<Change> {
-        let (b, c) = (samples(base, "t", "ttfa"), samples(cur, "t", "ttfa"));
-        compare(&b, &c, STATS_COMPARED, 2000, 42, 0.05).into_iter().map(Option::unwrap).collect()
+        let (b, c) = (samples(base, "t", Metric::Ttfa), samples(cur, "t", Metric::Ttfa));
+        compare(Metric::Ttfa, &b, &c, STATS_COMPARED, 2000, 42, 0.05).into_iter().map(Option::unwrap).collect()
     }
 
     #[test]
@@ -260,8 +261,8 @@ mod tests {
         let mut significant = 0;
         for seed in 0..20 {
             let (b, c) = (realistic(15, 8, 600.0, 1.0, 100 + seed), realistic(15, 8, 600.0, 1.0, 200 + seed));
-            let ch =
-                &compare(&samples(&b, "t", "ttfa"), &samples(&c, "t", "ttfa"), &[("p50", 0.5)], 1000, seed, 0.05)[0];
+            let m = Metric::Ttfa;
+            let ch = &compare(m, &samples(&b, "t", m), &samples(&c, "t", m), &[("p50", 0.5)], 1000, seed, 0.05)[0];
             let ch = ch.as_ref().unwrap();
             assert!((1.0 / 1000.0..=1.0).contains(&ch.p_value), "{ch:?}");
             significant += usize::from(ch.p_value < ALPHA);
@@ -286,8 +287,8 @@ mod tests {
         };
         let (b, c) = (mk(&mut rng), mk(&mut rng));
         let single = |x: &Vec<Vec<u64>>| x.iter().flatten().map(|v| vec![*v]).collect::<Vec<_>>();
-        let whole = compare(&b, &c, &[("p50", 0.5)], 2000, 1, 0.05)[0].clone().unwrap();
-        let turns = compare(&single(&b), &single(&c), &[("p50", 0.5)], 2000, 1, 0.05)[0].clone().unwrap();
+        let whole = compare(Metric::Ttfa, &b, &c, &[("p50", 0.5)], 2000, 1, 0.05)[0].clone().unwrap();
+        let turns = compare(Metric::Ttfa, &single(&b), &single(&c), &[("p50", 0.5)], 2000, 1, 0.05)[0].clone().unwrap();
         let width = |ch: &Change| ch.ci_high - ch.ci_low;
         assert!(width(&whole) > 1.5 * width(&turns), "whole calls {whole:?} vs turns {turns:?}");
     }
@@ -299,7 +300,7 @@ mod tests {
         for t in &turns {
             set.record_turn(t);
         }
-        let stats = set.target("t").unwrap().stats("ttfa", crate::metrics::Scope::All).unwrap();
+        let stats = set.target("t").unwrap().stats(Metric::Ttfa, crate::metrics::Scope::All).unwrap();
         let ch = &compare_ttfa(&turns, &turns);
         assert_eq!((ch[0].base, ch[1].base), (stats.p50, stats.p95));
     }

@@ -30,6 +30,7 @@ pub use junit::render_junit;
 pub use render::{render_json, render_markdown, render_table};
 pub use slo::{merge_slos, parse_slo};
 
+use crate::model::Metric;
 use crate::report::read::{ReadError, Report};
 use crate::scenario::Slo;
 
@@ -112,7 +113,7 @@ impl ChangeVerdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     /// Latency metric (`ttfa`).
-    pub metric: String,
+    pub metric: Metric,
     /// Statistic: `p50` or `p95`.
     pub stat: String,
     /// The baseline's statistic, ms (equal to its summary's).
@@ -357,7 +358,7 @@ pub fn evaluate(report_dir: &Path, opts: &GateOptions) -> Result<GateReport, Gat
     Ok(GateReport {
         report_dir: report_dir.to_owned(),
         baseline: opts.baseline.clone(),
-        slo: slos.iter().map(|s| (s.key.clone(), s.threshold)).collect(),
+        slo: slos.iter().map(|s| (s.key.to_string(), s.threshold)).collect(),
         noise: opts.noise,
         bootstrap: opts.bootstrap,
         checks,

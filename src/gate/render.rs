@@ -196,7 +196,7 @@ pub(crate) mod tests {
                     threshold: Some(0.05),
                     detail: "ttfa.p95 600 → 720 ms".into(),
                     change: Some(Change {
-                        metric: "ttfa".into(),
+                        metric: crate::model::Metric::Ttfa,
                         stat: "p95".into(),
                         base: 600.0,
                         current: 720.0,

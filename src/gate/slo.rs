@@ -10,7 +10,7 @@
 use super::{Check, CheckKind, GateError};
 use crate::diag::suggest;
 use crate::metrics::{Scope, TargetMetrics};
-use crate::scenario::{Bound, LATENCY_METRICS, RATES, STATS, Slo};
+use crate::scenario::{Bound, LATENCY_METRICS, RATES, STATS, Slo, SloKey};
 
 /// Parses `KEY=VALUE` (as `--slo` takes it).
 pub fn parse_slo(arg: &str) -> Result<Slo, GateError> {
@@ -22,16 +22,16 @@ pub fn parse_slo(arg: &str) -> Result<Slo, GateError> {
         ));
     };
     let (key, value) = (key.trim(), value.trim());
-    let bound = key_bound(key).map_err(|(m, h)| bad(m, h))?;
-    let threshold = parse_value(key, bound_is_rate(key), value).map_err(|(m, h)| bad(m, h))?;
-    Ok(Slo { key: key.to_owned(), threshold, bound })
+    let slo_key = parse_key(key).map_err(|(m, h)| bad(m, h))?;
+    let threshold = parse_value(key, slo_key.is_rate(), value).map_err(|(m, h)| bad(m, h))?;
+    Ok(Slo { key: slo_key, threshold, bound: slo_key.bound() })
 }
 
 /// An SLO from a key and a threshold already in canonical units (ms, or 0–1), as `summary.json` records them.
 pub(crate) fn make_slo(key: &str, threshold: &f64) -> Result<Slo, String> {
-    let bound = key_bound(key).map_err(|(m, h)| format!("{m}; {h}"))?;
-    check_range(key, bound_is_rate(key), *threshold).map_err(|(m, h)| format!("{m}; {h}"))?;
-    Ok(Slo { key: key.to_owned(), threshold: *threshold, bound })
+    let slo_key = parse_key(key).map_err(|(m, h)| format!("{m}; {h}"))?;
+    check_range(key, slo_key.is_rate(), *threshold).map_err(|(m, h)| format!("{m}; {h}"))?;
+    Ok(Slo { key: slo_key, threshold: *threshold, bound: slo_key.bound() })
 }
 
 /// The scenario's SLOs with the overrides applied: an override replaces the SLO of the same key in place; the
@@ -47,14 +47,10 @@ pub fn merge_slos(scenario: &[Slo], overrides: &[Slo]) -> Vec<Slo> {
     out
 }
 
-fn bound_is_rate(key: &str) -> bool {
-    RATES.iter().any(|(r, _)| *r == key)
-}
-
-/// The direction of an SLO key, or (message, hint).
-fn key_bound(key: &str) -> Result<Bound, (String, String)> {
-    if let Some((_, b)) = RATES.iter().find(|(r, _)| *r == key) {
-        return Ok(*b);
+/// An SLO key as written, or (message, hint) saying which part is wrong.
+fn parse_key(key: &str) -> Result<SloKey, (String, String)> {
+    if let Some(k) = SloKey::parse(key) {
+        return Ok(k);
     }
     let Some((metric, stat)) = key.split_once('.') else {
         let mut all: Vec<String> = RATES.iter().map(|(r, _)| r.to_string()).collect();
@@ -64,10 +60,7 @@ fn key_bound(key: &str) -> Result<Bound, (String, String)> {
     if !LATENCY_METRICS.contains(&metric) {
         return Err((format!("unknown metric `{metric}`"), suggest(metric, "metrics", LATENCY_METRICS)));
     }
-    if !STATS.contains(&stat) {
-        return Err((format!("unknown statistic `{stat}`"), suggest(stat, "statistics", STATS)));
-    }
-    Ok(Bound::AtMost)
+    Err((format!("unknown statistic `{stat}`"), suggest(stat, "statistics", STATS)))
 }
 
 fn parse_value(key: &str, rate: bool, text: &str) -> Result<f64, (String, String)> {
@@ -150,37 +143,39 @@ fn check(m: &TargetMetrics, slo: &Slo) -> Check {
             (Some(v), format!("{} = {:.1} % ({num} of {den} {what})", slo.key, v * 100.0))
         }
     };
-    let (kind, name, measured, mut detail) = match slo.key.as_str() {
-        "tool_success_rate" => {
+    let (kind, name, measured, mut detail) = match slo.key {
+        SloKey::Rate("tool_success_rate") => {
             let (v, d) = rate(t.counts.tools_succeeded, t.counts.tools_expected, "expected tool calls");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
-        "barge_in_success_rate" => {
+        SloKey::Rate("barge_in_success_rate") => {
             let (v, d) =
                 rate(t.counts.barge_in_turns - t.counts.barge_in_failed, t.counts.barge_in_turns, "barge-in turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
-        "false_stop_rate" => {
+        SloKey::Rate("false_stop_rate") => {
             let (v, d) = rate(t.counts.false_stops, t.counts.backchannel_turns, "backchannel turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
-        "premature_takeover_rate" => {
+        SloKey::Rate("premature_takeover_rate") => {
             let (v, d) = rate(t.counts.premature_takeovers, t.counts.no_takeover_turns, "no-take-over turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
-        "error_rate" => {
+        SloKey::Rate("error_rate") => {
             let (v, d) = rate(t.counts.turns_failed, t.turns, "turns attempted");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
-        "goodput" => {
+        SloKey::Rate("goodput") => {
             let (v, d) = rate(t.counts.turns_good, t.turns, "turns attempted");
             let d =
                 if v.is_some() { d.replace(" turns attempted)", " turns attempted met every SLO at once)") } else { d };
             (CheckKind::Goodput, rate_name(slo), v, d)
         }
-        key => {
-            let (metric, stat) = key.split_once('.').unwrap_or((key, ""));
-            let name = format!("{key} {} {} ms", op(slo.bound), num(slo.threshold));
+        SloKey::Rate(other) => {
+            (CheckKind::Slo, rate_name(slo), None, format!("`{other}` is not a rate voicebench measures"))
+        }
+        SloKey::Latency(metric, stat) => {
+            let name = format!("{} {} {} ms", slo.key, op(slo.bound), num(slo.threshold));
             match m.stats(metric, Scope::All) {
                 Some(s) => {
                     let v = s.get(stat);
@@ -198,7 +193,7 @@ fn check(m: &TargetMetrics, slo: &Slo) -> Check {
     };
     let passed = measured.is_some_and(within);
     if let Some(v) = measured {
-        let unit = if bound_is_rate(&slo.key) { "" } else { " ms" };
+        let unit = if slo.key.is_rate() { "" } else { " ms" };
         let limit = match slo.bound {
             Bound::AtMost => "at most",
             Bound::AtLeast => "at least",
@@ -234,18 +229,21 @@ pub(crate) fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::{CallRecord, TurnRecord};
-    use crate::model::ErrorCategory;
+    use crate::model::{CallRecord, TurnRecord};
+    use crate::model::{ErrorCategory, Metric};
 
     #[test]
     fn values_in_every_spelling() {
         let p = |s: &str| parse_slo(s).unwrap();
-        assert_eq!(p("ttfa.p95=800"), Slo { key: "ttfa.p95".into(), threshold: 800.0, bound: Bound::AtMost });
+        assert_eq!(
+            p("ttfa.p95=800"),
+            Slo { key: SloKey::Latency(Metric::Ttfa, "p95"), threshold: 800.0, bound: Bound::AtMost }
+        );
         assert_eq!(p("ttfa.p95=800ms").threshold, 800.0);
         assert_eq!(p("ttfa.p95 = 1.5s").threshold, 1500.0);
         assert_eq!(
             p("tool_success_rate=0.95"),
-            Slo { key: "tool_success_rate".into(), threshold: 0.95, bound: Bound::AtLeast }
+            Slo { key: SloKey::Rate("tool_success_rate"), threshold: 0.95, bound: Bound::AtLeast }
         );
         assert!((p("tool_success_rate=95%").threshold - 0.95).abs() < 1e-12);
         assert_eq!(p("error_rate=2%").bound, Bound::AtMost);
@@ -271,8 +269,8 @@ mod tests {
         let s = |k: &str, v: f64| parse_slo(&format!("{k}={v}")).unwrap();
         let merged =
             merge_slos(&[s("ttfa.p95", 800.0), s("error_rate", 0.02)], &[s("error_rate", 0.05), s("ttfb.p50", 300.0)]);
-        let keys: Vec<(&str, f64)> = merged.iter().map(|s| (s.key.as_str(), s.threshold)).collect();
-        assert_eq!(keys, [("ttfa.p95", 800.0), ("error_rate", 0.05), ("ttfb.p50", 300.0)]);
+        let keys: Vec<(String, f64)> = merged.iter().map(|s| (s.key.to_string(), s.threshold)).collect();
+        assert_eq!(keys, [("ttfa.p95".into(), 800.0), ("error_rate".into(), 0.05), ("ttfb.p50".into(), 300.0)]);
     }
 
     fn target(turns: &[TurnRecord], calls: &[CallRecord], slos: &[Slo]) -> TargetMetrics {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SIGFIG;
 use super::tally::Tally;
-use crate::caller::record::{CallRecord, METRICS, TurnKind, TurnRecord};
+use crate::model::{CallRecord, Metric, TurnKind, TurnRecord};
 use crate::scenario::Slo;
 
 /// An empty auto-resizing histogram at [`SIGFIG`] significant digits (values in µs).
@@ -28,11 +28,11 @@ pub fn ms_to_us(ms: f64) -> Option<u64> {
 /// The samples of `metric` for `target`, grouped by call (only calls with samples), in µs each rounded to its
 /// histogram bucket (the bucket's highest equivalent value), so [`crate::stats::quantile`] of the pooled samples
 /// equals the histogram's percentile exactly: what the gate and compare resample.
-pub fn call_samples(turns: &[TurnRecord], target: &str, metric: &str) -> crate::stats::CallSamples {
+pub fn call_samples(turns: &[TurnRecord], target: &str, metric: Metric) -> crate::stats::CallSamples {
     let h = new_histogram();
     let mut by_call: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for t in turns.iter().filter(|t| t.target == target) {
-        if let Some(us) = t.metric(metric).and_then(ms_to_us) {
+        if let Some(us) = t.value(metric).and_then(ms_to_us) {
             by_call.entry(t.call).or_default().push(h.highest_equivalent(us));
         }
     }
@@ -66,25 +66,14 @@ impl Scope {
     }
 }
 
-/// A histogram's key within a target: a metric of [`METRICS`] and a [`Scope`]. Orders as reports list them
-/// (metrics in [`METRICS`] order, kinds in [`TurnKind::ALL`] order, then `all`).
+/// A histogram's key within a target: a [`Metric`] and a [`Scope`]. Orders as reports list them (metrics in
+/// [`Metric::ALL`] order, kinds in [`TurnKind::ALL`] order, then `all`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HistKey {
-    metric: usize,
+    /// The metric.
+    pub metric: Metric,
     /// The turns covered.
     pub scope: Scope,
-}
-
-impl HistKey {
-    /// The key of `metric` (a name in [`METRICS`]) over `scope`; `None` for an unknown metric.
-    pub fn new(metric: &str, scope: Scope) -> Option<HistKey> {
-        METRICS.iter().position(|m| *m == metric).map(|metric| HistKey { metric, scope })
-    }
-
-    /// The metric's name.
-    pub fn metric(&self) -> &'static str {
-        METRICS[self.metric]
-    }
 }
 
 /// The percentile summary of one histogram, in **milliseconds** (µs precision).
@@ -170,8 +159,8 @@ impl TargetMetrics {
     /// Adds one turn: each metric it has goes into its kind's histogram and the `all` histogram.
     pub fn record_turn(&mut self, turn: &TurnRecord, slos: &[Slo]) {
         self.simulated |= turn.simulated;
-        for (metric, name) in METRICS.iter().enumerate() {
-            let Some(us) = turn.metric(name).and_then(ms_to_us) else { continue };
+        for metric in Metric::ALL {
+            let Some(us) = turn.value(metric).and_then(ms_to_us) else { continue };
             let scopes = [turn.kind.map(Scope::Kind), Some(Scope::All)];
             for scope in scopes.into_iter().flatten() {
                 let h = self.histograms.entry(HistKey { metric, scope }).or_insert_with(new_histogram);
@@ -190,8 +179,8 @@ impl TargetMetrics {
     }
 
     /// The histogram of `metric` over `scope`, if it has samples.
-    pub fn histogram(&self, metric: &str, scope: Scope) -> Option<&Histogram<u64>> {
-        self.histograms.get(&HistKey::new(metric, scope)?)
+    pub fn histogram(&self, metric: Metric, scope: Scope) -> Option<&Histogram<u64>> {
+        self.histograms.get(&HistKey { metric, scope })
     }
 
     /// Every non-empty histogram, in report order.
@@ -200,7 +189,7 @@ impl TargetMetrics {
     }
 
     /// The summary of `metric` over `scope`, if it has samples.
-    pub fn stats(&self, metric: &str, scope: Scope) -> Option<Stats> {
+    pub fn stats(&self, metric: Metric, scope: Scope) -> Option<Stats> {
         self.histogram(metric, scope).and_then(Stats::from_histogram)
     }
 
@@ -321,7 +310,7 @@ mod tests {
         for ms in 1..=1000 {
             set.record_turn(&turn("a", TurnKind::Plain, f64::from(ms)));
         }
-        let s = set.target("a").unwrap().stats("ttfa", Scope::All).unwrap();
+        let s = set.target("a").unwrap().stats(Metric::Ttfa, Scope::All).unwrap();
         assert_eq!(s.count, 1000);
         assert!((s.p50 - 500.0).abs() <= 0.5, "{s:?}");
         assert!((s.p99 - 990.0).abs() <= 1.0, "{s:?}");
@@ -337,10 +326,10 @@ mod tests {
         set.record_turn(&turn("a", TurnKind::Tool, 900.0));
         set.record_turn(&TurnRecord { target: "a".into(), ttfa_ms: Some(50.0), ..Default::default() });
         let t = set.target("a").unwrap();
-        assert_eq!(t.stats("ttfa", Scope::Kind(TurnKind::Plain)).unwrap().count, 1);
-        assert_eq!(t.stats("ttfa", Scope::Kind(TurnKind::Tool)).unwrap().count, 1);
-        assert_eq!(t.stats("ttfa", Scope::All).unwrap().count, 3);
-        assert!(t.stats("ttfb", Scope::All).is_none());
+        assert_eq!(t.stats(Metric::Ttfa, Scope::Kind(TurnKind::Plain)).unwrap().count, 1);
+        assert_eq!(t.stats(Metric::Ttfa, Scope::Kind(TurnKind::Tool)).unwrap().count, 1);
+        assert_eq!(t.stats(Metric::Ttfa, Scope::All).unwrap().count, 3);
+        assert!(t.stats(Metric::Ttfb, Scope::All).is_none());
     }
 
     #[test]
@@ -348,7 +337,7 @@ mod tests {
         let mut set = HistogramSet::default();
         set.record_turn(&turn("a", TurnKind::Plain, -20.0));
         set.record_turn(&turn("a", TurnKind::Plain, f64::NAN));
-        assert!(set.target("a").unwrap().stats("ttfa", Scope::All).is_none());
+        assert!(set.target("a").unwrap().stats(Metric::Ttfa, Scope::All).is_none());
     }
 
     #[test]
@@ -361,7 +350,7 @@ mod tests {
             if ms % 2 == 0 { a.record_turn(&t) } else { b.record_turn(&t) }
         }
         a.merge(&b).unwrap();
-        let key = ("ttfa", Scope::All);
+        let key = (Metric::Ttfa, Scope::All);
         assert_eq!(a.target("x").unwrap().histogram(key.0, key.1), whole.target("x").unwrap().histogram(key.0, key.1));
         assert_eq!(a.target("x").unwrap().tally, whole.target("x").unwrap().tally);
     }

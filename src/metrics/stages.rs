@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::caller::record::TurnRecord;
+use crate::model::TurnRecord;
 
 /// Segment names, in chain order.
 pub const SEGMENTS: [&str; 7] =

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::caller::record::{CallRecord, TurnRecord};
-use crate::model::ErrorCategory;
-use crate::scenario::{Bound, Slo};
+use crate::model::{CallRecord, ErrorCategory, TurnRecord};
+use crate::scenario::{Bound, Slo, SloKey};
 
 /// The counters behind a target's rates, in `summary.json`'s order (its `counts` object): one struct for the
 /// recorder's tally and the summary.
@@ -213,16 +212,14 @@ pub fn meets_slos(t: &TurnRecord, slos: &[Slo]) -> bool {
             Bound::AtMost => v <= slo.threshold,
             Bound::AtLeast => v >= slo.threshold,
         };
-        match slo.key.as_str() {
-            "tool_success_rate" => t.tools_succeeded >= t.tools_expected,
-            "barge_in_success_rate" => t.barge_in_failed != Some(true),
-            "false_stop_rate" => t.false_stop != Some(true),
-            "premature_takeover_rate" => t.premature_takeover != Some(true),
-            "error_rate" | "goodput" => true,
-            key => {
-                let metric = key.split_once('.').map_or(key, |(m, _)| m);
-                t.metric(metric).is_none_or(within)
-            }
+        match slo.key {
+            SloKey::Rate("tool_success_rate") => t.tools_succeeded >= t.tools_expected,
+            SloKey::Rate("barge_in_success_rate") => t.barge_in_failed != Some(true),
+            SloKey::Rate("false_stop_rate") => t.false_stop != Some(true),
+            SloKey::Rate("premature_takeover_rate") => t.premature_takeover != Some(true),
+            // `error_rate` (a failed turn already meets none) and `goodput` itself.
+            SloKey::Rate(_) => true,
+            SloKey::Latency(metric, _) => t.value(metric).is_none_or(within),
         }
     })
 }
@@ -230,7 +227,8 @@ pub fn meets_slos(t: &TurnRecord, slos: &[Slo]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::TurnKind;
+    use crate::model::Metric;
+    use crate::model::TurnKind;
 
     #[test]
     fn no_expected_tool_calls_is_no_rate() {
@@ -288,8 +286,8 @@ mod tests {
     #[test]
     fn goodput_needs_every_slo_at_once() {
         let slos = vec![
-            Slo { key: "ttfa.p95".into(), threshold: 800.0, bound: Bound::AtMost },
-            Slo { key: "tool_success_rate".into(), threshold: 0.9, bound: Bound::AtLeast },
+            Slo { key: SloKey::Latency(Metric::Ttfa, "p95"), threshold: 800.0, bound: Bound::AtMost },
+            Slo { key: SloKey::Rate("tool_success_rate"), threshold: 0.9, bound: Bound::AtLeast },
         ];
         let mut t = Tally::default();
         t.record_turn(&TurnRecord { ttfa_ms: Some(500.0), ..Default::default() }, &slos);

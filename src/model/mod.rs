@@ -1,13 +1,20 @@
-//! The shared vocabulary of measuring and reporting, importing nothing from the crate: the latency metrics as one
+//! The shared vocabulary of measuring and reporting, importing only the leaf `stats`: the latency metrics as one
 //! [`Metric`] enum, with each metric's name (as files and SLO keys write it), its label for people and its unit,
 //! in report order. The scenario's SLO keys, the caller's records, the histograms, the gate, compare, the plots and
 //! the pages all take their metric list from here ([`METRICS`], the names, is derived from the enum).
 //!
-//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`).
+//! Histogram keys, SLO keys, compare rows, the plots and the summary take a [`Metric`]; the names are for files,
+//! JSON and the "did you mean" of a misspelt key.
+//!
+//! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`); the
+//! rows a call produces ([`TurnRecord`], [`CallRecord`], [`TurnKind`], [`Pacing`]) in [`record`] (re-exported here
+//! and in `crate::caller::record`).
 
 pub mod events;
+pub mod record;
 
 pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
+pub use record::{CallRecord, Pacing, TurnKind, TurnRecord};
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,7 +115,21 @@ impl Metric {
     }
 }
 
-/// The latency metrics' names, in the order reports list them ([`Metric::ALL`]'s names).
+impl std::fmt::Display for Metric {
+    /// The metric's name ([`Metric::name`]), as files and keys write it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Metric {
+    /// As its name, the way every file writes it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The latency metrics' names, in the order reports list them ([`Metric::ALL`]'s names): for "did you mean".
 pub const METRICS: &[&str] = &{
     let mut names = [""; Metric::ALL.len()];
     let mut i = 0;
@@ -118,14 +139,6 @@ pub const METRICS: &[&str] = &{
     }
     names
 };
-
-/// A latency metric's label for people ([`Metric::label`]); unknown names come back as they are.
-pub fn metric_label(metric: &str) -> &str {
-    match Metric::from_name(metric) {
-        Some(m) => m.label(),
-        None => metric,
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -138,8 +151,10 @@ mod tests {
             assert_eq!((m.name(), Metric::from_name(name)), (*name, Some(m)));
         }
         assert_eq!(METRICS[0], "ttfa");
-        assert_eq!(metric_label("barge_in_stop"), "barge-in stop");
-        assert_eq!(metric_label("llm_ttft"), "LLM TTFT");
-        assert_eq!(metric_label("unknown"), "unknown");
+        assert_eq!(Metric::BargeInStop.label(), "barge-in stop");
+        assert_eq!(Metric::from_name("unknown"), None);
+        // `Ord` (histogram keys, report order) is the declaration order, which must be `ALL`'s.
+        assert!(Metric::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(serde_json::to_string(&Metric::LlmTtft).unwrap(), "\"llm_ttft\"");
     }
 }

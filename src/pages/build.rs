@@ -1,14 +1,18 @@
-//! Building the human-facing outputs of a report directory from the directory alone: `plots/`, `report.md`,
-//! `index.html`, and for a multi-target run `compare.md` / `compare.json`. `voicebench run` calls it when a run
-//! ends (interrupted runs included); `voicebench report DIR` calls it on old runs and merged shards.
+//! Building the human-facing outputs of a report directory: `plots/`, `report.md` and `index.html`. `voicebench
+//! run` builds them when a run ends (interrupted runs included); `voicebench report DIR` on old runs and merged
+//! shards.
 //!
-//! A plot or comparison that cannot be made is a warning, not a failure: the pages are still written, saying what
-//! is missing, and the rows on disk are never touched.
+//! The pages show verdicts but do not make them: the caller computes the gate's checks and the head to head once
+//! ([`Verdicts`]), acts on them as it must (exit codes, the terminal, `compare.md`) and hands them in.
+//!
+//! A plot that cannot be made is a warning, not a failure: the pages are still written, saying what is missing, and
+//! the rows on disk are never touched.
 
 use std::path::{Path, PathBuf};
 
 use super::{Figure, Page, render_html, render_markdown};
-use crate::gate::GateOptions;
+use crate::compare::Comparison;
+use crate::gate::GateReport;
 use crate::report::read::{ReadError, Report};
 
 /// Why the pages could not be built (a plot or a comparison that cannot be made is a warning instead).
@@ -31,6 +35,17 @@ fn write(path: &Path, text: String) -> Result<(), PagesError> {
     std::fs::write(path, text).map_err(|source| PagesError::Write { path: path.to_owned(), source })
 }
 
+/// What the pages show that is judged rather than read, computed by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Verdicts {
+    /// The checks of the run's SLOs (`None`: no SLOs, or they could not be checked: see `warnings`).
+    pub gate: Option<GateReport>,
+    /// The head to head of the run's targets (`None`: fewer than two, or it could not be made).
+    pub compare: Option<Comparison>,
+    /// What could not be made, and why; the page's build adds its own.
+    pub warnings: Vec<String>,
+}
+
 /// What [`render_dir`] wrote.
 #[derive(Debug, Clone, Default)]
 pub struct Rendered {
@@ -40,9 +55,7 @@ pub struct Rendered {
     pub markdown: PathBuf,
     /// Plot files written (PNG and SVG), relative to the directory.
     pub plots: Vec<String>,
-    /// The comparison, when the run has two targets or more.
-    pub compare: Option<crate::compare::Comparison>,
-    /// What could not be made, and why.
+    /// What could not be made, and why (the verdicts' warnings first).
     pub warnings: Vec<String>,
 }
 
@@ -58,13 +71,20 @@ const LINKED: &[&str] = &[
     "compare.json",
 ];
 
-/// Builds plots, comparison, `report.md` and `index.html` in `dir` (a report directory with `summary.json`).
-pub fn render_dir(dir: &Path) -> Result<Rendered, PagesError> {
-    let report = Report::read(dir, true)?;
-    let summary = report.summary.clone().expect("read with need_summary");
-    let mut warnings = Vec::new();
+/// Builds plots, `report.md` and `index.html` in `report`'s directory (read with its `summary.json`), showing the
+/// verdicts the caller made.
+pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, PagesError> {
+    let dir = report.dir.as_path();
+    let Some(summary) = &report.summary else {
+        return Err(PagesError::Read(ReadError::NotAReport {
+            dir: dir.to_owned(),
+            missing: "summary.json",
+            hint: "a run writes it when it ends; a run that crashed has none: run it again".into(),
+        }));
+    };
+    let Verdicts { gate, compare, mut warnings } = verdicts;
 
-    let plots = match crate::plots::render_report(&report, dir) {
+    let plots = match crate::plots::render_report(report, dir) {
         Ok(p) => p,
         Err(e) => {
             warnings.push(format!("plots: {e}"));
@@ -82,33 +102,6 @@ pub fn render_dir(dir: &Path) -> Result<Rendered, PagesError> {
         })
         .collect();
 
-    let gate = if summary.slo.is_empty() {
-        None
-    } else {
-        match crate::gate::evaluate(dir, &GateOptions::default()) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                warnings.push(format!("SLO verdicts: {e}"));
-                None
-            }
-        }
-    };
-
-    let compare = if report.targets.len() >= 2 {
-        // One directory's targets have distinct names: the sides come from the rows already read.
-        let sides = crate::compare::sides_of(&report);
-        let made = crate::compare::compare(&sides, &crate::compare::CompareOptions::default());
-        match made.and_then(|c| crate::compare::write_outputs(&c, dir).map(|_| c)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                warnings.push(format!("comparison: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-
     let markdown = dir.join("report.md");
     let mut files: Vec<String> = LINKED.iter().map(|s| s.to_string()).collect();
     let mut truth: Vec<String> = std::fs::read_dir(dir)
@@ -124,16 +117,11 @@ pub fn render_dir(dir: &Path) -> Result<Rendered, PagesError> {
     let page_files = |files: &[String]| -> Vec<String> {
         files.iter().filter(|f| f.as_str() == "report.md" || dir.join(f).is_file()).cloned().collect()
     };
-    let page = Page {
-        summary: &summary,
-        gate: gate.as_ref(),
-        compare: compare.as_ref(),
-        figures: &figures,
-        files: page_files(&files),
-    };
+    let page =
+        Page { summary, gate: gate.as_ref(), compare: compare.as_ref(), figures: &figures, files: page_files(&files) };
     write(&markdown, render_markdown(&page))?;
     let html = dir.join("index.html");
     write(&html, render_html(&page, dir))?;
     let plot_files = plots.iter().flat_map(|p| [&p.png, &p.svg]).map(|p| p.to_string_lossy().into_owned()).collect();
-    Ok(Rendered { html, markdown, plots: plot_files, compare, warnings })
+    Ok(Rendered { html, markdown, plots: plot_files, warnings })
 }

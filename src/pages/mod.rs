@@ -2,10 +2,10 @@
 //! self-contained `index.html`. Both are built from one [`Page`] — the facts as titled tables — so they say the
 //! same thing; [`render_markdown`] and [`render_html`] only lay it out.
 //!
-//! Everything comes from the report directory alone (summary.json, turns.jsonl, the gate's SLO checks, the
-//! comparison and the plots), so `voicebench report DIR` rebuilds the pages of old runs and merged shards. The
-//! pages sit at the top of the module graph: they read through [`crate::report::read`] and show what the gate,
-//! compare and the plots make of it; nothing below imports them.
+//! Everything comes from the report directory (summary.json, turns.jsonl, the plots) and the verdicts made of it
+//! (the gate's SLO checks, the comparison: [`Verdicts`], made by the caller), so `voicebench report DIR` rebuilds the
+//! pages of old runs and merged shards. The pages sit at the top of the module graph: they read through
+//! [`crate::report::read`] and show what the gate, compare and the plots make of it; nothing below imports them.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,11 +14,12 @@ use base64::Engine as _;
 
 pub mod build;
 
-pub use build::{Rendered, render_dir};
+pub use build::{Rendered, Verdicts, render_dir};
 
 use crate::compare::Comparison;
 use crate::gate::{CheckKind, GateReport};
 use crate::metrics::Stats;
+use crate::model::Metric;
 use crate::report::{Summary, TargetSummary};
 
 /// A table: header cells and rows of cells (plain text; the renderers escape).
@@ -100,7 +101,7 @@ pub fn summary_table(s: &Summary) -> Table {
         .targets
         .iter()
         .map(|t| {
-            let ttfa = t.metric("ttfa");
+            let ttfa = t.metric(Metric::Ttfa);
             vec![
                 name(t),
                 t.protocol.clone(),
@@ -108,7 +109,7 @@ pub fn summary_table(s: &Summary) -> Table {
                 stat(ttfa, |s| s.p50),
                 stat(ttfa, |s| s.p95),
                 stat(ttfa, |s| s.p99),
-                stat(t.metric("barge_in_stop"), |s| s.p95),
+                stat(t.metric(Metric::BargeInStop), |s| s.p95),
                 rate(t.tool_success_rate),
                 rate(t.barge_in_success_rate),
                 rate(Some(t.error_rate)),
@@ -140,7 +141,7 @@ pub fn latency_table(t: &TargetSummary) -> Table {
         .iter()
         .map(|(m, s)| {
             vec![
-                crate::caller::record::metric_label(m).to_string(),
+                Metric::from_name(m).map_or_else(|| m.to_string(), |m| m.label().to_string()),
                 s.count.to_string(),
                 ms(s.min),
                 ms(s.p50),

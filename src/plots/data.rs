@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::caller::record::{TurnKind, TurnRecord};
 use crate::metrics::stages;
+use crate::model::{Metric, TurnKind, TurnRecord};
 use crate::report::read::Report;
 
 /// The `q`-quantile of sorted values by the crate's one rule ([`crate::stats::quantile`]: the value at rank
@@ -34,8 +34,8 @@ pub fn target_label(report: &Report, target: &str) -> String {
 }
 
 /// A metric's sorted values for one target.
-pub fn metric_values(report: &Report, target: &str, metric: &str) -> Vec<f64> {
-    sorted(report.turns.iter().filter(|t| t.target == target).filter_map(|t| t.metric(metric)))
+pub fn metric_values(report: &Report, target: &str, metric: Metric) -> Vec<f64> {
+    sorted(report.turns.iter().filter(|t| t.target == target).filter_map(|t| t.value(metric)))
 }
 
 /// The steps of an empirical CDF of sorted values: `(x, fraction of values ≤ x)`, drawn as a staircase.
@@ -89,7 +89,7 @@ pub fn nice_step(span: f64, target_steps: f64) -> f64 {
 pub fn ttfa_by_turn(report: &Report, target: &str) -> Vec<(u32, f64, f64, usize)> {
     let mut by: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
     for t in report.turns.iter().filter(|t| t.target == target) {
-        if let Some(v) = t.metric("ttfa") {
+        if let Some(v) = t.value(Metric::Ttfa) {
             by.entry(t.turn).or_default().push(v);
         }
     }
@@ -126,7 +126,7 @@ pub fn stage_means(report: &Report, target: &str) -> Option<([f64; 7], usize)> {
 /// The call of `target` whose median TTFA is closest to the target's median TTFA (over all its turns), preferring
 /// calls with no failed turn; ties go to the lower call index. With the target's median and the call's.
 pub fn representative_call(report: &Report, target: &str) -> Option<(u32, f64, f64)> {
-    let all = metric_values(report, target, "ttfa");
+    let all = metric_values(report, target, Metric::Ttfa);
     if all.is_empty() {
         return None;
     }
@@ -135,7 +135,7 @@ pub fn representative_call(report: &Report, target: &str) -> Option<(u32, f64, f
     for t in report.turns.iter().filter(|t| t.target == target) {
         let e = by_call.entry(t.call).or_default();
         e.1 |= t.error.is_some();
-        e.0.extend(t.metric("ttfa"));
+        e.0.extend(t.value(Metric::Ttfa));
     }
     let failed_call = |c: u32| report.calls.iter().any(|r| r.target == target && r.call == c && r.error.is_some());
     let pick = |clean: bool| {

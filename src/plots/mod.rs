@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
-use crate::caller::record::METRICS;
+use crate::model::Metric;
 use crate::report::read::Report;
 use draw::{Figure, Series};
 
@@ -109,11 +109,6 @@ fn target_color(report: &Report, target: &str) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// A metric's name as plots write it: the reports' label ([`crate::caller::record::metric_label`]).
-pub(crate) fn metric_title(metric: &str) -> &str {
-    crate::caller::record::metric_label(metric)
-}
-
 /// A file-name-safe form of a target name.
 fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
@@ -135,7 +130,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
     std::fs::create_dir_all(&dir).map_err(|source| PlotError::Io { action: "create", path: dir.clone(), source })?;
     let targets: Vec<&String> = report.targets.iter().collect();
     let label = |t: &str| data::target_label(report, t);
-    let series_of = |metric: &str| -> Vec<Series> {
+    let series_of = |metric: Metric| -> Vec<Series> {
         targets
             .iter()
             .map(|t| Series {
@@ -161,7 +156,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
     };
 
     // TTFA CDFs.
-    let ttfa = series_of("ttfa");
+    let ttfa = series_of(Metric::Ttfa);
     if !ttfa.is_empty() {
         let names = joined(&ttfa.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
         let n: usize = ttfa.iter().map(|s| s.values.len()).sum();
@@ -176,7 +171,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
                      summary)."
                 ),
                 None,
-                Figure::Cdf { series: ttfa.clone(), metric: "ttfa".into(), log },
+                Figure::Cdf { series: ttfa.clone(), metric: Metric::Ttfa, log },
             )?;
         }
         // TTFA by turn index.
@@ -218,7 +213,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
     }
 
     // Barge-in stop against the limit.
-    let barge = series_of("barge_in_stop");
+    let barge = series_of(Metric::BargeInStop);
     if !barge.is_empty() {
         let names = joined(&barge.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
         let failed = report.turns.iter().filter(|t| t.barge_in_failed == Some(true)).count();
@@ -230,7 +225,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
                  dashed line is the {BARGE_IN_LIMIT_MS:.0} ms limit past which a barge-in fails ({failed} failed)."
             ),
             None,
-            Figure::Hist { series: barge, metric: "barge_in_stop".into(), limit: Some(BARGE_IN_LIMIT_MS) },
+            Figure::Hist { series: barge, metric: Metric::BargeInStop, limit: Some(BARGE_IN_LIMIT_MS) },
         )?;
     }
 
@@ -271,7 +266,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
     }
 
     // A histogram per latency metric with data (barge-in stop has its own plot above).
-    for metric in METRICS.iter().filter(|m| **m != "barge_in_stop") {
+    for metric in Metric::ALL.into_iter().filter(|m| *m != Metric::BargeInStop) {
         let series = series_of(metric);
         if series.is_empty() {
             continue;
@@ -279,14 +274,14 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
         let names = joined(&series.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
         emit(
             format!("hist_{metric}"),
-            format!("{} distribution: {names}", metric_title(metric)),
+            format!("{} distribution: {names}", metric.label()),
             format!(
                 "Histogram of {} (ms, as docs/metrics.md defines it), as a share of each target's turns with a value, \
                  targets overlaid.",
-                metric_title(metric)
+                metric.label()
             ),
             None,
-            Figure::Hist { series, metric: (*metric).into(), limit: None },
+            Figure::Hist { series, metric, limit: None },
         )?;
     }
     Ok(plots)
@@ -294,7 +289,12 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
 
 /// An overlaid CDF of one metric for several labelled sample sets (ms), for `voicebench compare`: writes
 /// `<out_dir>/<stem>.png/.svg`, plot paths relative to out_dir.
-pub fn cdf_overlay(series: &[(String, Vec<f64>)], metric: &str, out_dir: &Path, stem: &str) -> Result<Plot, PlotError> {
+pub fn cdf_overlay(
+    series: &[(String, Vec<f64>)],
+    metric: Metric,
+    out_dir: &Path,
+    stem: &str,
+) -> Result<Plot, PlotError> {
     ensure_font()?;
     let series: Vec<Series> = series
         .iter()
@@ -315,9 +315,9 @@ pub fn cdf_overlay(series: &[(String, Vec<f64>)], metric: &str, out_dir: &Path, 
         source,
     })?;
     let names = joined(&series.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
-    let title = format!("{} CDF: {names}", metric_title(metric));
+    let title = format!("{} CDF: {names}", metric.label());
     let n: usize = series.iter().map(|s| s.values.len()).sum();
-    Figure::Cdf { series, metric: metric.into(), log: false }.render(out_dir, stem, &title)?;
+    Figure::Cdf { series, metric, log: false }.render(out_dir, stem, &title)?;
     Ok(Plot {
         id: stem.into(),
         title,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::*;
-use crate::caller::record::{TurnKind, TurnRecord};
+use crate::model::{TurnKind, TurnRecord};
 
 /// Call `call` of `target`: three turns (plain, tool, barge-in), TTFAs scaled by `scale`.
 fn call_turns(target: &str, simulated: bool, pipeline: bool, call: u32, scale: f64) -> Vec<TurnRecord> {
@@ -168,14 +168,14 @@ fn a_cdf_overlay_writes_both_files_and_refuses_no_data() {
         ("new (simulated)".to_owned(), (1..150).map(|i| f64::from(i) * 8.5).collect()),
         ("empty".to_owned(), vec![]),
     ];
-    let p = cdf_overlay(&series, "ttfa", dir.path(), "compare_ttfa").unwrap();
+    let p = cdf_overlay(&series, Metric::Ttfa, dir.path(), "compare_ttfa").unwrap();
     assert_eq!(p.png, Path::new("compare_ttfa.png"));
     let (w, h, colours) = decode_png(&dir.path().join(&p.png));
     assert_eq!((w, h), (1200, 700));
     assert!(colours > 20);
     let svg = std::fs::read_to_string(dir.path().join(&p.svg)).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("base (simulated)") && !svg.contains("empty:"));
-    let e = cdf_overlay(&[("x".into(), vec![])], "ttfa", dir.path(), "none").unwrap_err();
+    let e = cdf_overlay(&[("x".into(), vec![])], Metric::Ttfa, dir.path(), "none").unwrap_err();
     assert!(matches!(e, PlotError::NoData { .. }), "{e}");
     assert!(!dir.path().join("none.png").exists());
 }
@@ -194,7 +194,7 @@ fn a_long_title_is_drawn_whole() {
     let dir = tempfile::tempdir().unwrap();
     let series: Vec<(String, Vec<f64>)> =
         (0..9).map(|i| (format!("a-rather-long-target-name-{i} (simulated)"), vec![100.0 + f64::from(i); 5])).collect();
-    let p = cdf_overlay(&series, "ttfb", dir.path(), "many").unwrap();
+    let p = cdf_overlay(&series, Metric::Ttfb, dir.path(), "many").unwrap();
     let svg = std::fs::read_to_string(dir.path().join(&p.svg)).unwrap();
     // Nine series: the ninth colour wraps round the palette, and every label is in the legend.
     assert!(svg.contains("a-rather-long-target-name-8 (simulated)"));

@@ -11,6 +11,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLog
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 use crate::metrics::{HistKey, HistogramSet, Scope};
+use crate::model::Metric;
 
 /// The tag of the run's frame-pacing histogram.
 pub const PACING_TAG: &str = "pacing";
@@ -37,7 +38,7 @@ pub enum HlogError {
 /// The tag of `target`'s histogram under `key`: `target/metric/kind`. Characters a tag cannot hold (`,`, space,
 /// line breaks) become `_` (target names are identifiers, so this never happens in practice).
 pub fn tag(target: &str, key: HistKey) -> String {
-    let raw = format!("{target}/{}/{}", key.metric(), key.scope.as_str());
+    let raw = format!("{target}/{}/{}", key.metric, key.scope.as_str());
     raw.chars().map(|c| if matches!(c, ',' | ' ' | '\r' | '\n') { '_' } else { c }).collect()
 }
 
@@ -47,7 +48,7 @@ pub fn parse_tag(tag: &str) -> Option<(&str, HistKey)> {
     let scope = Scope::parse(parts.next()?)?;
     let metric = parts.next()?;
     let target = parts.next()?;
-    Some((target, HistKey::new(metric, scope)?))
+    Some((target, HistKey { metric: Metric::from_name(metric)?, scope }))
 }
 
 /// The interval log of a run that went from `started` to `finished`.
@@ -139,7 +140,7 @@ pub fn histogram_set(bytes: &[u8]) -> Result<HistogramSet, HlogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
+    use crate::model::{CallRecord, TurnKind, TurnRecord};
 
     #[test]
     fn round_trips_exactly() {
@@ -168,7 +169,7 @@ mod tests {
         let back = histogram_set(&log).unwrap();
         for t in set.targets() {
             for (key, h) in t.histograms() {
-                let other = back.target(&t.name).unwrap().histogram(key.metric(), key.scope).unwrap();
+                let other = back.target(&t.name).unwrap().histogram(key.metric, key.scope).unwrap();
                 assert_eq!(h, other, "{}", tag(&t.name, key));
             }
         }
@@ -177,7 +178,7 @@ mod tests {
 
     #[test]
     fn tags_parse_back() {
-        let key = HistKey::new("barge_in_stop", Scope::Kind(TurnKind::BargeIn)).unwrap();
+        let key = HistKey { metric: Metric::BargeInStop, scope: Scope::Kind(TurnKind::BargeIn) };
         assert_eq!(tag("sim-native", key), "sim-native/barge_in_stop/barge_in");
         assert_eq!(parse_tag("sim-native/barge_in_stop/barge_in"), Some(("sim-native", key)));
         assert_eq!(parse_tag("pacing"), None);

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Summary;
-use crate::caller::record::{CallRecord, TurnKind, TurnRecord};
-use crate::model::ErrorCategory;
+use crate::model::{CallRecord, ErrorCategory, TurnKind, TurnRecord};
 
 /// Why a report directory could not be read. Every variant names the file or directory at fault.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use super::summary::summary_json;
 use super::{ReportError, RunMeta, Summary, hgrm, hlog, rows};
-use crate::caller::record::{CallRecord, TurnRecord};
 use crate::metrics::HistogramSet;
+use crate::model::{CallRecord, TurnRecord};
 
 /// Streams a run's records to a report directory and summarises them at the end.
 #[derive(Debug)]
@@ -112,7 +112,7 @@ impl Recorder {
         let dir = self.out_dir.join("histograms");
         for t in self.set.targets() {
             for (key, h) in t.histograms() {
-                let name = format!("{}.{}.{}.hgrm", t.name, key.metric(), key.scope.as_str());
+                let name = format!("{}.{}.{}.hgrm", t.name, key.metric, key.scope.as_str());
                 write_file(&dir.join(name), hgrm::percentile_distribution(h, hgrm::US_PER_MS).as_bytes())?;
             }
         }

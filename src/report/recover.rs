@@ -15,7 +15,7 @@ use super::read::{ReadError, Report};
 use super::summary::{Summary, summary_json};
 use super::{ReportError, RunMeta, TargetMeta};
 use crate::metrics::HistogramSet;
-use crate::scenario::{Bound, RATES, Slo};
+use crate::scenario::{Slo, SloKey};
 
 /// The plan of a run, written before its first call.
 pub const RUN_JSON: &str = "run.json";
@@ -44,15 +44,15 @@ pub fn replay(report: &Report, slos: Vec<Slo>) -> HistogramSet {
     set
 }
 
-/// The SLOs a summary records, with their directions (rates as [`RATES`] says, latencies at most).
+/// The SLOs a summary records, with their directions (a key this version does not know is left out).
 pub fn summary_slos(summary: &Summary) -> Vec<Slo> {
     summary
         .slo
         .0
         .iter()
-        .map(|(key, threshold)| {
-            let bound = RATES.iter().find(|(r, _)| *r == key.as_str()).map_or(Bound::AtMost, |(_, b)| *b);
-            Slo { key: key.clone(), threshold: *threshold, bound }
+        .filter_map(|(key, threshold)| {
+            let key = SloKey::parse(key)?;
+            Some(Slo { key, threshold: *threshold, bound: key.bound() })
         })
         .collect()
 }

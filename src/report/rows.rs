@@ -6,8 +6,7 @@
 
 use serde::Serialize;
 
-use crate::caller::record::{CallRecord, TurnRecord};
-use crate::model::ErrorCategory;
+use crate::model::{CallRecord, ErrorCategory, TurnRecord};
 
 /// The header line of `turns.csv`.
 pub fn turns_csv_header() -> Result<Vec<u8>, csv::Error> {
@@ -96,7 +95,7 @@ fn row_of<T: Serialize>(row: &T) -> Result<Vec<u8>, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::record::TurnKind;
+    use crate::model::TurnKind;
 
     #[test]
     fn turn_row_matches_header() {

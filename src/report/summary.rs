@@ -1,6 +1,6 @@
 //! `summary.json`: the contract CI jobs rely on (schema: `docs/summary.schema.json`). [`Summary::build`] derives it
 //! from a run's [`HistogramSet`]; [`summary_json`] renders it. Latencies are in ms; metric objects list metrics in
-//! [`METRICS`] order and only metrics with samples; rates with no denominator are `null`, never a default pass.
+//! [`Metric::ALL`] order and only metrics with samples; rates with no denominator are `null`, never a default pass.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,9 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::RunMeta;
 use super::time::rfc3339;
-use crate::caller::record::{METRICS, TurnKind};
 pub use crate::metrics::Counts;
 use crate::metrics::{HistogramSet, Scope, Stats, TargetMetrics};
+use crate::model::{Metric, TurnKind};
 
 /// The whole summary of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,7 +193,7 @@ impl Summary {
                 corpus_sha256: meta.corpus_sha256.clone(),
             },
             run: RunInfo { seed: meta.seed, calls: meta.calls, concurrency: meta.concurrency, frame_ms: meta.frame_ms },
-            slo: Ordered(meta.slo.iter().map(|s| (s.key.clone(), s.threshold)).collect()),
+            slo: Ordered(meta.slo.iter().map(|s| (s.key.to_string(), s.threshold)).collect()),
             started_at: rfc3339(meta.started_at),
             finished_at: rfc3339(finished),
             interrupted,
@@ -219,7 +219,7 @@ impl TargetSummary {
     pub fn build(m: &TargetMetrics, protocol: &str, simulated: bool, model: Option<String>) -> TargetSummary {
         let t = &m.tally;
         let metrics_of = |scope: Scope| {
-            Ordered(METRICS.iter().filter_map(|name| Some((name.to_string(), m.stats(name, scope)?))).collect())
+            Ordered(Metric::ALL.iter().filter_map(|&mt| Some((mt.name().to_string(), m.stats(mt, scope)?))).collect())
         };
         let by_kind = TurnKind::ALL
             .iter()
@@ -252,8 +252,8 @@ impl TargetSummary {
     }
 
     /// The statistics of `metric` over all turns.
-    pub fn metric(&self, metric: &str) -> Option<&Stats> {
-        self.metrics.get(metric)
+    pub fn metric(&self, metric: Metric) -> Option<&Stats> {
+        self.metrics.get(metric.name())
     }
 }
 
@@ -264,7 +264,7 @@ pub fn summary_json(s: &Summary) -> String {
     text
 }
 
-/// A JSON object whose keys keep the order they were inserted in (metrics in [`METRICS`] order, kinds in
+/// A JSON object whose keys keep the order they were inserted in (metrics in [`Metric::ALL`] order, kinds in
 /// [`TurnKind::ALL`] order), which `serde_json`'s default map would sort.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ordered<V>(pub Vec<(String, V)>);

@@ -4,15 +4,24 @@
 use std::fmt::Write as _;
 
 use super::summary::{Summary, TargetSummary};
-use crate::caller::record::metric_label;
 use crate::metrics::Stats;
+use crate::model::Metric;
 
-/// Metrics always shown, in order (labelled by [`metric_label`]).
-const ROWS: &[&str] =
-    &["ttfa", "ttfb", "leading_silence", "endpointing", "tool_call", "max_silence", "barge_in_stop", "barge_in_ack"];
+/// Metrics always shown, in order (labelled by [`Metric::label`]).
+const ROWS: &[Metric] = &[
+    Metric::Ttfa,
+    Metric::Ttfb,
+    Metric::LeadingSilence,
+    Metric::Endpointing,
+    Metric::ToolCall,
+    Metric::MaxSilence,
+    Metric::BargeInStop,
+    Metric::BargeInAck,
+];
 
 /// Metrics shown only when the target has samples (talk-over, wasted audio, pipeline stages).
-const OPTIONAL_ROWS: &[&str] = &["talk_over", "post_cancel_audio", "stt", "llm_ttft", "tts_ttfb"];
+const OPTIONAL_ROWS: &[Metric] =
+    &[Metric::TalkOver, Metric::PostCancelAudio, Metric::Stt, Metric::LlmTtft, Metric::TtsTtfb];
 
 const LABEL: usize = 20;
 const COL: usize = 9;
@@ -53,9 +62,9 @@ fn target_block(out: &mut String, t: &TargetSummary) {
         "  {:<LABEL$}{:>7}{:>COL$}{:>COL$}{:>COL$}{:>COL$}{:>COL$}",
         "latency (ms)", "n", "p50", "p90", "p95", "p99", "max"
     );
-    let optional = OPTIONAL_ROWS.iter().filter(|m| t.metric(m).is_some());
-    for metric in ROWS.iter().chain(optional) {
-        latency_row(out, metric_label(metric), t.metric(metric));
+    let optional = OPTIONAL_ROWS.iter().filter(|m| t.metric(**m).is_some());
+    for &metric in ROWS.iter().chain(optional) {
+        latency_row(out, metric.label(), t.metric(metric));
     }
     if let Some(b) = &t.stages {
         let parts: Vec<String> = b.mean_ms.iter().map(|(k, v)| format!("{} {v:.0}", k.replace('_', " "))).collect();

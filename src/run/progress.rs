@@ -42,7 +42,7 @@ impl Progress {
     }
 
     pub(super) fn turn(&mut self, t: &TurnRecord) {
-        if let Some(v) = t.metric("ttfa") {
+        if let Some(v) = t.value(crate::model::Metric::Ttfa) {
             let _ = self.ttfa.record((v * 1000.0) as u64);
         }
         if t.error.is_some() {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
+use crate::model::Metric;
+
 pub use crate::diag::Diagnostic;
 pub use matcher::Matcher;
 pub use schema::{Expect, Protocol, Target};
@@ -215,11 +217,56 @@ pub enum Bound {
     AtLeast,
 }
 
+/// What an SLO bounds: a statistic of a latency metric, or a rate. Written (and shown) as `ttfa.p95` or
+/// `tool_success_rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SloKey {
+    /// `<metric>.<stat>`: a statistic of [`STATS`] of a latency metric, bounded from above.
+    Latency(Metric, &'static str),
+    /// A rate of [`RATES`], bounded in its direction there.
+    Rate(&'static str),
+}
+
+impl SloKey {
+    /// The key of `key` as written; `None` when it names no rate and no metric's statistic (the scenario's
+    /// validation and `--slo` say which part is wrong and suggest the right one).
+    pub fn parse(key: &str) -> Option<SloKey> {
+        if let Some((rate, _)) = RATES.iter().find(|(r, _)| *r == key) {
+            return Some(SloKey::Rate(rate));
+        }
+        let (metric, stat) = key.split_once('.')?;
+        let stat = STATS.iter().find(|s| **s == stat)?;
+        Some(SloKey::Latency(Metric::from_name(metric)?, stat))
+    }
+
+    /// The bound's direction: at most for latencies, the rate's own for rates.
+    pub fn bound(self) -> Bound {
+        match self {
+            SloKey::Latency(..) => Bound::AtMost,
+            SloKey::Rate(r) => RATES.iter().find(|(name, _)| *name == r).map_or(Bound::AtMost, |(_, b)| *b),
+        }
+    }
+
+    /// Whether it bounds a rate (0–1) rather than a latency (ms).
+    pub fn is_rate(self) -> bool {
+        matches!(self, SloKey::Rate(_))
+    }
+}
+
+impl fmt::Display for SloKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SloKey::Latency(metric, stat) => write!(f, "{metric}.{stat}"),
+            SloKey::Rate(rate) => f.write_str(rate),
+        }
+    }
+}
+
 /// A service-level objective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
-    /// The key as written: `ttfa.p95`, `tool_success_rate`.
-    pub key: String,
+    /// What it bounds: `ttfa.p95`, `tool_success_rate`.
+    pub key: SloKey,
     /// Threshold (ms for latencies, 0–1 for rates).
     pub threshold: f64,
     /// Direction.
@@ -244,8 +291,11 @@ pub const RATES: &[(&str, Bound)] = &[
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
-    validate::validate(path, &src)
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    match String::from_utf8(bytes) {
+        Ok(src) => validate::validate(path, &src),
+        Err(e) => Err(ScenarioError::Invalid(vec![validate::not_utf8(path, e.as_bytes(), e.utf8_error())])),
+    }
 }
 
 /// Validates scenario text as if read from `path` (relative references resolve against `path`'s directory).

@@ -135,7 +135,7 @@ async fn talk_over_is_reported_not_clamped() {
     assert_eq!(r.ttfa_ms, Some(-200.0));
     assert_eq!(r.talk_over_ms, Some(200.0));
     assert_eq!(r.premature_takeover, Some(true));
-    assert_eq!(r.metric("ttfa"), None, "a negative TTFA never enters the TTFA distribution");
+    assert_eq!(r.value(crate::model::Metric::Ttfa), None, "a negative TTFA never enters the TTFA distribution");
 }
 
 #[tokio::test(start_paused = true)]
