@@ -204,14 +204,7 @@ impl Tracker {
             let since = if end { since.saturating_sub(1) } else { since };
             (since / frame.as_nanos().max(1)) as u64
         };
-        let utt = Utterance {
-            start_frame: k,
-            start,
-            onset,
-            eos,
-            onset_frame: carrying(onset, false),
-            eos_frame: carrying(eos, true),
-        };
+        let utt = Utterance::new(k, start, (onset, carrying(onset, false)), (eos, carrying(eos, true)));
         let turn = Turn::new(utt, t.tool_calls.len(), self.early_error.take());
         self.state.push(turn);
         Some(k)
@@ -220,11 +213,8 @@ impl Tracker {
     /// Frame `k` went out `late` after it was due: the onset or end of speech it carries moves with it (see
     /// docs/metrics.md, "user_eos"), so the harness's own lateness is never charged to the agent.
     pub fn sent(&mut self, k: u64, late: Duration) {
-        for st in self.state.iter_mut().rev() {
-            if st.utt.start_frame <= k {
-                st.utt.sent(k, late);
-                break;
-            }
+        for st in self.state.iter_mut().rev().take(2) {
+            st.utt.sent(k, late);
         }
     }
 

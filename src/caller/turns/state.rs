@@ -13,26 +13,42 @@ pub(super) struct Utterance {
     pub start_frame: u64,
     /// When its first frame is due.
     pub start: Instant,
-    /// When its speech starts (the WAV's speech onset after `start`), moved later by the lateness of the frame that
-    /// carried it once that frame has gone out.
+    /// When its speech starts: the WAV's speech onset after `start`, moved later by the sending lateness (see
+    /// [`Utterance::sent`]).
     pub onset: Instant,
-    /// When its speech ends (the caller's end of speech), moved later by the lateness of the frame that carried it.
+    /// When its speech ends (the caller's end of speech), moved likewise.
     pub eos: Instant,
-    /// The frames that carry the onset and the end of speech.
-    pub onset_frame: u64,
-    /// See `onset_frame`.
-    pub eos_frame: u64,
+    /// The onset as scheduled, and the frame that carries it.
+    pub onset_at: (Instant, u64),
+    /// The end of speech as scheduled, and the frame that carries it.
+    pub eos_at: (Instant, u64),
+    /// The least lateness of the frames sent so far in each instant's window.
+    pub late: [Option<Duration>; 2],
 }
 
+/// How many frames from the one carrying an onset or an end of speech count towards its sending lateness.
+pub(super) const LATENESS_WINDOW: u64 = 10;
+
 impl Utterance {
-    /// Frame `k` went out `late` after it was due: an onset or end of speech it carries reached the wire that much
-    /// later than scheduled, which is the harness's delay, not the agent's, so the instant moves with it.
+    /// An utterance scheduled at `start` (its first frame `start_frame`) with speech from `onset` to `eos`, the
+    /// frames carrying them given.
+    pub fn new(start_frame: u64, start: Instant, onset: (Instant, u64), eos: (Instant, u64)) -> Self {
+        Utterance { start_frame, start, onset: onset.0, eos: eos.0, onset_at: onset, eos_at: eos, late: [None; 2] }
+    }
+
+    /// Frame `k` went out `late` after it was due. The harness's own lateness must not be charged to the agent:
+    /// the onset and the end of speech move later by the *least* lateness among the frame that carries each and
+    /// the [`LATENESS_WINDOW`] − 1 after it. The least, because an agent's VAD hears the speech end only with the
+    /// frames that follow it (its silence window): the lateness every one of them shares (tokio's timer sends each
+    /// frame about 1 ms late) delays what the agent can know, while one frame delayed alone (a scheduling hiccup
+    /// on a loaded machine) is caught up by the next and delays nothing.
     pub fn sent(&mut self, k: u64, late: Duration) {
-        if k == self.onset_frame {
-            self.onset += late;
-        }
-        if k == self.eos_frame {
-            self.eos += late;
+        for (i, (at, frame)) in [self.onset_at, self.eos_at].into_iter().enumerate() {
+            if (frame..frame + LATENESS_WINDOW).contains(&k) {
+                let least = self.late[i].map_or(late, |l| l.min(late));
+                self.late[i] = Some(least);
+                *(if i == 0 { &mut self.onset } else { &mut self.eos }) = at + least;
+            }
         }
     }
 }

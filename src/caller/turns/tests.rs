@@ -273,17 +273,21 @@ async fn a_reply_that_plays_past_the_turn_timeout_is_cut_there() {
     assert_eq!(recs[0].ttfa_ms, Some(500.0), "what was measured is kept");
 }
 
-/// The frame carrying the end of speech went out 3 ms late: `user_eos` moves with it and TTFA is 3 ms shorter, so
-/// the harness's lateness is not charged to the agent; a late frame that carries neither instant moves nothing.
+/// Every frame from the one carrying the end of speech on went out at least 3 ms late: `user_eos` moves 3 ms and
+/// TTFA is 3 ms shorter, so the harness's lateness is not charged to the agent. One frame far later than the rest
+/// (9 ms) moves it no further, and a late frame before the window (7 ms) not at all.
 #[tokio::test(start_paused = true)]
-async fn user_eos_moves_with_the_lateness_of_the_frame_that_carried_it() {
+async fn user_eos_moves_with_the_lateness_its_frames_share() {
     let t0 = Instant::now();
     let mut tr = tracker(vec![turn(0, Expect::Respond, done(0))], t0);
     tr.schedule(0, ms_(20));
     // Speech ends at 1300 ms: one past the last voiced sample, which frame 64 ([1280, 1300) ms) carries.
     tr.sent(63, ms_(7));
-    tr.sent(65, ms_(9));
-    tr.sent(64, ms_(3));
+    tr.sent(64, ms_(9));
+    for k in 65..74 {
+        tr.sent(k, ms_(3 + (k % 3)));
+    }
+    tr.sent(74, ms_(1));
     let eos = t0 + ms_(1300);
     audio(&mut tr, eos + ms_(500), 0, loud(400));
     response_done(&mut tr, eos + ms_(600));
