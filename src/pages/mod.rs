@@ -377,6 +377,46 @@ ul.files{columns:2}";
 /// beside it); there is no script and no request leaves the page.
 pub fn render_html(p: &Page, dir: &Path) -> String {
     let s = p.summary;
+    let mut o = html_head(p);
+    o.push_str("<h2 id=\"summary\">Summary</h2>\n");
+    html_table(&mut o, &summary_table(s), "summary");
+    if let Some(g) = p.gate {
+        o.push_str("<h3>SLO verdicts</h3>\n");
+        html_table(&mut o, &slo_table(g), "slo");
+    }
+    if let Some(st) = stages_table(s) {
+        o.push_str("<h3>Pipeline: mean TTFA by stage (ms)</h3>\n");
+        html_table(&mut o, &st, "stages");
+    }
+    if let Some(c) = p.compare {
+        html_compare(&mut o, c);
+    }
+    o.push_str("<h2 id=\"plots\">Plots</h2>\n");
+    if p.figures.is_empty() {
+        o.push_str("<p>No plots: the run has no samples to draw.</p>\n");
+    }
+    for f in p.figures.iter().filter(|f| f.target.is_none()) {
+        figure_html(&mut o, f, dir);
+    }
+    html_targets(&mut o, p, dir);
+    o.push_str("<h2 id=\"provenance\">Provenance</h2>\n<dl class=\"prov\">");
+    for (k, v) in provenance(s) {
+        let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&k), esc(&v));
+    }
+    o.push_str("</dl>\n<h2 id=\"files\">Files</h2>\n<ul class=\"files\">");
+    for f in &p.files {
+        let _ = write!(o, "<li><a href=\"{}\">{}</a></li>", esc(f), esc(f));
+    }
+    o.push_str(
+        "</ul>\n<p><small>Written by voicebench. Definitions of every number: docs/metrics.md; of this directory: \
+                docs/report.md (in voicebench's repository).</small></p>\n</body></html>\n",
+    );
+    o
+}
+
+/// The page's head, title, navigation, banners (simulated, incomplete, interrupted) and the gate's verdict line.
+fn html_head(p: &Page) -> String {
+    let s = p.summary;
     let mut o = String::new();
     let _ = write!(
         o,
@@ -428,53 +468,44 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
         let cls = if g.passed() { "pass" } else { "fail" };
         let _ = writeln!(o, "<p class=\"verdict {cls}\">{}</p>", esc(&verdict_line(g)));
     }
-    o.push_str("<h2 id=\"summary\">Summary</h2>\n");
-    html_table(&mut o, &summary_table(s), "summary");
-    if let Some(g) = p.gate {
-        o.push_str("<h3>SLO verdicts</h3>\n");
-        html_table(&mut o, &slo_table(g), "slo");
-    }
-    if let Some(st) = stages_table(s) {
-        o.push_str("<h3>Pipeline: mean TTFA by stage (ms)</h3>\n");
-        html_table(&mut o, &st, "stages");
-    }
-    if let Some(c) = p.compare {
-        o.push_str("<h2 id=\"compare\">Head to head</h2>\n");
-        for pair in &c.pairs {
-            if let Some(h) = crate::compare::render::headline(c, pair) {
-                let _ = writeln!(o, "<p class=\"headline\">{}</p>", esc(&h));
-            }
-            for n in &pair.notes {
-                let _ = writeln!(o, "<p class=\"banner sim\">Note: {}</p>", esc(n));
-            }
-            let mut t = Table {
-                headers: vec![
-                    "metric".into(),
-                    c.reference.clone(),
-                    pair.other.clone(),
-                    "ratio / difference [95 % CI]".into(),
-                    "verdict".into(),
-                ],
-                rows: Vec::new(),
-            };
-            t.rows.extend(pair.rows.iter().map(|r| crate::compare::render::cells(r).to_vec()));
-            html_table(&mut o, &t, "compare");
+    o
+}
+
+/// The head to head section: per pair its headline, notes and table.
+fn html_compare(o: &mut String, c: &crate::compare::Comparison) {
+    o.push_str("<h2 id=\"compare\">Head to head</h2>\n");
+    for pair in &c.pairs {
+        if let Some(h) = crate::compare::render::headline(c, pair) {
+            let _ = writeln!(o, "<p class=\"headline\">{}</p>", esc(&h));
         }
-        let _ = writeln!(
-            o,
-            "<p><small>Ratio = other / {}; bootstrap over whole calls ({} resamples). Details: \
-             <a href=\"compare.md\">compare.md</a>, <a href=\"compare.json\">compare.json</a>.</small></p>",
-            esc(&c.reference),
-            c.resamples
-        );
+        for n in &pair.notes {
+            let _ = writeln!(o, "<p class=\"banner sim\">Note: {}</p>", esc(n));
+        }
+        let mut t = Table {
+            headers: vec![
+                "metric".into(),
+                c.reference.clone(),
+                pair.other.clone(),
+                "ratio / difference [95 % CI]".into(),
+                "verdict".into(),
+            ],
+            rows: Vec::new(),
+        };
+        t.rows.extend(pair.rows.iter().map(|r| crate::compare::render::cells(r).to_vec()));
+        html_table(o, &t, "compare");
     }
-    o.push_str("<h2 id=\"plots\">Plots</h2>\n");
-    if p.figures.is_empty() {
-        o.push_str("<p>No plots: the run has no samples to draw.</p>\n");
-    }
-    for f in p.figures.iter().filter(|f| f.target.is_none()) {
-        figure_html(&mut o, f, dir);
-    }
+    let _ = writeln!(
+        o,
+        "<p><small>Ratio = other / {}; bootstrap over whole calls ({} resamples). Details: \
+         <a href=\"compare.md\">compare.md</a>, <a href=\"compare.json\">compare.json</a>.</small></p>",
+        esc(&c.reference),
+        c.resamples
+    );
+}
+
+/// One section per target: latency, by-kind and counts tables, and its own figures.
+fn html_targets(o: &mut String, p: &Page, dir: &Path) {
+    let s = p.summary;
     for (i, t) in s.targets.iter().enumerate() {
         let _ = writeln!(o, "<h2 id=\"target-{i}\">{}</h2>", esc(&name(t)));
         let _ = writeln!(
@@ -485,29 +516,16 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
             t.calls,
             t.turns
         );
-        html_table(&mut o, &latency_table(t), "latency");
+        html_table(o, &latency_table(t), "latency");
         let bk = by_kind_table(t);
         if !bk.rows.is_empty() {
-            html_table(&mut o, &bk, "kinds");
+            html_table(o, &bk, "kinds");
         }
-        html_table(&mut o, &counts_table(t), "counts");
+        html_table(o, &counts_table(t), "counts");
         for f in p.figures.iter().filter(|f| f.target.as_deref() == Some(t.name.as_str())) {
-            figure_html(&mut o, f, dir);
+            figure_html(o, f, dir);
         }
     }
-    o.push_str("<h2 id=\"provenance\">Provenance</h2>\n<dl class=\"prov\">");
-    for (k, v) in provenance(s) {
-        let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&k), esc(&v));
-    }
-    o.push_str("</dl>\n<h2 id=\"files\">Files</h2>\n<ul class=\"files\">");
-    for f in &p.files {
-        let _ = write!(o, "<li><a href=\"{}\">{}</a></li>", esc(f), esc(f));
-    }
-    o.push_str(
-        "</ul>\n<p><small>Written by voicebench. Definitions of every number: docs/metrics.md; of this directory: \
-                docs/report.md (in voicebench's repository).</small></p>\n</body></html>\n",
-    );
-    o
 }
 
 fn figure_html(o: &mut String, f: &Figure, dir: &Path) {
