@@ -174,16 +174,24 @@ pub fn without_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
-/// `text` cut to at most `max` bytes (at a character boundary), with the original length noted when cut.
-pub fn bound(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
     }
     let mut end = max;
-    while !text.is_char_boundary(end) {
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… (truncated, {} bytes)", &text[..end], text.len())
+    &s[..end]
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), with the original length noted when cut.
+pub fn bound(text: &str, max: usize) -> String {
+    match cut(text, max) {
+        kept if kept.len() == text.len() => text.to_string(),
+        kept => format!("{kept}… (truncated, {} bytes)", text.len()),
+    }
 }
 
 /// The run's secrets, registered once the run knows them (see the module doc).

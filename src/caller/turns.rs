@@ -213,6 +213,7 @@ impl Tracker {
     /// Frame `k` went out `late` after it was due: the onset or end of speech it carries moves with it (see
     /// docs/metrics.md, "user_eos"), so the harness's own lateness is never charged to the agent.
     pub fn sent(&mut self, k: u64, late: Duration) {
+        // The latest turn, and the one before it: its end of speech's window may run into the next turn's start.
         for st in self.state.iter_mut().rev().take(2) {
             st.utt.sent(k, late);
         }

@@ -146,16 +146,7 @@ pub fn read_error(e: &WsError) -> (ErrorCategory, String) {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary (ids and names off the wire).
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub use crate::secret::cut;
 
 /// Runs a set-up future within the scenario's `connect_timeout_ms`.
 pub async fn within<T>(

@@ -92,7 +92,7 @@ impl ChatDecoder {
         }
         let acc = &mut self.calls[i];
         if let Some(id) = tc.get("id").and_then(Json::as_str) {
-            acc.id = id.chars().take(MAX_NAME).collect();
+            acc.id = crate::secret::cut(id, MAX_NAME).to_string();
         }
         let f = tc.get("function");
         let name = f.and_then(|f| f.get("name")).and_then(Json::as_str).unwrap_or("");
