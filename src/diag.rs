@@ -131,7 +131,15 @@ pub fn suggest<S: AsRef<str>>(word: &str, what: &str, candidates: &[S]) -> Strin
 
 /// The `[table]` or `[[array]]` header that encloses a byte offset, for messages like "in [defaults]".
 pub fn enclosing_table(src: &str, offset: usize) -> Option<String> {
-    src[..offset.min(src.len())]
+    let mut end = offset.min(src.len());
+    while !src.is_char_boundary(end) {
+        end -= 1;
+    }
+    // A span that starts at a table's header (a missing key) is in that table.
+    if src[end..].starts_with('[') {
+        end = src[end..].find('\n').map_or(src.len(), |i| end + i);
+    }
+    src[..end]
         .lines()
         .rev()
         .map(str::trim)

@@ -190,6 +190,54 @@ fn every_problem_is_reported_at_once() {
     assert!(err.contains("2 problems in"), "{err}");
 }
 
+/// Structural mistakes (which stop serde at the first) are all reported in one run: unknown keys in four tables
+/// together with the checks behind them; wrong types in two elements and a misspelt value together, then the rest.
+#[test]
+fn every_structural_problem_is_reported_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, body: &str| {
+        let path = write(tmp.path(), name, body);
+        let (code, _, err) = text(&voicebench(tmp.path(), &["validate", &path]));
+        assert_eq!(code, 2, "{err}");
+        (err, body.to_string())
+    };
+    let at = |err: &str, body: &str, needle: &str, message: &str| {
+        let (line, col) = pos(body, needle);
+        assert!(err.contains(&format!(":{line}:{col}: {message}")), "expected {message:?} at {line}:{col}\n{err}");
+    };
+    // Unknown keys cut out change nothing, so the semantic checks run too: five problems, one run.
+    let body = booking_with("frame_ms = 20", "fram_ms = 20")
+        .replacen("sim = \"native\"", "sim = \"native\"\nmodle = \"m\"", 1)
+        .replacen("stream = true ", "streem = true ", 1)
+        .replacen("utterance = \"choose\"", "utterance = \"chose\"\nexpekt = 1", 1)
+        .replacen("seed = 42", "seed = 42\ncolour = \"red\"", 1);
+    let (err, body) = run("keys.toml", &body);
+    assert!(err.contains("6 problems in"), "{err}");
+    for (needle, message) in [
+        ("fram_ms", "unknown key `fram_ms` in [defaults]"),
+        ("modle", "unknown key `modle` in [[target]]"),
+        ("streem", "unknown key `streem` in [target.stt]"),
+        ("expekt", "unknown key `expekt` in [[turn]]"),
+        ("colour", "unknown key `colour` in [defaults]"),
+        ("\"chose\"", "the corpus has no caller line `chose`"),
+    ] {
+        at(&err, &body, needle, message);
+    }
+    // Wrong types and a misspelt value: all of them in the first run, the checks behind them in the next.
+    let body = booking_with("calls = 20 ", "calls = \"20\" ")
+        .replacen("protocol = \"pipeline\"", "protocol = \"pipelin\"", 1)
+        .replacen("utterance = \"choose\"", "utterance = 77777", 1)
+        .replacen("delay_ms = 1500", "delay_ms = -1500", 1)
+        .replacen("utterance = \"goodbye\"", "utterance = \"goodby\"", 1);
+    let (err, body) = run("types.toml", &body);
+    assert!(err.contains("4 problems in"), "{err}");
+    at(&err, &body, "\"20\"", "wrong type in [defaults]");
+    at(&err, &body, "\"pipelin\"", "unknown value `pipelin`");
+    at(&err, &body, "77777", "wrong type in [[turn]]");
+    at(&err, &body, "-1500", "bad value in [[turn]]");
+    assert!(!err.contains("goodby"), "the semantic checks wait for the shape:\n{err}");
+}
+
 #[test]
 fn slo_keys_are_checked() {
     let body = booking_with("\"ttfa.p95\" = 2500", "\"ttfa.p96\" = 2500");

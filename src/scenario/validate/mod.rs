@@ -15,10 +15,11 @@ use super::{
 };
 use crate::audio::{read_wav, vad::EnergyVad};
 use crate::corpus::manifest::Manifest;
-use crate::diag::{Diagnostic, from_toml_error, suggest};
+use crate::diag::{Diagnostic, suggest};
 use crate::model::Metric;
 
 mod secrets;
+mod shape;
 mod targets;
 mod turns;
 
@@ -64,15 +65,19 @@ pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError
     // Key literals are masked before anything else reads the text, so no diagnostic can print one.
     let (masked, key_diags) = secrets::mask_keys(path, src);
     let src = masked.as_str();
-    let file: ScenarioFile = toml::from_str(src).map_err(|e| {
-        let mut diags = key_diags.clone();
-        diags.push(from_toml_error(path, src, &e));
-        diags.sort_by_key(|d| (d.line, d.col));
-        ScenarioError::Invalid(diags)
-    })?;
+    let shape = shape::read(path, src);
+    let mut diags = key_diags;
+    diags.extend(shape.diags);
+    let file: ScenarioFile = match shape.file {
+        Some(file) if shape.checks_can_run => file,
+        _ => {
+            diags.sort_by_key(|d| (d.line, d.col));
+            return Err(ScenarioError::Invalid(diags));
+        }
+    };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let mut c = Checker { file: path, src, dir, diags: key_diags };
+    let mut c = Checker { file: path, src, dir, diags };
 
     check_name(&mut c, &file.name);
     let defaults = check_defaults(&mut c, &file.defaults);
