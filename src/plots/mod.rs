@@ -9,6 +9,7 @@
 
 mod data;
 mod draw;
+mod plan;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -128,161 +129,17 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
     ensure_font()?;
     let dir = out_dir.join("plots");
     std::fs::create_dir_all(&dir).map_err(|source| PlotError::Io { action: "create", path: dir.clone(), source })?;
-    let targets: Vec<&String> = report.targets.iter().collect();
-    let label = |t: &str| data::target_label(report, t);
-    let series_of = |metric: Metric| -> Vec<Series> {
-        targets
-            .iter()
-            .map(|t| Series {
-                label: label(t),
-                color: target_color(report, t),
-                values: data::metric_values(report, t, metric),
-            })
-            .filter(|s| !s.values.is_empty())
-            .collect()
-    };
     let mut plots = Vec::new();
-    let mut emit = |id: String, title: String, caption: String, target: Option<String>, fig: Figure| {
-        fig.render(&dir, &id, &title)?;
+    for p in plan::plan(report) {
+        p.fig.render(&dir, &p.id, &p.title)?;
         plots.push(Plot {
-            png: PathBuf::from("plots").join(format!("{id}.png")),
-            svg: PathBuf::from("plots").join(format!("{id}.svg")),
-            id,
-            title,
-            caption,
-            target,
+            png: PathBuf::from("plots").join(format!("{}.png", p.id)),
+            svg: PathBuf::from("plots").join(format!("{}.svg", p.id)),
+            id: p.id,
+            title: p.title,
+            caption: p.caption,
+            target: p.target,
         });
-        Ok::<(), PlotError>(())
-    };
-
-    // TTFA CDFs.
-    let ttfa = series_of(Metric::Ttfa);
-    if !ttfa.is_empty() {
-        let names = joined(&ttfa.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
-        let n: usize = ttfa.iter().map(|s| s.values.len()).sum();
-        for log in [false, true] {
-            let (id, scale) = if log { ("ttfa_cdf_log", "log") } else { ("ttfa_cdf", "linear") };
-            emit(
-                id.into(),
-                format!("TTFA CDF ({scale} x): {names}"),
-                format!(
-                    "Fraction of turns whose time to first audio (user_eos → first audible agent sample) is at most x \
-                     ms, {scale} x axis; {n} turns. ● marks each target's p50, ▲ its p95 (nearest rank, as the \
-                     summary)."
-                ),
-                None,
-                Figure::Cdf { series: ttfa.clone(), metric: Metric::Ttfa, log },
-            )?;
-        }
-        // TTFA by turn index.
-        let by_turn: Vec<_> = targets
-            .iter()
-            .map(|t| (label(t), target_color(report, t), data::ttfa_by_turn(report, t)))
-            .filter(|s| !s.2.is_empty())
-            .collect();
-        let per_point = by_turn.iter().flat_map(|s| s.2.iter().map(|p| p.3));
-        let (fewest, most) = per_point.fold((usize::MAX, 0), |(a, b), n| (a.min(n), b.max(n)));
-        let per_point = if fewest == most { format!("{most}") } else { format!("{fewest} to {most}") };
-        emit(
-            "ttfa_by_turn".into(),
-            format!("TTFA by turn: {names}"),
-            format!(
-                "p50 (solid, ●) and p95 (dashed, ▲) of TTFA at each turn of the scenario over all calls ({per_point} \
-                 turns per point): drift within a call shows as a slope. A turn with no reply to time (a \
-                 backchannel) leaves a gap."
-            ),
-            None,
-            Figure::ByTurn { series: by_turn, turn_ids: data::turn_ids(report) },
-        )?;
-    }
-
-    // Stage breakdown of pipeline targets.
-    let bars: Vec<_> =
-        targets.iter().filter_map(|t| data::stage_means(report, t).map(|(m, n)| (label(t), m, n))).collect();
-    if !bars.is_empty() {
-        let names = joined(&bars.iter().map(|b| b.0.clone()).collect::<Vec<_>>());
-        emit(
-            "ttfa_stages".into(),
-            format!("TTFA by stage (means): {names}"),
-            "Mean of each segment of a pipeline turn's TTFA, over the turns that have every stage stamp; the means \
-             add up to the mean TTFA (percentiles would not)."
-                .into(),
-            None,
-            Figure::Stages { bars },
-        )?;
-    }
-
-    // Barge-in stop against the limit.
-    let barge = series_of(Metric::BargeInStop);
-    if !barge.is_empty() {
-        let names = joined(&barge.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
-        let failed = report.turns.iter().filter(|t| t.barge_in_failed == Some(true)).count();
-        emit(
-            "barge_in_stop".into(),
-            format!("Barge-in stop: {names}"),
-            format!(
-                "Distribution of barge-in stop latency (caller's onset → last agent sample heard) per target; the \
-                 dashed line is the {BARGE_IN_LIMIT_MS:.0} ms limit past which a barge-in fails ({failed} failed)."
-            ),
-            None,
-            Figure::Hist { series: barge, metric: Metric::BargeInStop, limit: Some(BARGE_IN_LIMIT_MS) },
-        )?;
-    }
-
-    // Tool success by tool.
-    let tools: Vec<_> = targets
-        .iter()
-        .map(|t| (label(t), target_color(report, t), data::tool_success(report, t)))
-        .filter(|s| !s.2.is_empty())
-        .collect();
-    if !tools.is_empty() {
-        let names = joined(&tools.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
-        emit(
-            "tool_success".into(),
-            format!("Tool-call success by tool: {names}"),
-            "Per tool, the share of expected calls made in the right turn with matching arguments; the bar's label \
-             is succeeded/expected."
-                .into(),
-            None,
-            Figure::Tools { series: tools },
-        )?;
-    }
-
-    // One representative call per target.
-    for t in &targets {
-        let Some((call, target_median, call_median)) = data::representative_call(report, t) else { continue };
-        let turns: Vec<_> = data::call_turns(report, t, call).into_iter().cloned().collect();
-        emit(
-            format!("timeline_{}", slug(t)),
-            format!("Call {call} timeline: {}", label(t)),
-            format!(
-                "One representative call: call {call}, the call whose median TTFA ({call_median:.0} ms) is closest \
-                 to the target's median ({target_median:.0} ms). Lanes: the caller's speech, the agent's audio as \
-                 the caller heard it, and events (endpointing, tool call complete, barge-in cut)."
-            ),
-            Some((*t).clone()),
-            Figure::Timeline { turns, color: target_color(report, t) },
-        )?;
-    }
-
-    // A histogram per latency metric with data (barge-in stop has its own plot above).
-    for metric in Metric::ALL.into_iter().filter(|m| *m != Metric::BargeInStop) {
-        let series = series_of(metric);
-        if series.is_empty() {
-            continue;
-        }
-        let names = joined(&series.iter().map(|s| s.label.clone()).collect::<Vec<_>>());
-        emit(
-            format!("hist_{metric}"),
-            format!("{} distribution: {names}", metric.label()),
-            format!(
-                "Histogram of {} (ms, as docs/metrics.md defines it), as a share of each target's turns with a value, \
-                 targets overlaid.",
-                metric.label()
-            ),
-            None,
-            Figure::Hist { series, metric, limit: None },
-        )?;
     }
     Ok(plots)
 }

@@ -84,188 +84,218 @@ pub(super) fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]
     }
     let mut names = HashSet::new();
     for t in targets {
-        let tspan = t.span();
-        let t = t.get_ref();
-        let name = t.name.get_ref();
+        let name = t.get_ref().name.get_ref();
         if !is_identifier(name) {
             c.err(
-                t.name.span(),
+                t.get_ref().name.span(),
                 format!("target name `{name}` cannot be used in file names"),
                 "use letters, digits, `_`, `-` or `.`".to_string(),
             );
         }
         if !names.insert(name.clone()) {
-            c.err(t.name.span(), format!("two targets are named `{name}`"), "target names must be unique".to_string());
-        }
-        let proto = *t.protocol.get_ref();
-        let pipeline = proto == Protocol::Pipeline;
-        match (&t.sim, &t.url) {
-            (Some(s), Some(u)) => {
-                c.err(u.span(), format!("target `{name}` has both `sim` and `url`"), "keep `sim = \"…\"` for the embedded simulated provider, or `url` for a real endpoint".to_string());
-                let _ = s;
-            }
-            (Some(sim), None) => {
-                let p = sim.get_ref().as_str();
-                let allowed: &[&str] = if pipeline { &["pipeline", "fixed"] } else { &["native", "fixed"] };
-                if !SIM_PROFILES.contains(&p) {
-                    c.err(sim.span(), format!("unknown sim profile `{p}`"), suggest(p, "profiles", SIM_PROFILES));
-                } else if !allowed.contains(&p) {
-                    c.err(sim.span(), format!("sim profile `{p}` does not fit a `{}` target", proto.as_str()), format!("use one of: {}", allowed.join(", ")));
-                }
-                let azure = t.sim_options.as_ref().is_some_and(|o| o.get_ref().azure == Some(true));
-                if let Some(k) = &t.api_key_env
-                    && !azure
-                {
-                    c.err(k.span(), "a simulated target needs no API key", "remove `api_key_env`, replace `sim` with the real `url`, or set `sim_options = { azure = true }` to have the sim check the key as Azure does".to_string());
-                }
-            }
-            (None, Some(url)) => {
-                if pipeline {
-                    c.err(url.span(), "a pipeline target has no `url` of its own", "put a `url` in each of its [target.stt], [target.llm] and [target.tts] tables".to_string());
-                } else {
-                    check_url(c, url, &["ws", "wss"], "WebSocket");
-                }
-            }
-            (None, None) if !pipeline => c.err(
-                t.name.span(),
-                format!("target `{name}` has neither `url` nor `sim`"),
-                "add `url = \"wss://…\"` for a real endpoint, or `sim = \"native\"` for the embedded simulated provider".to_string(),
-            ),
-            (None, None) => {}
-        }
-        if let Some(k) = &t.api_key_env {
-            check_env_name(c, k);
-        }
-        if let Some(a) = &t.auth {
-            check_auth(c, a);
-            if proto != Protocol::OpenaiRealtime {
-                c.err(
-                    a.span(),
-                    format!("`auth` does not apply to a `{}` target", proto.as_str()),
-                    "`auth` is for openai-realtime targets and for the stages of a pipeline target".to_string(),
-                );
-            }
-        }
-        if let Some(o) = &t.sim_options
-            && o.get_ref().azure == Some(true)
-            && !matches!(proto, Protocol::OpenaiRealtime | Protocol::Pipeline)
-        {
-            c.err(o.span(), "`azure` applies to openai-realtime and pipeline sims", None);
-        }
-        let only = |c: &mut Checker, present: Option<Range<usize>>, key: &str, protos: &str| {
-            if let Some(span) = present {
-                c.err(
-                    span,
-                    format!("`{key}` does not apply to a `{}` target", proto.as_str()),
-                    format!("`{key}` is for {protos} targets; remove it"),
-                );
-            }
-        };
-        if proto != Protocol::OpenaiRealtime {
-            only(c, t.dialect.as_ref().map(spanned_ok), "dialect", "openai-realtime");
-        }
-        if proto != Protocol::OpenaiRealtime && proto != Protocol::GeminiLive {
-            only(c, t.turn_detection.as_ref().map(spanned_ok), "turn_detection", "openai-realtime and gemini-live");
-        }
-        if matches!(proto, Protocol::GeminiLive | Protocol::Twilio | Protocol::WsPcm) {
-            let why = match proto {
-                Protocol::Twilio => "twilio (always G.711 μ-law 8 kHz, as Twilio sends it)",
-                Protocol::WsPcm => "ws-pcm (PCM16 at `sample_rate`)",
-                _ => "gemini-live (PCM16: 16 kHz in, 24 kHz out)",
-            };
-            if let Some(f) = &t.audio_format {
-                c.err(
-                    f.span(),
-                    format!(
-                        "`audio_format` does not apply to a `{}` target: its audio is fixed by {why}",
-                        proto.as_str()
-                    ),
-                    "remove it; `audio_format` is for openai-realtime and elevenlabs targets".to_string(),
-                );
-            }
-        }
-        if proto == Protocol::GeminiLive
-            && let Some(td) = &t.turn_detection
-        {
-            let td = td.get_ref();
-            let kind = td.kind.get_ref().as_str();
-            if !["server_vad", "none"].contains(&kind) {
-                c.err(
-                    td.kind.span(),
-                    format!("gemini-live has no `{kind}` turn detection"),
-                    "use `server_vad` (automatic activity detection) or `none` (voicebench sends activityStart / activityEnd)"
-                        .to_string(),
-                );
-            }
-            if let Some(th) = &td.threshold {
-                c.err(
-                    th.span(),
-                    "gemini-live takes no VAD `threshold`",
-                    "remove it; Gemini's sensitivity is not a number".to_string(),
-                );
-            }
-        }
-        if proto != Protocol::Elevenlabs {
-            only(c, t.agent_id.as_ref().map(spanned_ok), "agent_id", "elevenlabs");
-        } else if t.agent_id.is_none() && t.sim.is_none() {
             c.err(
-                t.name.span(),
-                format!("elevenlabs target `{name}` needs `agent_id`"),
-                "copy the agent id from the ElevenLabs dashboard".to_string(),
+                t.get_ref().name.span(),
+                format!("two targets are named `{name}`"),
+                "target names must be unique".to_string(),
             );
         }
-        if proto != Protocol::WsPcm {
-            only(c, t.sample_rate.as_ref().map(spanned_ok), "sample_rate", "ws-pcm");
-        } else if let Some(r) = &t.sample_rate
-            && ![8000, 16000, 24000, 48000].contains(r.get_ref())
-        {
-            c.err(
-                r.span(),
-                format!("sample_rate {} is not supported", r.get_ref()),
-                "use 8000, 16000, 24000 or 48000".to_string(),
-            );
-        }
-        if let Some(td) = &t.turn_detection {
-            check_turn_detection(c, td.get_ref());
-        }
-        if !pipeline {
-            for (k, st) in [("stt", &t.stt), ("llm", &t.llm), ("tts", &t.tts)] {
-                only(c, st.as_ref().map(spanned_ok), k, "pipeline");
-            }
-            only(c, t.endpointing.as_ref().map(spanned_ok), "endpointing", "pipeline");
+        check_endpoint(c, t.get_ref());
+        check_protocol_keys(c, t.get_ref());
+        if *t.get_ref().protocol.get_ref() == Protocol::Pipeline {
+            check_pipeline(c, t);
         } else {
-            let sim = t.sim.is_some();
-            for (k, st, providers) in [
-                ("stt", &t.stt, &["openai", "deepgram"][..]),
-                ("llm", &t.llm, &["openai"][..]),
-                ("tts", &t.tts, &["openai", "elevenlabs"][..]),
-            ] {
-                match st {
-                    None if !sim => c.err(
-                        tspan.clone(),
-                        format!("pipeline target `{name}` has no [target.{k}] table"),
-                        format!("add [target.{k}] with `provider` and `url`, or use `sim = \"pipeline\"`"),
-                    ),
-                    None => {}
-                    Some(st) => check_stage(c, k, st.get_ref(), providers, sim),
-                }
+            let t = t.get_ref();
+            for (k, st) in [("stt", &t.stt), ("llm", &t.llm), ("tts", &t.tts)] {
+                not_for(c, t, st.as_ref().map(spanned_ok), k, "pipeline");
             }
-            if let Some(e) = &t.endpointing {
-                let m = e.get_ref().mode.get_ref().as_str();
-                if !["local", "stt"].contains(&m) {
-                    c.err(
-                        e.get_ref().mode.span(),
-                        format!("unknown endpointing mode `{m}`"),
-                        suggest(m, "modes", &["local", "stt"]),
-                    );
-                } else if m == "stt" && t.stt.as_ref().is_none_or(|s| s.get_ref().provider.get_ref() != "deepgram") {
-                    c.err(
-                        e.get_ref().mode.span(),
-                        "endpointing `stt` needs a streaming STT with its own endpointing",
-                        "use `provider = \"deepgram\"` in [target.stt], or `mode = \"local\"`".to_string(),
-                    );
-                }
+            not_for(c, t, t.endpointing.as_ref().map(spanned_ok), "endpointing", "pipeline");
+        }
+    }
+}
+
+/// A key present on a target whose protocol does not take it.
+fn not_for(c: &mut Checker, t: &schema::Target, present: Option<Range<usize>>, key: &str, protos: &str) {
+    if let Some(span) = present {
+        c.err(
+            span,
+            format!("`{key}` does not apply to a `{}` target", t.protocol.get_ref().as_str()),
+            format!("`{key}` is for {protos} targets; remove it"),
+        );
+    }
+}
+
+/// Where the target is: an embedded sim (with a profile that fits the protocol) or a URL, never both or neither;
+/// its key variable and auth.
+fn check_endpoint(c: &mut Checker, t: &schema::Target) {
+    let name = t.name.get_ref();
+    let proto = *t.protocol.get_ref();
+    let pipeline = proto == Protocol::Pipeline;
+    match (&t.sim, &t.url) {
+        (Some(_), Some(u)) => c.err(
+            u.span(),
+            format!("target `{name}` has both `sim` and `url`"),
+            "keep `sim = \"…\"` for the embedded simulated provider, or `url` for a real endpoint".to_string(),
+        ),
+        (Some(sim), None) => {
+            let p = sim.get_ref().as_str();
+            let allowed: &[&str] = if pipeline { &["pipeline", "fixed"] } else { &["native", "fixed"] };
+            if !SIM_PROFILES.contains(&p) {
+                c.err(sim.span(), format!("unknown sim profile `{p}`"), suggest(p, "profiles", SIM_PROFILES));
+            } else if !allowed.contains(&p) {
+                c.err(
+                    sim.span(),
+                    format!("sim profile `{p}` does not fit a `{}` target", proto.as_str()),
+                    format!("use one of: {}", allowed.join(", ")),
+                );
             }
+            let azure = t.sim_options.as_ref().is_some_and(|o| o.get_ref().azure == Some(true));
+            if let Some(k) = &t.api_key_env
+                && !azure
+            {
+                c.err(k.span(), "a simulated target needs no API key", "remove `api_key_env`, replace `sim` with the real `url`, or set `sim_options = { azure = true }` to have the sim check the key as Azure does".to_string());
+            }
+        }
+        (None, Some(url)) if pipeline => c.err(
+            url.span(),
+            "a pipeline target has no `url` of its own",
+            "put a `url` in each of its [target.stt], [target.llm] and [target.tts] tables".to_string(),
+        ),
+        (None, Some(url)) => check_url(c, url, &["ws", "wss"], "WebSocket"),
+        (None, None) if !pipeline => c.err(
+            t.name.span(),
+            format!("target `{name}` has neither `url` nor `sim`"),
+            "add `url = \"wss://…\"` for a real endpoint, or `sim = \"native\"` for the embedded simulated provider"
+                .to_string(),
+        ),
+        (None, None) => {}
+    }
+    if let Some(k) = &t.api_key_env {
+        check_env_name(c, k);
+    }
+    if let Some(a) = &t.auth {
+        check_auth(c, a);
+        if proto != Protocol::OpenaiRealtime {
+            c.err(
+                a.span(),
+                format!("`auth` does not apply to a `{}` target", proto.as_str()),
+                "`auth` is for openai-realtime targets and for the stages of a pipeline target".to_string(),
+            );
+        }
+    }
+    if let Some(o) = &t.sim_options
+        && o.get_ref().azure == Some(true)
+        && !matches!(proto, Protocol::OpenaiRealtime | Protocol::Pipeline)
+    {
+        c.err(o.span(), "`azure` applies to openai-realtime and pipeline sims", None);
+    }
+}
+
+/// The keys that belong to one protocol or a few: dialect, turn detection, audio format, agent id, sample rate.
+fn check_protocol_keys(c: &mut Checker, t: &schema::Target) {
+    let proto = *t.protocol.get_ref();
+    if proto != Protocol::OpenaiRealtime {
+        not_for(c, t, t.dialect.as_ref().map(spanned_ok), "dialect", "openai-realtime");
+    }
+    if proto != Protocol::OpenaiRealtime && proto != Protocol::GeminiLive {
+        not_for(c, t, t.turn_detection.as_ref().map(spanned_ok), "turn_detection", "openai-realtime and gemini-live");
+    }
+    let fixed_audio = match proto {
+        Protocol::Twilio => Some("twilio (always G.711 μ-law 8 kHz, as Twilio sends it)"),
+        Protocol::WsPcm => Some("ws-pcm (PCM16 at `sample_rate`)"),
+        Protocol::GeminiLive => Some("gemini-live (PCM16: 16 kHz in, 24 kHz out)"),
+        _ => None,
+    };
+    if let (Some(why), Some(f)) = (fixed_audio, &t.audio_format) {
+        c.err(
+            f.span(),
+            format!("`audio_format` does not apply to a `{}` target: its audio is fixed by {why}", proto.as_str()),
+            "remove it; `audio_format` is for openai-realtime and elevenlabs targets".to_string(),
+        );
+    }
+    if proto == Protocol::GeminiLive
+        && let Some(td) = &t.turn_detection
+    {
+        check_gemini_turn_detection(c, td.get_ref());
+    }
+    if proto != Protocol::Elevenlabs {
+        not_for(c, t, t.agent_id.as_ref().map(spanned_ok), "agent_id", "elevenlabs");
+    } else if t.agent_id.is_none() && t.sim.is_none() {
+        c.err(
+            t.name.span(),
+            format!("elevenlabs target `{}` needs `agent_id`", t.name.get_ref()),
+            "copy the agent id from the ElevenLabs dashboard".to_string(),
+        );
+    }
+    if proto != Protocol::WsPcm {
+        not_for(c, t, t.sample_rate.as_ref().map(spanned_ok), "sample_rate", "ws-pcm");
+    } else if let Some(r) = &t.sample_rate
+        && ![8000, 16000, 24000, 48000].contains(r.get_ref())
+    {
+        c.err(
+            r.span(),
+            format!("sample_rate {} is not supported", r.get_ref()),
+            "use 8000, 16000, 24000 or 48000".to_string(),
+        );
+    }
+    if let Some(td) = &t.turn_detection {
+        check_turn_detection(c, td.get_ref());
+    }
+}
+
+/// Gemini's automatic activity detection: `server_vad` or `none`, and no numeric threshold.
+fn check_gemini_turn_detection(c: &mut Checker, td: &schema::TurnDetection) {
+    let kind = td.kind.get_ref().as_str();
+    if !["server_vad", "none"].contains(&kind) {
+        c.err(
+            td.kind.span(),
+            format!("gemini-live has no `{kind}` turn detection"),
+            "use `server_vad` (automatic activity detection) or `none` (voicebench sends activityStart / activityEnd)"
+                .to_string(),
+        );
+    }
+    if let Some(th) = &td.threshold {
+        c.err(
+            th.span(),
+            "gemini-live takes no VAD `threshold`",
+            "remove it; Gemini's sensitivity is not a number".to_string(),
+        );
+    }
+}
+
+/// A pipeline target's three stages (each present unless simulated) and its endpointing mode.
+fn check_pipeline(c: &mut Checker, target: &Spanned<schema::Target>) {
+    let t = target.get_ref();
+    let name = t.name.get_ref();
+    let sim = t.sim.is_some();
+    for (k, st, providers) in [
+        ("stt", &t.stt, &["openai", "deepgram"][..]),
+        ("llm", &t.llm, &["openai"][..]),
+        ("tts", &t.tts, &["openai", "elevenlabs"][..]),
+    ] {
+        match st {
+            None if !sim => c.err(
+                target.span(),
+                format!("pipeline target `{name}` has no [target.{k}] table"),
+                format!("add [target.{k}] with `provider` and `url`, or use `sim = \"pipeline\"`"),
+            ),
+            None => {}
+            Some(st) => check_stage(c, k, st.get_ref(), providers, sim),
+        }
+    }
+    if let Some(e) = &t.endpointing {
+        let m = e.get_ref().mode.get_ref().as_str();
+        if !["local", "stt"].contains(&m) {
+            c.err(
+                e.get_ref().mode.span(),
+                format!("unknown endpointing mode `{m}`"),
+                suggest(m, "modes", &["local", "stt"]),
+            );
+        } else if m == "stt" && t.stt.as_ref().is_none_or(|s| s.get_ref().provider.get_ref() != "deepgram") {
+            c.err(
+                e.get_ref().mode.span(),
+                "endpointing `stt` needs a streaming STT with its own endpointing",
+                "use `provider = \"deepgram\"` in [target.stt], or `mode = \"local\"`".to_string(),
+            );
         }
     }
 }

@@ -246,56 +246,13 @@ pub(super) fn check_turns(
             "add the caller's utterances as [[turn]] tables with `utterance = \"…\"` or `wav = \"…\"`".to_string(),
         );
     }
-    let tool_names: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
     let uses_sim = f.targets.iter().any(|t| t.get_ref().sim.is_some());
     let mut ids = HashSet::new();
     let mut out = Vec::new();
     for (i, st) in f.turns.iter().enumerate() {
         let tspan = st.span();
         let t = st.get_ref();
-        let expect = t.expect.as_ref().map_or(Expect::Respond, |e| *e.get_ref());
-        let voice = t.voice.as_ref().map_or(d.voice.as_str(), |v| v.get_ref().as_str());
-        let voice_span = t.voice.as_ref().map_or_else(|| f.defaults.voice.span(), |v| v.span());
-        let voice_span =
-            if voice_span.is_empty() { t.utterance.as_ref().map_or(tspan.clone(), |u| u.span()) } else { voice_span };
-        let audio = match (&t.utterance, &t.wav) {
-            (Some(u), None) => {
-                if t.text.is_some() {
-                    c.err(
-                        u.span(),
-                        "`text` is only for `wav` turns",
-                        "a corpus utterance carries its own transcript".to_string(),
-                    );
-                }
-                corpus_audio(c, corpus, "caller", u, voice, voice_span)
-            }
-            (None, Some(w)) => {
-                if let Some(v) = &t.voice {
-                    c.err(
-                        v.span(),
-                        "`voice` is only for corpus utterances",
-                        "a `wav` turn is already one voice; remove `voice`".to_string(),
-                    );
-                }
-                wav_audio(c, w, t.text.as_ref())
-            }
-            (Some(_), Some(w)) => {
-                c.err(
-                    w.span(),
-                    format!("turn {} has both `utterance` and `wav`", i + 1),
-                    "keep one: `utterance` names a corpus line, `wav` a file".to_string(),
-                );
-                None
-            }
-            (None, None) => {
-                c.err(
-                    tspan.clone(),
-                    format!("turn {} has no `utterance` or `wav`", i + 1),
-                    "add `utterance = \"greeting\"` (a corpus line) or `wav = \"my.wav\"`".to_string(),
-                );
-                None
-            }
-        };
+        let audio = turn_audio(c, f, st, i, corpus, d);
         let id =
             t.id.as_ref()
                 .map(|s| s.get_ref().clone())
@@ -304,47 +261,11 @@ pub(super) fn check_turns(
         if !ids.insert(id.clone()) && t.id.is_some() {
             c.err(t.id.as_ref().map_or(tspan.clone(), |s| s.span()), format!("two turns have the id `{id}`"), None);
         }
-        let start_kind = t.start.as_ref().map_or(Start::AfterAgentDone, |s| *s.get_ref());
-        let start_span = t.start.as_ref().map_or(tspan.clone(), |s| s.span());
-        let start = match start_kind {
-            Start::AfterAgentDone => {
-                if let Some(dl) = &t.delay_ms {
-                    c.err(
-                        dl.span(),
-                        "`delay_ms` goes with `start = \"after_agent_start\"`",
-                        "for a barge-in or backchannel set `start = \"after_agent_start\"`; otherwise use `gap_ms`"
-                            .to_string(),
-                    );
-                }
-                StartSpec::AfterAgentDone { gap_ms: t.gap_ms.as_ref().map_or(d.gap_ms, |g| *g.get_ref()) }
-            }
-            Start::AfterAgentStart => {
-                if let Some(g) = &t.gap_ms {
-                    c.err(g.span(), "`gap_ms` goes with `start = \"after_agent_done\"`", "with `after_agent_start` the utterance starts `delay_ms` after the agent's first audible sample".to_string());
-                }
-                if i == 0 {
-                    c.err(
-                        start_span.clone(),
-                        "the first turn cannot start after the agent started: the agent has not spoken yet",
-                        "use the default `start = \"after_agent_done\"`".to_string(),
-                    );
-                }
-                match &t.delay_ms {
-                    Some(dl) => StartSpec::AfterAgentStart { delay_ms: *dl.get_ref() },
-                    None => {
-                        c.err(
-                            start_span.clone(),
-                            "`start = \"after_agent_start\"` needs `delay_ms`",
-                            "e.g. `delay_ms = 1500` to interrupt 1.5 s into the agent's reply".to_string(),
-                        );
-                        StartSpec::AfterAgentStart { delay_ms: 0 }
-                    }
-                }
-            }
-        };
+        let start = turn_start(c, st, i, d);
+        let expect = t.expect.as_ref().map_or(Expect::Respond, |e| *e.get_ref());
         let espan = t.expect.as_ref().map_or(tspan.clone(), |e| e.span());
         match expect {
-            Expect::Stop | Expect::Ignore if start_kind != Start::AfterAgentStart => c.err(
+            Expect::Stop | Expect::Ignore if !matches!(start, StartSpec::AfterAgentStart { .. }) => c.err(
                 espan.clone(),
                 format!(
                     "`expect = \"{}\"` needs the utterance to overlap the agent",
@@ -362,27 +283,7 @@ pub(super) fn check_turns(
         if expect == Expect::Ignore && !t.tool_calls.is_empty() {
             c.err(t.tool_calls[0].span(), "an `ignore` turn (a backchannel) cannot expect a tool call", None);
         }
-        let mut calls = Vec::new();
-        for tc in &t.tool_calls {
-            let tc = tc.get_ref();
-            let name = tc.name.get_ref();
-            let tool = agent.tools.iter().find(|x| &x.name == name);
-            if tool.is_none() {
-                let hint = if tool_names.is_empty() {
-                    "define it under [[agent.tool]]".to_string()
-                } else {
-                    suggest(name, "tools", &tool_names)
-                };
-                c.err(tc.name.span(), format!("unknown tool `{name}`"), hint);
-            }
-            let props: Option<Vec<String>> = tool
-                .and_then(|t| t.parameters.get("properties"))
-                .and_then(|p| p.as_object())
-                .map(|o| o.keys().cloned().collect());
-            let args = compile_matchers(c, &tc.args, props.as_deref(), name);
-            let sim_args = sim_arguments(c, tc, &args, agent.today.as_deref(), uses_sim);
-            calls.push(ExpectedCall { name: name.clone(), args, sim_args });
-        }
+        let calls = expected_calls(c, t, agent, uses_sim);
         let reply = t.reply.as_ref().and_then(|r| {
             let agent_voices = corpus.map(|(_, m)| m.voices("agent")).unwrap_or_default();
             let v = agent_voices.first().copied().unwrap_or("agent").to_string();
@@ -393,6 +294,135 @@ pub(super) fn check_turns(
         }
     }
     out
+}
+
+/// The caller's audio of turn `i` (0-based): a corpus line in a voice, or a WAV file; exactly one of them.
+fn turn_audio(
+    c: &mut Checker,
+    f: &ScenarioFile,
+    st: &Spanned<schema::Turn>,
+    i: usize,
+    corpus: Option<(&Path, &Manifest)>,
+    d: &Defaults,
+) -> Option<AudioRef> {
+    let tspan = st.span();
+    let t = st.get_ref();
+    let voice = t.voice.as_ref().map_or(d.voice.as_str(), |v| v.get_ref().as_str());
+    let voice_span = t.voice.as_ref().map_or_else(|| f.defaults.voice.span(), |v| v.span());
+    let voice_span =
+        if voice_span.is_empty() { t.utterance.as_ref().map_or(tspan.clone(), |u| u.span()) } else { voice_span };
+    match (&t.utterance, &t.wav) {
+        (Some(u), None) => {
+            if t.text.is_some() {
+                c.err(
+                    u.span(),
+                    "`text` is only for `wav` turns",
+                    "a corpus utterance carries its own transcript".to_string(),
+                );
+            }
+            corpus_audio(c, corpus, "caller", u, voice, voice_span)
+        }
+        (None, Some(w)) => {
+            if let Some(v) = &t.voice {
+                c.err(
+                    v.span(),
+                    "`voice` is only for corpus utterances",
+                    "a `wav` turn is already one voice; remove `voice`".to_string(),
+                );
+            }
+            wav_audio(c, w, t.text.as_ref())
+        }
+        (Some(_), Some(w)) => {
+            c.err(
+                w.span(),
+                format!("turn {} has both `utterance` and `wav`", i + 1),
+                "keep one: `utterance` names a corpus line, `wav` a file".to_string(),
+            );
+            None
+        }
+        (None, None) => {
+            c.err(
+                tspan,
+                format!("turn {} has no `utterance` or `wav`", i + 1),
+                "add `utterance = \"greeting\"` (a corpus line) or `wav = \"my.wav\"`".to_string(),
+            );
+            None
+        }
+    }
+}
+
+/// When turn `i` starts: `gap_ms` after the agent is done, or `delay_ms` after it started (never the first turn).
+fn turn_start(c: &mut Checker, st: &Spanned<schema::Turn>, i: usize, d: &Defaults) -> StartSpec {
+    let t = st.get_ref();
+    let start_span = t.start.as_ref().map_or(st.span(), |s| s.span());
+    match t.start.as_ref().map_or(Start::AfterAgentDone, |s| *s.get_ref()) {
+        Start::AfterAgentDone => {
+            if let Some(dl) = &t.delay_ms {
+                c.err(
+                    dl.span(),
+                    "`delay_ms` goes with `start = \"after_agent_start\"`",
+                    "for a barge-in or backchannel set `start = \"after_agent_start\"`; otherwise use `gap_ms`"
+                        .to_string(),
+                );
+            }
+            StartSpec::AfterAgentDone { gap_ms: t.gap_ms.as_ref().map_or(d.gap_ms, |g| *g.get_ref()) }
+        }
+        Start::AfterAgentStart => {
+            if let Some(g) = &t.gap_ms {
+                c.err(
+                    g.span(),
+                    "`gap_ms` goes with `start = \"after_agent_done\"`",
+                    "with `after_agent_start` the utterance starts `delay_ms` after the agent's first audible sample"
+                        .to_string(),
+                );
+            }
+            if i == 0 {
+                c.err(
+                    start_span.clone(),
+                    "the first turn cannot start after the agent started: the agent has not spoken yet",
+                    "use the default `start = \"after_agent_done\"`".to_string(),
+                );
+            }
+            match &t.delay_ms {
+                Some(dl) => StartSpec::AfterAgentStart { delay_ms: *dl.get_ref() },
+                None => {
+                    c.err(
+                        start_span,
+                        "`start = \"after_agent_start\"` needs `delay_ms`",
+                        "e.g. `delay_ms = 1500` to interrupt 1.5 s into the agent's reply".to_string(),
+                    );
+                    StartSpec::AfterAgentStart { delay_ms: 0 }
+                }
+            }
+        }
+    }
+}
+
+/// The tool calls a turn expects: each a known tool, with argument matchers compiled against its parameters.
+fn expected_calls(c: &mut Checker, t: &schema::Turn, agent: &AgentSpec, uses_sim: bool) -> Vec<ExpectedCall> {
+    let tool_names: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
+    let mut calls = Vec::new();
+    for tc in &t.tool_calls {
+        let tc = tc.get_ref();
+        let name = tc.name.get_ref();
+        let tool = agent.tools.iter().find(|x| &x.name == name);
+        if tool.is_none() {
+            let hint = if tool_names.is_empty() {
+                "define it under [[agent.tool]]".to_string()
+            } else {
+                suggest(name, "tools", &tool_names)
+            };
+            c.err(tc.name.span(), format!("unknown tool `{name}`"), hint);
+        }
+        let props: Option<Vec<String>> = tool
+            .and_then(|t| t.parameters.get("properties"))
+            .and_then(|p| p.as_object())
+            .map(|o| o.keys().cloned().collect());
+        let args = compile_matchers(c, &tc.args, props.as_deref(), name);
+        let sim_args = sim_arguments(c, tc, &args, agent.today.as_deref(), uses_sim);
+        calls.push(ExpectedCall { name: name.clone(), args, sim_args });
+    }
+    calls
 }
 
 /// The concrete arguments a simulated provider sends: `sim_args` where given, else derived from the matchers.
