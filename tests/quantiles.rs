@@ -1,7 +1,8 @@
 //! One quantile rule: the same percentile of the same samples is the same number in `calls.csv` (pacing),
-//! `summary.json`, the pages (`report.md`), compare and the gate. Every path goes through `voicebench::stats`'s
-//! nearest-rank rule, HdrHistogram's; these tests hold each output against it, with sample counts where the old
-//! `round((n−1)q)` rule gave a different sample (even counts for the median).
+//! `summary.json`, the pages (`report.md`), compare and the gate, and it is the exact order statistic of the raw
+//! samples (nearest rank, `voicebench::stats`), never the top of a histogram bucket. These tests hold each output
+//! against it, with sample counts where the old `round((n−1)q)` rule gave a different sample (even counts for the
+//! median) and values a 3-significant-digit histogram cannot hold exactly (553 490 µs reads 553 983 there).
 
 use voicebench::caller::record::{CallRecord, Pacing, TurnRecord};
 use voicebench::model::Metric;
@@ -11,22 +12,56 @@ use voicebench::stats::{SplitMix64, pooled, quantile};
 use super::report::fixture;
 use super::{text, voicebench};
 
-/// Every path a percentile takes, fed the same samples, gives the stats module's figure.
+/// Every path a percentile takes, fed the same samples, gives the exact order statistic.
 #[test]
 fn every_path_gives_the_same_percentile_of_the_same_samples() {
     let mut rng = SplitMix64::new(5);
-    for n in [2usize, 4, 10, 40, 100, 101, 240] {
-        // Distinct µs values below 2048, exact in a 3-digit histogram, in 8 calls.
-        let us: Vec<u64> = (0..n).map(|i| 1 + i as u64 * 7 + rng.next_u64() % 7).collect();
+    for (n, base) in [(2usize, 1), (4, 1), (10, 1), (40, 1), (100, 1), (101, 1), (240, 1), (2, 553_490), (101, 553_490)]
+        .into_iter()
+        .chain([40, 100, 240, 1000].map(|n| (n, 553_490)))
+    {
+        // Distinct µs values in 8 calls: below 2048 (exact in a 3-digit histogram) or around 553.49 ms (where a
+        // bucket is 512 µs wide).
+        let us: Vec<u64> = (0..n).map(|i| base + i as u64 * 7 + rng.next_u64() % 7).collect();
         let calls: Vec<Vec<u64>> = (0..8).map(|c| us.iter().skip(c).step_by(8).copied().collect()).collect();
         let calls: Vec<Vec<u64>> = calls.into_iter().filter(|c| !c.is_empty()).collect();
         let sorted = pooled(&calls);
-        let mut h = voicebench::metrics::new_histogram();
-        for v in &us {
-            h.record(*v).unwrap();
+        // summary.json's figures: the turns through the recorder's set, one call per group.
+        let mut set = voicebench::metrics::HistogramSet::new(["t"]);
+        for (call, values) in calls.iter().enumerate() {
+            for v in values {
+                let ms = *v as f64 / 1000.0;
+                set.record_turn(&TurnRecord {
+                    target: "t".into(),
+                    call: call as u32,
+                    ttfa_ms: Some(ms),
+                    ..Default::default()
+                });
+            }
         }
+        let stats = set.target("t").unwrap().stats(Metric::Ttfa, voicebench::metrics::Scope::All).unwrap();
+        // The gate and compare resample exactly these.
+        let turns: Vec<TurnRecord> = calls
+            .iter()
+            .enumerate()
+            .flat_map(|(c, v)| v.iter().map(move |us| (c, *us)))
+            .map(|(c, us)| TurnRecord {
+                target: "t".into(),
+                call: c as u32,
+                ttfa_ms: Some(us as f64 / 1000.0),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(voicebench::metrics::call_samples(&turns, "t", Metric::Ttfa), calls, "n = {n}");
         let lateness: Vec<u32> = us.iter().rev().map(|v| *v as u32).collect();
-        let pacing = Pacing::from_lateness(lateness);
+        let pacing = Pacing::from_lateness(lateness.clone());
+        // summary.json's pacing: the same values as one call's frame lateness.
+        set.record_call(&CallRecord {
+            target: "t".into(),
+            pacing: Pacing::from_lateness(lateness),
+            ..Default::default()
+        });
+        let run_pacing = Summary::build(&meta(), &set, std::time::SystemTime::now(), false).pacing;
         let as_ms: Vec<f64> = us.iter().rev().map(|v| *v as f64 / 1000.0).collect();
         let gate = voicebench::gate::compare::compare(
             Metric::Ttfa,
@@ -40,12 +75,21 @@ fn every_path_gives_the_same_percentile_of_the_same_samples() {
         for (q, gate) in [(0.5, &gate[0]), (0.95, &gate[1]), (0.99, &None)] {
             let want = quantile(&sorted, q).unwrap();
             let ms = want as f64 / 1000.0;
-            // summary.json: HdrHistogram.
-            assert_eq!(h.value_at_quantile(q), want, "summary, n = {n}, q = {q}");
-            // calls.csv: a call's pacing.
+            // summary.json.
+            let stat = if q == 0.5 {
+                "p50"
+            } else if q == 0.95 {
+                "p95"
+            } else {
+                "p99"
+            };
+            assert_eq!(stats.get(stat), Some(ms), "summary, n = {n}, q = {q}");
+            // calls.csv: a call's pacing; summary.json: the run's.
             if q != 0.95 {
                 let p = if q == 0.5 { pacing.p50_us } else { pacing.p99_us };
                 assert_eq!(u64::from(p), want, "calls.csv pacing, n = {n}, q = {q}");
+                let run = if q == 0.5 { run_pacing.p50_ms } else { run_pacing.p99_ms };
+                assert_eq!(run, ms, "summary.json pacing, n = {n}, q = {q}");
             }
             // The benchmark's percentiles of raw values.
             assert_eq!(voicebench::run::bench::quantile(&as_ms, q), ms, "bench, n = {n}, q = {q}");
@@ -83,7 +127,8 @@ fn meta() -> RunMeta {
 fn calls_csv_pacing_equals_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let mut rec = Recorder::create(dir.path(), meta()).unwrap();
-    let lateness: Vec<u32> = (1..=100u32).map(|i| (i * 37) % 101 * 13).collect();
+    // Around half a second, where a 3-digit histogram's buckets are 512 µs wide.
+    let lateness: Vec<u32> = (1..=100u32).map(|i| 550_000 + (i * 37) % 101 * 13).collect();
     let call = CallRecord {
         target: "t".into(),
         simulated: true,
@@ -112,7 +157,8 @@ fn calls_csv_pacing_equals_the_summary() {
         assert_eq!(col(csv_col), want, "{csv_col}");
         assert_eq!((summary_ms * 1000.0).round(), want, "summary.json pacing at {q}");
     }
-    assert_eq!(col("pacing_p50_us"), 650.0, "the 50th of 13, 26, …, 1300");
+    assert_eq!(col("pacing_p50_us"), 550_650.0, "the 50th of 550 013, 550 026, …, 551 300");
+    assert_eq!(doc.pacing.p50_ms, 550.65, "the raw sample, not its bucket's top (550.911)");
 }
 
 /// The frozen report directory: each latency percentile computed here from `turns.jsonl` is the number in
@@ -171,4 +217,34 @@ fn the_frozen_report_s_percentiles_agree_everywhere() {
         assert!(md.contains(&format!("p95 ttfa = {p95} ms")), "{target}: report.md SLO detail");
     }
     assert!(checked >= 8, "{checked} figures checked");
+}
+
+/// `voicebench report` rebuilds a summary from the rows of a killed run, and the gate recounts every report from
+/// its rows: both must give the figures the run wrote. The frozen report's `summary.json` (written by a run) equals,
+/// metric by metric and kind by kind, the summary rebuilt from its `turns.jsonl` and `calls.csv`.
+#[test]
+fn the_frozen_summary_is_what_its_rows_rebuild() {
+    let (_tmp, dir) = fixture();
+    let report = voicebench::report::read::Report::read(&dir, true).unwrap();
+    let written = report.summary.clone().unwrap();
+    let set = voicebench::report::recover::replay(&report, voicebench::report::recover::summary_slos(&written));
+    for t in &written.targets {
+        let m = set.target(&t.name).unwrap();
+        let rebuilt = voicebench::report::TargetSummary::build(m, &t.protocol, t.simulated, t.model.clone());
+        assert_eq!(
+            serde_json::to_value(&rebuilt.metrics).unwrap(),
+            serde_json::to_value(&t.metrics).unwrap(),
+            "{}: metrics rebuilt from the rows:\n{}",
+            t.name,
+            serde_json::to_string_pretty(&rebuilt.metrics).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&rebuilt.by_kind).unwrap(),
+            serde_json::to_value(&t.by_kind).unwrap(),
+            "{}: by_kind rebuilt from the rows:\n{}",
+            t.name,
+            serde_json::to_string_pretty(&rebuilt.by_kind).unwrap()
+        );
+        assert_eq!(rebuilt.counts, t.counts, "{}", t.name);
+    }
 }

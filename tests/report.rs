@@ -162,3 +162,34 @@ fn compare_finds_the_true_ratio_of_two_profiles() {
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(md.contains("answered") && md.contains("sooner than") && md.contains("significant"), "{md}");
 }
+
+/// A run whose harness was overloaded says so on its pages, in a banner naming the figures it reaches, rather than
+/// let its lateness pass for the provider's; a run that kept up has no such banner.
+#[test]
+fn an_overloaded_harness_gets_a_banner() {
+    use voicebench::report::summary::{HarnessSummary, LatenessSummary};
+    let (tmp, dir) = fixture();
+    let mut s = summary(&dir);
+    let lateness = |p99_ms: f64| LatenessSummary { samples: 5000, p50_ms: 1.2, p99_ms, max_ms: p99_ms * 3.0 };
+    s.harness = Some(HarnessSummary::judge(lateness(42.1), lateness(3.0), &["ttfa", "barge_in_stop"]));
+    std::fs::write(dir.join("summary.json"), voicebench::report::summary::summary_json(&s)).unwrap();
+    let (code, out, err) = text(&voicebench(tmp.path(), &["report", dir.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}{err}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "> **Overloaded harness:** frames left late: pacing p99 42.10 ms > 5 ms; these figures carry the \
+             harness's lateness, not the provider's: ttfa, barge_in_stop"
+        ),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("<strong>Overloaded harness:</strong> frames left late"), "banner missing");
+
+    s.harness = Some(HarnessSummary::judge(lateness(2.0), lateness(3.0), &["ttfa"]));
+    std::fs::write(dir.join("summary.json"), voicebench::report::summary::summary_json(&s)).unwrap();
+    let (code, out, err) = text(&voicebench(tmp.path(), &["report", dir.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!std::fs::read_to_string(dir.join("report.md")).unwrap().contains("Overloaded"));
+    assert!(!std::fs::read_to_string(dir.join("index.html")).unwrap().contains("Overloaded"));
+}

@@ -63,6 +63,17 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
         quantile(&abs, 1.0),
         j.detection_lag
     );
+    let bias = quantile(&err, 0.5);
+    eprintln!(
+        "TTFA bias (median signed error) {bias:.3} ms; signed error min {:.3} p10 {:.3} p90 {:.3} max {:.3}",
+        quantile(&err, 0.0),
+        quantile(&err, 0.1),
+        quantile(&err, 0.9),
+        quantile(&err, 1.0)
+    );
+    // The bias (the median signed error) is what the issue bounds at 0.5 ms for one call; measured 0.10–0.11 ms
+    // with 6 calls in flight on an idle machine. A loaded machine widens the spread (the max), not the median.
+    assert!(bias.abs() <= 0.5, "TTFA bias {bias:.3} ms: {err:?}");
     assert!(quantile(&abs, 0.5) <= 2.0, "TTFA error p50 {:.3} ms: {err:?}", quantile(&abs, 0.5));
     assert!(quantile(&abs, 1.0) <= 5.0, "TTFA error max {:.3} ms: {err:?}", quantile(&abs, 1.0));
     // The truth itself is S + D (+ the leading silence), give or take the sim's frame-quantised detection. Over the
@@ -112,6 +123,7 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
         assert!(t0["metrics"]["ttfa"][k].is_number(), "metrics.ttfa.{k}");
     }
     assert!(doc["pacing"]["p99_ms"].is_number());
+    harness_watched_itself(&outcome.summary, &doc);
     for f in ["turns.csv", "turns.jsonl", "calls.csv", "histograms.hlog", "ground_truth.fixed.jsonl"] {
         assert!(outcome.out_dir.join(f).is_file(), "{f}");
     }
@@ -134,6 +146,35 @@ sim_options = { reply_delay_ms = 400, interrupt_delay_ms = 100 }
     let (code, out) = gate(&["stt.p95=100"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("no stt samples"), "{out}");
+}
+
+/// Every run reports its own pacing and event-loop lag (docs/metrics.md, "The harness watches itself"), in
+/// summary.json and on the terminal, and a normal run on a machine with CPU to spare is not flagged as overloaded.
+fn harness_watched_itself(summary: &voicebench::report::Summary, doc: &serde_json::Value) {
+    let h = summary.harness.as_ref().expect("a run has a harness section");
+    eprintln!("harness: pacing {:?}, loop lag {:?}, overloaded {} {:?}", h.pacing, h.loop_lag, h.overloaded, h.reasons);
+    assert_eq!(doc["harness"]["overloaded"], h.overloaded);
+    assert_eq!(h.pacing.samples, summary.pacing.frames);
+    assert_eq!((h.pacing.p99_ms, h.pacing.max_ms), (summary.pacing.p99_ms, summary.pacing.max_ms));
+    // The monitor ran for the whole run, waking every 10 ms (a few seconds at least: ≥ 100 wake-ups).
+    assert!(h.loop_lag.samples >= 100, "{:?}", h.loop_lag);
+    assert!(h.loop_lag.p50_ms <= h.loop_lag.p99_ms && h.loop_lag.p99_ms <= h.loop_lag.max_ms, "{:?}", h.loop_lag);
+    assert_eq!(h.overloaded, h.pacing.p99_ms > 5.0 || h.loop_lag.p99_ms > 10.0, "{h:?}");
+    let text = voicebench::report::terminal_table(summary);
+    assert!(text.contains("event-loop lag: p50 "), "{text}");
+    assert_eq!(text.contains("OVERLOADED harness"), h.overloaded, "{text}");
+    // Not flagged, unless the machine is busier than its cores (other builds, a loaded CI runner): then an
+    // overloaded verdict is the truth, and the test says so rather than fail.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if load < cores {
+        assert!(!h.overloaded, "a normal run on a machine with load {load:.2} < {cores} cores: {h:?}");
+    } else if h.overloaded {
+        eprintln!("harness overloaded on a machine with load {load:.2} ≥ {cores} cores: {:?}", h.reasons);
+    }
 }
 
 /// The gate against a baseline: a run of a profile 20 % slower is a regression; runs of the same profile with other

@@ -4,8 +4,8 @@
 //! other side is compared with it, metric by metric. For a latency metric and a statistic (p50, p95) the figure is
 //! the **ratio** `stat(other) / stat(reference)` with a 95 % bootstrap confidence interval over **whole calls**
 //! (the turns of one call share a connection and a moment, so calls are the unit, as in the gate: docs/metrics.md):
-//! 1. samples are the turns' values in µs rounded to their HdrHistogram bucket, grouped by call (so the point
-//!    estimates are the `summary.json` figures); calls without a sample of the metric are left out;
+//! 1. samples are the turns' values in whole µs, grouped by call (so the point estimates are the `summary.json`
+//!    figures); calls without a sample of the metric are left out;
 //! 2. `B` times (default 2000, seeded): draw as many calls as each side has, with replacement, from that side,
 //!    pool their samples and take the ratio of the statistics;
 //! 3. the interval is the 2.5th and 97.5th percentiles of those ratios; the two-sided p-value is

@@ -3,10 +3,9 @@
 //! moment, so they are not independent, and resampling turns one by one would make the interval too narrow.
 //!
 //! For one target, one latency metric and a statistic (p50, p95):
-//! 1. Samples are the turns' values in µs, each rounded to its HdrHistogram bucket (3 significant digits, the
-//!    bucket's highest equivalent value), grouped by call ([`crate::metrics::call_samples`]); calls with no sample
-//!    of the metric are left out. The statistic of a pool of samples is [`crate::stats::quantile`] (the value at
-//!    rank `max(1, ⌈q·n⌉)` of the sorted pool, HdrHistogram's rule), so the point estimates equal the two runs'
+//! 1. Samples are the turns' values in whole µs, grouped by call ([`crate::metrics::call_samples`]); calls with no
+//!    sample of the metric are left out. The statistic of a pool of samples is [`crate::stats::quantile`] (the
+//!    value at rank `max(1, ⌈q·n⌉)` of the sorted pool), so the point estimates equal the two runs'
 //!    `summary.json` figures.
 //! 2. B times (default 2000), by [`crate::stats::bootstrap`]: draw as many calls as the baseline has, with replacement, from the baseline, and as
 //!    many as the current run has from the current run, each drawn call bringing all its samples; compute

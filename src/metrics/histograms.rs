@@ -1,5 +1,10 @@
-//! Histogram sets: per target, one HdrHistogram per (metric, turn kind) and per (metric, all kinds), plus the run's
-//! frame-pacing histogram; and [`Stats`], the percentile summary every report prints.
+//! Histogram sets: per target, one [`Distribution`] per (metric, turn kind) and per (metric, all kinds), plus the
+//! run's frame pacing and event-loop lag; and [`Stats`], the percentile summary every report prints.
+//!
+//! A [`Distribution`] keeps each quantity twice: an HdrHistogram (3 significant digits, for the `.hgrm` files and
+//! the interval log that shards merge from) and an [`Exact`] count per distinct µs value, from which every reported
+//! figure is read, so a percentile is the order statistic of the raw samples rather than the top of its bucket
+//! (553.49 ms, not 553.98).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +13,7 @@ use hdrhistogram::errors::AdditionError;
 use serde::{Deserialize, Serialize};
 
 use super::SIGFIG;
+use super::exact::Exact;
 use super::tally::Tally;
 use crate::model::{CallRecord, Metric, TurnKind, TurnRecord};
 use crate::scenario::Slo;
@@ -25,18 +31,84 @@ pub fn ms_to_us(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms >= 0.0).then(|| (ms * 1000.0).round() as u64)
 }
 
-/// The samples of `metric` for `target`, grouped by call (only calls with samples), in µs each rounded to its
-/// histogram bucket (the bucket's highest equivalent value), so [`crate::stats::quantile`] of the pooled samples
-/// equals the histogram's percentile exactly: what the gate and compare resample.
+/// The samples of `metric` for `target`, grouped by call (only calls with samples), in whole µs as the
+/// histograms record them ([`ms_to_us`]), so [`crate::stats::quantile`] of the pooled samples equals the
+/// summary's percentile exactly: what the gate and compare resample.
 pub fn call_samples(turns: &[TurnRecord], target: &str, metric: Metric) -> crate::stats::CallSamples {
-    let h = new_histogram();
     let mut by_call: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for t in turns.iter().filter(|t| t.target == target) {
         if let Some(us) = t.value(metric).and_then(ms_to_us) {
-            by_call.entry(t.call).or_default().push(h.highest_equivalent(us));
+            by_call.entry(t.call).or_default().push(us);
         }
     }
     by_call.into_values().collect()
+}
+
+/// One measured quantity in µs: its HdrHistogram (for the `.hgrm` files, the interval log and merging logs) and
+/// its [`Exact`] counts (for every figure a report prints).
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    hist: Histogram<u64>,
+    exact: Exact,
+}
+
+impl Default for Distribution {
+    fn default() -> Self {
+        Distribution { hist: new_histogram(), exact: Exact::new() }
+    }
+}
+
+impl Distribution {
+    /// Adds one sample.
+    pub fn record(&mut self, us: u64) {
+        // An auto-resizing u64 histogram only refuses a value it cannot address, which a u64 of µs cannot reach
+        // on a 64-bit target; were it to, the counts would differ and [`Distribution::stats`] would say so by
+        // falling back to the histogram.
+        let _ = self.hist.record(us);
+        self.exact.record(us);
+    }
+
+    /// The histogram.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// The exact counts, when they hold every sample the histogram holds (not after a histogram read back from
+    /// an interval log was added: such a log keeps only the buckets).
+    pub fn exact(&self) -> Option<&Exact> {
+        (self.exact.len() == self.hist.len()).then_some(&self.exact)
+    }
+
+    /// Samples recorded.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The summary: exact when [`Distribution::exact`] is, else the histogram's (to its 3 significant digits);
+    /// `None` when empty.
+    pub fn stats(&self) -> Option<Stats> {
+        match self.exact() {
+            Some(e) => Stats::from_exact(e),
+            None => Stats::from_histogram(&self.hist),
+        }
+    }
+
+    /// Adds a histogram (e.g. one read back from an interval log): from then on the figures are the histogram's.
+    pub fn add_histogram(&mut self, h: &Histogram<u64>) -> Result<(), AdditionError> {
+        self.hist.add(h)
+    }
+
+    /// Adds another shard's samples: the histograms exactly, the exact counts by addition.
+    pub fn add(&mut self, other: &Distribution) -> Result<(), AdditionError> {
+        self.hist.add(&other.hist)?;
+        self.exact.add(&other.exact);
+        Ok(())
+    }
 }
 
 /// Which turns a histogram covers: one kind, or all of them.
@@ -76,13 +148,14 @@ pub struct HistKey {
     pub scope: Scope,
 }
 
-/// The percentile summary of one histogram, in **milliseconds** (µs precision).
+/// The percentile summary of one distribution, in **milliseconds** (µs precision): the exact order statistics of
+/// the samples ([`Stats::from_exact`]), or a histogram's to its bucket ([`Stats::from_histogram`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stats {
     /// Samples.
     pub count: u64,
-    /// Smallest sample (lowest value of its bucket).
+    /// Smallest sample.
     pub min: f64,
     /// Median.
     pub p50: f64,
@@ -94,14 +167,33 @@ pub struct Stats {
     pub p99: f64,
     /// 99.9th percentile.
     pub p999: f64,
-    /// Largest sample (highest value of its bucket).
+    /// Largest sample.
     pub max: f64,
     /// Arithmetic mean.
     pub mean: f64,
 }
 
 impl Stats {
-    /// The summary of a histogram of µs values; `None` when it is empty.
+    /// The exact summary of µs samples: each percentile the sample of nearest rank, `min` and `max` the extreme
+    /// samples, `mean` rounded to the µs; `None` when there are none.
+    pub fn from_exact(e: &Exact) -> Option<Stats> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let q = |quantile: f64| e.quantile(quantile).map(ms);
+        Some(Stats {
+            count: e.len(),
+            min: ms(e.min()?),
+            p50: q(0.50)?,
+            p90: q(0.90)?,
+            p95: q(0.95)?,
+            p99: q(0.99)?,
+            p999: q(0.999)?,
+            max: ms(e.max()?),
+            mean: e.mean()?.round() / 1000.0,
+        })
+    }
+
+    /// The summary of a histogram of µs values, to its bucket precision (percentiles and `max` the top of their
+    /// bucket, `min` the bottom); `None` when it is empty. For histograms read back from an interval log.
     pub fn from_histogram(h: &Histogram<u64>) -> Option<Stats> {
         if h.is_empty() {
             return None;
@@ -145,7 +237,7 @@ pub struct TargetMetrics {
     pub name: String,
     /// Whether any record came from an embedded simulated provider.
     pub simulated: bool,
-    histograms: BTreeMap<HistKey, Histogram<u64>>,
+    histograms: BTreeMap<HistKey, Distribution>,
     /// Counts behind the rates.
     pub tally: Tally,
 }
@@ -163,10 +255,7 @@ impl TargetMetrics {
             let Some(us) = turn.value(metric).and_then(ms_to_us) else { continue };
             let scopes = [turn.kind.map(Scope::Kind), Some(Scope::All)];
             for scope in scopes.into_iter().flatten() {
-                let h = self.histograms.entry(HistKey { metric, scope }).or_insert_with(new_histogram);
-                // An auto-resizing u64 histogram only refuses a value it cannot address, which a u64 of µs
-                // cannot reach on a 64-bit target.
-                let _ = h.record(us);
+                self.histograms.entry(HistKey { metric, scope }).or_default().record(us);
             }
         }
         self.tally.record_turn(turn, slos);
@@ -180,28 +269,34 @@ impl TargetMetrics {
 
     /// The histogram of `metric` over `scope`, if it has samples.
     pub fn histogram(&self, metric: Metric, scope: Scope) -> Option<&Histogram<u64>> {
+        self.distribution(metric, scope).map(Distribution::histogram)
+    }
+
+    /// The distribution of `metric` over `scope`, if it has samples.
+    pub fn distribution(&self, metric: Metric, scope: Scope) -> Option<&Distribution> {
         self.histograms.get(&HistKey { metric, scope })
     }
 
     /// Every non-empty histogram, in report order.
     pub fn histograms(&self) -> impl Iterator<Item = (HistKey, &Histogram<u64>)> {
-        self.histograms.iter().filter(|(_, h)| !h.is_empty()).map(|(k, h)| (*k, h))
+        self.histograms.iter().filter(|(_, d)| !d.is_empty()).map(|(k, d)| (*k, d.histogram()))
     }
 
-    /// The summary of `metric` over `scope`, if it has samples.
+    /// The summary of `metric` over `scope`, if it has samples: the exact order statistics of its samples.
     pub fn stats(&self, metric: Metric, scope: Scope) -> Option<Stats> {
-        self.histogram(metric, scope).and_then(Stats::from_histogram)
+        self.distribution(metric, scope).and_then(Distribution::stats)
     }
 
-    /// Adds a histogram (e.g. one read back from an interval log) into the one under `key`, exactly.
+    /// Adds a histogram (e.g. one read back from an interval log) into the one under `key`, exactly; from then on
+    /// that key's figures are the histogram's, to its bucket precision.
     pub fn add_histogram(&mut self, key: HistKey, h: &Histogram<u64>) -> Result<(), AdditionError> {
-        self.histograms.entry(key).or_insert_with(new_histogram).add(h)
+        self.histograms.entry(key).or_default().add_histogram(h)
     }
 
-    /// Adds another shard's measurements of the same target: histograms exactly, counts by addition.
+    /// Adds another shard's measurements of the same target: distributions and counts by addition.
     pub fn merge(&mut self, other: &TargetMetrics) -> Result<(), AdditionError> {
-        for (key, h) in &other.histograms {
-            self.add_histogram(*key, h)?;
+        for (key, d) in &other.histograms {
+            self.histograms.entry(*key).or_default().add(d)?;
         }
         self.simulated |= other.simulated;
         self.tally.merge(&other.tally);
@@ -209,18 +304,14 @@ impl TargetMetrics {
     }
 }
 
-/// A run's measurements: one [`TargetMetrics`] per target (in the run's order) and the frame-pacing histogram.
-#[derive(Debug, Clone)]
+/// A run's measurements: one [`TargetMetrics`] per target (in the run's order), the frames' send lateness and the
+/// event loop's lag (the harness watching itself, docs/metrics.md).
+#[derive(Debug, Clone, Default)]
 pub struct HistogramSet {
     targets: Vec<TargetMetrics>,
-    pacing: Histogram<u64>,
+    pacing: Distribution,
+    loop_lag: Distribution,
     slos: Vec<Slo>,
-}
-
-impl Default for HistogramSet {
-    fn default() -> Self {
-        HistogramSet { targets: Vec::new(), pacing: new_histogram(), slos: Vec::new() }
-    }
 }
 
 impl HistogramSet {
@@ -252,7 +343,7 @@ impl HistogramSet {
     pub fn record_call(&mut self, call: &CallRecord) {
         self.target_mut(&call.target).record_call(call);
         for us in &call.pacing.lateness_us {
-            let _ = self.pacing.record(u64::from(*us));
+            self.pacing.record(u64::from(*us));
         }
     }
 
@@ -279,20 +370,46 @@ impl HistogramSet {
 
     /// Frame send lateness over the whole run, µs.
     pub fn pacing(&self) -> &Histogram<u64> {
+        self.pacing.histogram()
+    }
+
+    /// Frame send lateness over the whole run, exactly.
+    pub fn pacing_distribution(&self) -> &Distribution {
         &self.pacing
     }
 
     /// Adds frame-lateness samples (e.g. a shard's pacing histogram), exactly.
     pub fn add_pacing(&mut self, h: &Histogram<u64>) -> Result<(), AdditionError> {
-        self.pacing.add(h)
+        self.pacing.add_histogram(h)
     }
 
-    /// Adds another shard of the same run: per target, histograms exactly and counts by addition.
+    /// Adds one event-loop lag sample: how late, in µs, the run's lag monitor woke.
+    pub fn record_loop_lag(&mut self, us: u64) {
+        self.loop_lag.record(us);
+    }
+
+    /// Adds a whole distribution of event-loop lag (the monitor's, when the run ends).
+    pub fn add_loop_lag(&mut self, d: &Distribution) -> Result<(), AdditionError> {
+        self.loop_lag.add(d)
+    }
+
+    /// Adds event-loop lag samples read back from an interval log.
+    pub fn add_loop_lag_histogram(&mut self, h: &Histogram<u64>) -> Result<(), AdditionError> {
+        self.loop_lag.add_histogram(h)
+    }
+
+    /// The event loop's lag over the whole run.
+    pub fn loop_lag(&self) -> &Distribution {
+        &self.loop_lag
+    }
+
+    /// Adds another shard of the same run: per target, distributions and counts by addition.
     pub fn merge(&mut self, other: &HistogramSet) -> Result<(), AdditionError> {
         for t in &other.targets {
             self.target_mut(&t.name).merge(t)?;
         }
-        self.pacing.add(&other.pacing)
+        self.pacing.add(&other.pacing)?;
+        self.loop_lag.add(&other.loop_lag)
     }
 }
 
@@ -312,11 +429,35 @@ mod tests {
         }
         let s = set.target("a").unwrap().stats(Metric::Ttfa, Scope::All).unwrap();
         assert_eq!(s.count, 1000);
-        assert!((s.p50 - 500.0).abs() <= 0.5, "{s:?}");
-        assert!((s.p99 - 990.0).abs() <= 1.0, "{s:?}");
-        assert!((s.max - 1000.0).abs() <= 1.0, "{s:?}");
-        assert!((s.min - 1.0).abs() <= 0.001, "{s:?}");
-        assert!((s.mean - 500.5).abs() <= 0.5, "{s:?}");
+        // Exact order statistics, not the top of a 3-digit bucket (990 ms would read 990.5).
+        assert_eq!(
+            (s.min, s.p50, s.p90, s.p99, s.p999, s.max, s.mean),
+            (1.0, 500.0, 900.0, 990.0, 999.0, 1000.0, 500.5)
+        );
+    }
+
+    #[test]
+    fn figures_are_the_raw_samples_not_their_buckets() {
+        let mut set = HistogramSet::default();
+        for ms in [553.49, 553.491, 12.3456, 1999.999] {
+            set.record_turn(&turn("a", TurnKind::Plain, ms));
+        }
+        let s = set.target("a").unwrap().stats(Metric::Ttfa, Scope::All).unwrap();
+        // A 3-digit histogram reads 553.49 as 553.983 (the top of its 0.5 ms bucket).
+        assert_eq!((s.min, s.p50, s.p90, s.max), (12.346, 553.49, 1999.999, 1999.999));
+        let h = set.target("a").unwrap().histogram(Metric::Ttfa, Scope::All).unwrap();
+        assert_eq!(Stats::from_histogram(h).unwrap().p50, 553.983);
+    }
+
+    #[test]
+    fn a_histogram_read_back_from_a_log_gives_its_bucket_figures() {
+        let mut set = HistogramSet::default();
+        set.record_turn(&turn("a", TurnKind::Plain, 553.49));
+        let mut logged = new_histogram();
+        logged.record(553_490).unwrap();
+        set.target_mut("a").add_histogram(HistKey { metric: Metric::Ttfa, scope: Scope::All }, &logged).unwrap();
+        let s = set.target("a").unwrap().stats(Metric::Ttfa, Scope::All).unwrap();
+        assert_eq!((s.count, s.p50), (2, 553.983), "the log holds buckets, so every figure is the bucket's");
     }
 
     #[test]
@@ -363,6 +504,8 @@ mod tests {
         set.record_call(&call);
         assert_eq!(set.pacing().len(), 4);
         assert_eq!(set.pacing().max(), set.pacing().highest_equivalent(5000));
+        let exact = set.pacing_distribution().stats().unwrap();
+        assert_eq!((exact.p50, exact.max), (0.2, 5.0));
     }
 
     #[test]

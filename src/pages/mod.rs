@@ -77,6 +77,11 @@ fn name(t: &TargetSummary) -> String {
     if t.simulated { format!("{} (simulated)", t.name) } else { t.name.clone() }
 }
 
+/// The banner's text when the harness was overloaded: what was late, and which figures carry its lateness.
+pub fn harness_warning(s: &Summary) -> Option<String> {
+    s.harness.as_ref()?.warning()
+}
+
 /// The targets that are simulated, for the banner.
 pub fn simulated_targets(s: &Summary) -> Vec<&str> {
     s.targets.iter().filter(|t| t.simulated).map(|t| t.name.as_str()).collect()
@@ -298,6 +303,9 @@ pub fn render_markdown(p: &Page) -> String {
             sim.join(", ")
         );
     }
+    if let Some(w) = harness_warning(s) {
+        let _ = writeln!(out, "> **Overloaded harness:** {w}\n");
+    }
     if s.incomplete {
         out.push_str(
             "> **Incomplete:** the run was killed before it wrote its summary; these figures were rebuilt from the \
@@ -414,7 +422,8 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
     o
 }
 
-/// The page's head, title, navigation, banners (simulated, incomplete, interrupted) and the gate's verdict line.
+/// The page's head, title, navigation, banners (simulated, overloaded harness, incomplete, interrupted) and the
+/// gate's verdict line.
 fn html_head(p: &Page) -> String {
     let s = p.summary;
     let mut o = String::new();
@@ -452,6 +461,9 @@ fn html_head(p: &Page) -> String {
              agent; its figures measure the harness and the sim's configured profile.</div>",
             esc(&sim.join(", "))
         );
+    }
+    if let Some(w) = harness_warning(s) {
+        let _ = writeln!(o, "<div class=\"banner int\"><strong>Overloaded harness:</strong> {}</div>", esc(&w));
     }
     if s.incomplete {
         o.push_str(

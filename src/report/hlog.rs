@@ -1,7 +1,8 @@
 //! The run's histograms as one HdrHistogram interval log (`histograms.hlog`): one tagged interval per target ×
-//! metric × kind (tag `target/metric/kind`, kind `all` for every kind) plus the run's frame pacing (tag `pacing`),
-//! each V2-deflate encoded, values in µs. The whole run is one interval. This is the form shards of a run are
-//! merged from ([`histogram_set`] + [`HistogramSet::merge`]): HdrHistogram addition is exact.
+//! metric × kind (tag `target/metric/kind`, kind `all` for every kind) plus the run's frame pacing (tag `pacing`) and
+//! event-loop lag (tag `loop_lag`), each V2-deflate encoded, values in µs. The whole run is one interval. This is
+//! the form shards of a run are merged from ([`histogram_set`] + [`HistogramSet::merge`]): HdrHistogram addition
+//! is exact, to the histograms' 3 significant digits.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +16,9 @@ use crate::model::Metric;
 
 /// The tag of the run's frame-pacing histogram.
 pub const PACING_TAG: &str = "pacing";
+
+/// The tag of the run's event-loop lag histogram.
+pub const LOOP_LAG_TAG: &str = "loop_lag";
 
 /// The log's legend line, as HdrHistogram's Java `HistogramLogWriter` writes it.
 const LEGEND: &str = "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
@@ -87,6 +91,9 @@ pub fn interval_log(set: &HistogramSet, started: SystemTime, finished: SystemTim
     if !set.pacing().is_empty() {
         write(PACING_TAG, set.pacing())?;
     }
+    if !set.loop_lag().is_empty() {
+        write(LOOP_LAG_TAG, set.loop_lag().histogram())?;
+    }
     Ok(buf)
 }
 
@@ -126,6 +133,7 @@ pub fn histogram_set(bytes: &[u8]) -> Result<HistogramSet, HlogError> {
     for TaggedHistogram { tag, histogram: h } in read_interval_log(bytes)? {
         match tag.as_deref() {
             Some(PACING_TAG) => set.add_pacing(&h).map_err(add_err)?,
+            Some(LOOP_LAG_TAG) => set.add_loop_lag_histogram(&h).map_err(add_err)?,
             Some(tag) => {
                 if let Some((target, key)) = parse_tag(tag) {
                     set.target_mut(target).add_histogram(key, &h).map_err(add_err)?;
@@ -159,6 +167,9 @@ mod tests {
         let mut call = CallRecord { target: "a".into(), ..Default::default() };
         call.pacing.lateness_us = (0..1000).collect();
         set.record_call(&call);
+        for us in [900, 1100, 25_000] {
+            set.record_loop_lag(us);
+        }
 
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let log = interval_log(&set, t0, t0 + Duration::from_secs(60)).unwrap();
@@ -174,6 +185,7 @@ mod tests {
             }
         }
         assert_eq!(back.pacing(), set.pacing());
+        assert_eq!(back.loop_lag().histogram(), set.loop_lag().histogram());
     }
 
     #[test]

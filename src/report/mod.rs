@@ -7,11 +7,12 @@
 //! A report directory holds:
 //! - `turns.csv`, `turns.jsonl`, `calls.csv`: one row per turn / call, appended and flushed as each one ends, so a
 //!   crash or Ctrl-C leaves every result measured so far;
-//! - `histograms/<target>.<metric>.<kind|all>.hgrm` (and `histograms/pacing.hgrm`): HdrHistogram's
-//!   percentile-distribution text, in ms;
+//! - `histograms/<target>.<metric>.<kind|all>.hgrm` (and `histograms/pacing.hgrm`, `histograms/loop_lag.hgrm`):
+//!   HdrHistogram's percentile-distribution text, in ms;
 //! - `histograms.hlog`: every histogram in one HdrHistogram interval log (µs, tagged `target/metric/kind`), the
 //!   form `voicebench merge` adds exactly;
-//! - `summary.json`: the contract CI jobs read, described by `docs/summary.schema.json`.
+//! - `summary.json`: the contract CI jobs read, described by `docs/summary.schema.json`. Its percentiles are the
+//!   exact order statistics of the samples (`crate::metrics::Exact`), not the histograms' bucket edges.
 
 mod escape;
 pub mod hgrm;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::summary::summary_json;
 use super::{ReportError, RunMeta, Summary, hgrm, hlog, rows};
-use crate::metrics::HistogramSet;
+use crate::metrics::{Distribution, HistogramSet};
 use crate::model::{CallRecord, TurnRecord};
 
 /// Streams a run's records to a report directory and summarises them at the end.
@@ -101,6 +101,13 @@ impl Recorder {
         self.calls_csv.append(&row)
     }
 
+    /// Adds the event loop's lag, as the run's lag monitor measured it (docs/metrics.md, "The harness watches
+    /// itself").
+    pub fn record_loop_lag(&mut self, lag: &Distribution) {
+        // Two distributions of µs in auto-resizing histograms always add.
+        let _ = self.set.add_loop_lag(lag);
+    }
+
     /// The summary of what has been recorded so far, as if the run ended now. No I/O.
     pub fn summary(&self, interrupted: bool) -> Summary {
         Summary::build(&self.meta, &self.set, SystemTime::now(), interrupted)
@@ -119,6 +126,10 @@ impl Recorder {
         if !self.set.pacing().is_empty() {
             let text = hgrm::percentile_distribution(self.set.pacing(), hgrm::US_PER_MS);
             write_file(&dir.join("pacing.hgrm"), text.as_bytes())?;
+        }
+        if !self.set.loop_lag().is_empty() {
+            let text = hgrm::percentile_distribution(self.set.loop_lag().histogram(), hgrm::US_PER_MS);
+            write_file(&dir.join("loop_lag.hgrm"), text.as_bytes())?;
         }
         let path = self.out_dir.join("histograms.hlog");
         let log = hlog::interval_log(&self.set, self.meta.started_at, finished)

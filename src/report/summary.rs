@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::RunMeta;
 use super::time::rfc3339;
 pub use crate::metrics::Counts;
-use crate::metrics::{HistogramSet, Scope, Stats, TargetMetrics};
+use crate::metrics::{Distribution, HistogramSet, Scope, Stats, TargetMetrics};
 use crate::model::{Metric, TurnKind};
 
 /// The whole summary of a run.
@@ -43,6 +43,11 @@ pub struct Summary {
     pub incomplete: bool,
     /// Outgoing frame send lateness over the whole run.
     pub pacing: PacingSummary,
+    /// The harness's own health: its pacing and event-loop lag, and whether it was overloaded (so the figures it
+    /// affects carry its lateness, not the provider's). Absent in a summary rebuilt from rows (they do not hold it)
+    /// and in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<HarnessSummary>,
     /// One entry per target, in run order.
     pub targets: Vec<TargetSummary>,
 }
@@ -87,6 +92,107 @@ pub struct PacingSummary {
     pub p99_ms: f64,
     /// Worst.
     pub max_ms: f64,
+}
+
+/// The p50, p99 and max of one of the harness's own lateness figures, ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatenessSummary {
+    /// Samples (frames sent; lag monitor wake-ups).
+    pub samples: u64,
+    /// Median, ms (0 without samples).
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Worst, ms.
+    pub max_ms: f64,
+}
+
+impl LatenessSummary {
+    fn of(d: &Distribution) -> LatenessSummary {
+        let s = d.stats();
+        LatenessSummary {
+            samples: d.len(),
+            p50_ms: s.map_or(0.0, |s| s.p50),
+            p99_ms: s.map_or(0.0, |s| s.p99),
+            max_ms: s.map_or(0.0, |s| s.max),
+        }
+    }
+}
+
+/// Above this frame-pacing p99 the harness was overloaded (docs/metrics.md, "The harness watches itself").
+pub const PACING_P99_LIMIT_MS: f64 = 5.0;
+/// Above this event-loop lag p99 the harness was overloaded.
+pub const LOOP_LAG_P99_LIMIT_MS: f64 = 10.0;
+
+/// The metrics whose figures carry the harness's lateness: each is timed from the user's speech, which the
+/// harness sends late when its frames leave late, to an agent event, which it stamps late when its event loop is
+/// behind.
+pub const HARNESS_AFFECTED: [Metric; 6] =
+    [Metric::Ttfa, Metric::Ttfb, Metric::Endpointing, Metric::ToolCall, Metric::BargeInStop, Metric::BargeInAck];
+
+/// The harness watching itself (as k6 and wrk2 do): its frames' send lateness and its event loop's lag, and the
+/// verdict on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessSummary {
+    /// Frame send lateness (as `pacing`).
+    pub pacing: LatenessSummary,
+    /// How late the event loop's lag monitor woke, every 10 ms of the run.
+    pub loop_lag: LatenessSummary,
+    /// The thresholds the verdict used: `pacing_p99_ms` and `loop_lag_p99_ms`.
+    pub limits: Ordered<f64>,
+    /// Whether either p99 passed its limit: the harness, not the provider, was late.
+    pub overloaded: bool,
+    /// One sentence per limit passed (empty when not overloaded).
+    pub reasons: Vec<String>,
+    /// When overloaded, the metrics with samples in this run whose figures carry the harness's lateness.
+    pub affected: Vec<String>,
+}
+
+impl HarnessSummary {
+    /// The harness's figures and verdict; `measured` lists the metric names with samples in the run.
+    pub fn judge(pacing: LatenessSummary, loop_lag: LatenessSummary, measured: &[&str]) -> HarnessSummary {
+        let mut reasons = Vec::new();
+        if pacing.p99_ms > PACING_P99_LIMIT_MS {
+            reasons.push(format!("frames left late: pacing p99 {:.2} ms > {PACING_P99_LIMIT_MS} ms", pacing.p99_ms));
+        }
+        if loop_lag.p99_ms > LOOP_LAG_P99_LIMIT_MS {
+            reasons.push(format!(
+                "the event loop fell behind: lag p99 {:.2} ms > {LOOP_LAG_P99_LIMIT_MS} ms",
+                loop_lag.p99_ms
+            ));
+        }
+        let overloaded = !reasons.is_empty();
+        let affected = if overloaded {
+            HARNESS_AFFECTED.iter().map(|m| m.name()).filter(|m| measured.contains(m)).map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        };
+        HarnessSummary {
+            pacing,
+            loop_lag,
+            limits: Ordered(vec![
+                ("pacing_p99_ms".into(), PACING_P99_LIMIT_MS),
+                ("loop_lag_p99_ms".into(), LOOP_LAG_P99_LIMIT_MS),
+            ]),
+            overloaded,
+            reasons,
+            affected,
+        }
+    }
+
+    /// When overloaded, one line for the terminal and the pages' banner: what was late and which figures it
+    /// reaches.
+    pub fn warning(&self) -> Option<String> {
+        self.overloaded.then(|| {
+            let affected = if self.affected.is_empty() { "none measured".to_owned() } else { self.affected.join(", ") };
+            format!(
+                "{}; these figures carry the harness's lateness, not the provider's: {affected}",
+                self.reasons.join("; ")
+            )
+        })
+    }
 }
 
 /// One target's results.
@@ -182,8 +288,12 @@ impl Summary {
                 targets.push(TargetSummary::build(m, "unknown", m.simulated, None));
             }
         }
-        let p = set.pacing();
-        let q = |quantile: f64| if p.is_empty() { 0.0 } else { p.value_at_quantile(quantile) as f64 / 1000.0 };
+        let pacing = LatenessSummary::of(set.pacing_distribution());
+        let loop_lag = LatenessSummary::of(set.loop_lag());
+        let harness = (pacing.samples > 0 || loop_lag.samples > 0).then(|| {
+            let measured: Vec<&str> = targets.iter().flat_map(|t| t.metrics.iter().map(|(name, _)| name)).collect();
+            HarnessSummary::judge(pacing.clone(), loop_lag, &measured)
+        });
         Summary {
             voicebench: meta.version.clone(),
             scenario: ScenarioInfo {
@@ -199,11 +309,12 @@ impl Summary {
             interrupted,
             incomplete: false,
             pacing: PacingSummary {
-                frames: p.len(),
-                p50_ms: q(0.5),
-                p99_ms: q(0.99),
-                max_ms: if p.is_empty() { 0.0 } else { p.max() as f64 / 1000.0 },
+                frames: pacing.samples,
+                p50_ms: pacing.p50_ms,
+                p99_ms: pacing.p99_ms,
+                max_ms: pacing.max_ms,
             },
+            harness,
             targets,
         }
     }
@@ -262,6 +373,40 @@ pub fn summary_json(s: &Summary) -> String {
     let mut text = serde_json::to_string_pretty(s).expect("a Summary always serialises: string keys, finite numbers");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lateness(p99_ms: f64) -> LatenessSummary {
+        LatenessSummary { samples: 1000, p50_ms: p99_ms / 2.0, p99_ms, max_ms: p99_ms * 2.0 }
+    }
+
+    #[test]
+    fn the_harness_is_overloaded_only_past_a_limit() {
+        let measured = ["ttfa", "max_silence", "barge_in_stop"];
+        let ok = HarnessSummary::judge(lateness(1.5), lateness(1.2), &measured);
+        assert!(!ok.overloaded && ok.reasons.is_empty() && ok.affected.is_empty(), "{ok:?}");
+        assert_eq!(ok.warning(), None);
+        // At the limit is not past it.
+        let edge = HarnessSummary::judge(lateness(PACING_P99_LIMIT_MS), lateness(LOOP_LAG_P99_LIMIT_MS), &measured);
+        assert!(!edge.overloaded, "{edge:?}");
+
+        let late = HarnessSummary::judge(lateness(42.1), lateness(1.0), &measured);
+        assert!(late.overloaded);
+        assert_eq!(late.reasons, ["frames left late: pacing p99 42.10 ms > 5 ms"]);
+        // Only the affected metrics this run measured, in report order.
+        assert_eq!(late.affected, ["ttfa", "barge_in_stop"]);
+        let w = late.warning().unwrap();
+        assert!(w.contains("not the provider's: ttfa, barge_in_stop"), "{w}");
+
+        let lag = HarnessSummary::judge(lateness(0.9), lateness(10.5), &measured);
+        assert_eq!(lag.reasons, ["the event loop fell behind: lag p99 10.50 ms > 10 ms"]);
+        let both = HarnessSummary::judge(lateness(6.0), lateness(11.0), &[]);
+        assert_eq!((both.reasons.len(), both.affected.len()), (2, 0));
+        assert!(both.warning().unwrap().ends_with("none measured"));
+    }
 }
 
 /// A JSON object whose keys keep the order they were inserted in (metrics in [`Metric::ALL`] order, kinds in

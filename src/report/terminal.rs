@@ -1,5 +1,5 @@
 //! The terminal summary printed at the end of a run: one block per target (latency table, then rates), then the
-//! run's frame pacing. Plain text with aligned columns; no colours, so it reads the same in a CI log.
+//! run's frame pacing and event-loop lag, and a warning when the harness was overloaded. Plain text with aligned columns; no colours, so it reads the same in a CI log.
 
 use std::fmt::Write as _;
 
@@ -39,6 +39,13 @@ pub fn terminal_table(summary: &Summary) -> String {
         "pacing: {} frames, lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         p.frames, p.p50_ms, p.p99_ms, p.max_ms
     );
+    if let Some(h) = &summary.harness {
+        let l = &h.loop_lag;
+        let _ = writeln!(out, "event-loop lag: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", l.p50_ms, l.p99_ms, l.max_ms);
+        if let Some(w) = h.warning() {
+            let _ = writeln!(out, "OVERLOADED harness: {w}");
+        }
+    }
     if summary.incomplete {
         out.push_str("incomplete: the run was killed; these figures were rebuilt from its rows\n");
     } else if summary.interrupted {
@@ -142,7 +149,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::report::summary::{Counts, Ordered, PacingSummary, RunInfo, ScenarioInfo};
+    use crate::report::summary::{
+        Counts, HarnessSummary, LatenessSummary, Ordered, PacingSummary, RunInfo, ScenarioInfo,
+    };
 
     fn stats(p50: f64) -> Stats {
         Stats {
@@ -192,6 +201,7 @@ mod tests {
             interrupted: false,
             incomplete: false,
             pacing: PacingSummary { frames: 30000, p50_ms: 0.21, p99_ms: 0.8, max_ms: 3.1 },
+            harness: None,
             targets: vec![TargetSummary {
                 name: "sim-native".into(),
                 protocol: "openai-realtime".into(),
@@ -244,6 +254,25 @@ sim-native (simulated)  openai-realtime  gpt-realtime  10 calls, 40 turns
 pacing: 30000 frames, lateness p50 0.210 ms, p99 0.800 ms, max 3.100 ms
 ";
         assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn an_overloaded_harness_says_so_and_names_the_figures_it_reaches() {
+        let mut s = fixed();
+        let lateness = |p50_ms, p99_ms, max_ms| LatenessSummary { samples: 3000, p50_ms, p99_ms, max_ms };
+        s.harness = Some(HarnessSummary::judge(lateness(0.21, 0.8, 3.1), lateness(1.1, 1.6, 4.0), &["ttfa"]));
+        let text = terminal_table(&s);
+        assert!(text.contains("event-loop lag: p50 1.100 ms, p99 1.600 ms, max 4.000 ms\n"), "{text}");
+        assert!(!text.contains("OVERLOADED"), "{text}");
+        s.harness = Some(HarnessSummary::judge(lateness(1.4, 42.1, 110.0), lateness(1.1, 12.0, 30.0), &["ttfa"]));
+        let text = terminal_table(&s);
+        assert!(
+            text.contains(
+                "OVERLOADED harness: frames left late: pacing p99 42.10 ms > 5 ms; the event loop fell behind: lag \
+                 p99 12.00 ms > 10 ms; these figures carry the harness's lateness, not the provider's: ttfa\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

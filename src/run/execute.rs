@@ -1,13 +1,14 @@
 //! The run's second stage: a resolved [`RunPlan`] run. One dispatcher starts the calls, interleaved (call *i* of
 //! every target before call *i+1*) and closed loop (`concurrency` in flight), each on its own task; the event loop
-//! feeds the recorder and the progress as turns and calls finish, and Ctrl-C stops the calls in flight; then the
-//! report is finished and the sims' ground truth written.
+//! feeds the recorder and the progress as turns and calls finish, and Ctrl-C stops the calls in flight; a lag
+//! monitor measures how far behind the event loop runs; then the report is finished and the sims' ground truth
+//! written.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Duration, Instant};
 
 use super::RunOutcome;
@@ -15,6 +16,7 @@ use super::plan::{Prepared, RunPlan};
 use super::progress::Progress;
 use crate::caller::record::{CallRecord, TurnRecord};
 use crate::caller::run_call;
+use crate::metrics::Distribution;
 use crate::report::Recorder;
 use crate::scenario::Scenario;
 use crate::targets::{self, ErrorCategory, Session};
@@ -52,6 +54,8 @@ impl RunPlan {
         let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
         let run_start = Instant::now();
         let total = calls as u64 * prepared.len() as u64;
+        let (lag_done, lag_rx) = oneshot::channel();
+        let lag_monitor = tokio::spawn(monitor_loop_lag(lag_rx));
         let dispatcher = tokio::spawn(dispatch(Dispatch {
             scenario,
             prepared,
@@ -71,6 +75,10 @@ impl RunPlan {
         }
         let _ = dispatcher.await;
         progress.finish();
+        let _ = lag_done.send(());
+        if let Ok(lag) = lag_monitor.await {
+            recorder.record_loop_lag(&lag);
+        }
 
         let summary = recorder.finish(collected.interrupted).context("writing the report")?;
         let mut ground_truth = HashMap::new();
@@ -182,6 +190,32 @@ async fn collect(
     Ok(out)
 }
 
+/// How often the lag monitor wakes.
+const LAG_TICK: Duration = Duration::from_millis(10);
+
+/// The event loop's lag monitor (docs/metrics.md, "The harness watches itself"): every [`LAG_TICK`] it sleeps and
+/// records how late it woke, in µs, until `done` fires (or its sender is dropped), and returns what it measured.
+/// A task polled late is late because every worker thread was busy (or the machine gave it no CPU): the same
+/// delay hits a frame due then, or the timestamp of an agent event read then. The next sleep is measured from the
+/// late wake-up, so one long stall is one sample, not a burst of catch-up ticks. tokio's timer wakes at the next
+/// whole millisecond, so an idle loop reads 0–1 ms. About 100 wake-ups a second, each a timer entry and a map
+/// update: nothing next to the calls it watches.
+async fn monitor_loop_lag(mut done: oneshot::Receiver<()>) -> Distribution {
+    let mut lag = Distribution::default();
+    let mut due = Instant::now() + LAG_TICK;
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut done => return lag,
+            () = tokio::time::sleep_until(due) => {
+                let now = Instant::now();
+                lag.record(now.saturating_duration_since(due).as_micros() as u64);
+                due = now + LAG_TICK;
+            }
+        }
+    }
+}
+
 /// One call: connect, run the caller's script, close. A failed connect is a call record with its error.
 async fn one_call(
     scenario: &Scenario,
@@ -282,5 +316,28 @@ fn sanitise_call(c: &mut CallRecord) {
     }
     if let Some(id) = &mut c.session_id {
         *id = for_row(id, MAX_ID);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On tokio's paused clock the timer is exact: every wake-up is on time, and a task that hogs its thread shows
+    /// up as one late wake-up of the size of the hog.
+    #[tokio::test(start_paused = true)]
+    async fn the_lag_monitor_records_how_late_it_woke() {
+        let (done, rx) = oneshot::channel();
+        let monitor = tokio::spawn(monitor_loop_lag(rx));
+        tokio::time::sleep(Duration::from_millis(105)).await;
+        // A blocking stretch on the (single) runtime thread: the paused clock jumps 35 ms while nothing is polled.
+        tokio::time::advance(Duration::from_millis(35)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        done.send(()).unwrap();
+        let lag = monitor.await.unwrap();
+        let e = lag.exact().unwrap();
+        assert!(lag.len() >= 18, "{}", lag.len());
+        assert_eq!(e.max(), Some(30_000), "the hog, less the 5 ms the monitor was asleep anyway");
+        assert_eq!(e.quantile(0.9), Some(0), "every other wake-up was on time");
     }
 }

@@ -11,7 +11,7 @@ pub(super) struct Progress {
     total: u64,
     done: u64,
     errors: u64,
-    ttfa: hdrhistogram::Histogram<u64>,
+    ttfa: crate::metrics::Exact,
     next_line: u64,
     enabled: bool,
 }
@@ -27,23 +27,20 @@ impl Progress {
             );
             b
         });
-        Self { bar, total, done: 0, errors: 0, ttfa: crate::metrics::new_histogram(), next_line: 0, enabled }
+        Self { bar, total, done: 0, errors: 0, ttfa: crate::metrics::Exact::new(), next_line: 0, enabled }
     }
 
     fn status(&self) -> String {
-        let q = |p: f64| {
-            if self.ttfa.is_empty() {
-                "–".into()
-            } else {
-                format!("{:.0}", self.ttfa.value_at_quantile(p) as f64 / 1000.0)
-            }
+        let q = |p: f64| match self.ttfa.quantile(p) {
+            Some(us) => format!("{:.0}", us as f64 / 1000.0),
+            None => "–".into(),
         };
         format!("errors {}  TTFA p50 {} ms  p95 {} ms", self.errors, q(0.5), q(0.95))
     }
 
     pub(super) fn turn(&mut self, t: &TurnRecord) {
-        if let Some(v) = t.value(crate::model::Metric::Ttfa) {
-            let _ = self.ttfa.record((v * 1000.0) as u64);
+        if let Some(us) = t.value(crate::model::Metric::Ttfa).and_then(crate::metrics::ms_to_us) {
+            self.ttfa.record(us);
         }
         if t.error.is_some() {
             self.errors += 1;

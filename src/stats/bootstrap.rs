@@ -5,7 +5,7 @@
 
 use super::SplitMix64;
 
-/// Samples of one metric grouped by call (the gate and compare use µs rounded to their histogram bucket).
+/// Samples of one metric grouped by call (the gate and compare use whole µs, as the summary counts them).
 pub type CallSamples = Vec<Vec<u64>>;
 
 /// A uniform index below `n` (`n > 0`), by Lemire's multiply-shift.

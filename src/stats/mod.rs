@@ -2,12 +2,12 @@
 //! call-clustered bootstrap and the seeded generator behind it.
 //!
 //! **The quantile rule** (the only one in voicebench): the `q`-quantile of `n` sorted samples is the sample at
-//! 1-based rank `r = max(1, ⌈q·n⌉)` (with `q` capped at 1, so `r ≤ n`): the nearest-rank rule. It is the rule of
-//! HdrHistogram's `value_at_quantile`, which gives every percentile of `summary.json`, so a quantile computed here
-//! from raw samples equals the histogram's up to its bucket precision (3 significant digits), and exactly when the
-//! samples are first rounded to their bucket (as the gate and compare do). No interpolation: every quantile is a
-//! value that was measured. `calls.csv`'s pacing p50/p99, the plots' markers, the gate's and compare's statistics and
-//! their bootstrap intervals, and the benchmark's error percentiles all go through [`quantile`].
+//! 1-based rank `r = max(1, ⌈q·n⌉)` (with `q` capped at 1, so `r ≤ n`): the nearest-rank rule, HdrHistogram's
+//! `value_at_quantile`'s too. `summary.json`'s percentiles are this rule applied exactly to the raw µs samples
+//! (`crate::metrics::Exact`); a histogram gives the same rank's bucket, so it agrees only to its 3 significant
+//! digits. No interpolation: every quantile is a value that was measured. `calls.csv`'s pacing p50/p99, the plots'
+//! markers, the gate's and compare's statistics and their bootstrap intervals, and the benchmark's error
+//! percentiles all go through [`quantile`].
 
 pub mod bootstrap;
 pub mod rng;
