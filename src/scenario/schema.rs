@@ -323,6 +323,20 @@ pub enum SimFault {
 }
 
 impl SimFault {
+    /// Whether the fault echoes the key the client presents: a simulated target that plays it may name
+    /// `api_key_env`, and keeps it so that its client sends the key.
+    pub fn echoes_key(self) -> bool {
+        matches!(
+            self,
+            Self::KeyEcho401
+                | Self::KeyEchoSseError
+                | Self::KeyEchoErrorEvent
+                | Self::KeyEchoCloseReason
+                | Self::KeyEchoSessionId
+                | Self::KeyEchoUrl
+        )
+    }
+
     /// The name a scenario uses.
     pub fn name(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()

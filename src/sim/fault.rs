@@ -64,18 +64,7 @@ fn refusal(fault: SimFault, protocol: Protocol) -> Option<&'static str> {
 
 /// Whether a fault echoes the client's key (the sim then keeps the target's `api_key_env`, so the client sends it).
 pub(crate) fn echoes_key(fault: Option<SimFault>) -> bool {
-    use SimFault as F;
-    matches!(
-        fault,
-        Some(
-            F::KeyEcho401
-                | F::KeyEchoSseError
-                | F::KeyEchoErrorEvent
-                | F::KeyEchoCloseReason
-                | F::KeyEchoSessionId
-                | F::KeyEchoUrl
-        )
-    )
+    fault.is_some_and(SimFault::echoes_key)
 }
 
 /// The fault of a target, if it names one (without the protocol check [`of`] makes).
