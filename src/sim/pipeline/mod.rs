@@ -23,6 +23,10 @@
 //!
 //! A client that closes its connection mid-response (a barge-in's cancellation) is logged `status = "cancelled"`.
 //!
+//! A target's `sim_options.fault` (docs/sim.md "Faults") is played here on one stage: a redirect or an echoed key by
+//! the handlers ([`fault_answer`]), a fault in HTTP's own framing by the raw responder ([`raw`]) on a second port
+//! that only the fault's stage is pointed at.
+//!
 //! With `sim_options.azure` the server plays Azure OpenAI's front door ([`super::azure`]): the same services under
 //! `/openai/deployments/{deployment}/…`, behind the `api-key` header and an `api-version` query parameter.
 

@@ -18,7 +18,11 @@
 //! * **URL joining through [`Url`]**: a stage path is appended to the base URL's path and the base's query string is
 //!   kept (`…/deployments/d?api-version=X` + `/chat/completions` → `…/deployments/d/chat/completions?api-version=X`).
 //! * **At most [`MAX_REDIRECTS`] redirects, same host only** (a key in `api-key` would otherwise follow a redirect
-//!   to another host).
+//!   to another host); a redirect not followed is a [`HttpError::Protocol`] naming where it pointed, without its
+//!   query (which may hold a key).
+//! * **Broken framing is not a disconnect**: a body whose chunked framing is malformed is a
+//!   [`HttpError::Protocol`]; a body that ends before its `Content-Length` or its last chunk is a
+//!   [`HttpError::Disconnect`].
 //! * **Identity bodies only**: every request says `Accept-Encoding: identity`, and a response that arrives with a
 //!   `Content-Encoding` or a `Transfer-Encoding` other than chunked is refused with [`HttpError::Encoding`] — compressed
 //!   bytes are never passed on as audio or text (and decoding would move the arrival stamps).

@@ -452,7 +452,7 @@ async fn broken_chunk_framing_is_protocol_and_a_short_body_a_disconnect() {
         one_shot_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\nxx\r\n").await;
     let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
     let mut r = c.request("GET", "/x", &[], b"").await.unwrap();
-    let e = r.body().await.err().expect("broken framing fails");
+    let e = r.body().await.expect_err("broken framing fails");
     assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -463,7 +463,7 @@ async fn broken_chunk_framing_is_protocol_and_a_short_body_a_disconnect() {
     });
     let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
     let mut r = c.request("GET", "/x", &[], b"").await.unwrap();
-    let e = r.body().await.err().expect("a short body fails");
+    let e = r.body().await.expect_err("a short body fails");
     assert!(matches!(e, HttpError::Disconnect { .. }), "{e}");
 }
 
