@@ -291,9 +291,52 @@ pub enum SimFault {
     Body20mb,
     /// Pipeline TTS: the audio gzip-compressed with `Content-Encoding: gzip`, unrequested.
     UnrequestedGzip,
+    /// WebSocket: the first reply audio message sent as a first frame and continuation frames.
+    FragmentedMessage,
+    /// Pipeline LLM: a chunk-size line that is not hexadecimal in the chunked stream.
+    BrokenChunked,
+    /// Pipeline TTS: the connection closed in the middle of the audio body.
+    BodyCut,
+    /// Pipeline LLM: the SSE stream ends (cleanly, as HTTP) inside an event.
+    SseCutMidEvent,
+    /// Pipeline LLM: the SSE stream stops sending and keeps the connection open.
+    SseStall,
+    /// Pipeline STT: `Content-Length` larger than the body sent, then the connection closed.
+    ContentLengthLong,
+    /// Pipeline STT: `Content-Length` smaller than the body sent.
+    ContentLengthShort,
+    /// Pipeline STT: a response head that never ends (one header byte every 500 ms).
+    HeadNeverEnds,
+    /// The API key the client presented, echoed in a 401 body (WebSocket upgrade; pipeline STT).
+    #[serde(rename = "key-echo-401")]
+    KeyEcho401,
+    /// Pipeline LLM: the key echoed in an SSE error chunk.
+    KeyEchoSseError,
+    /// OpenAI Realtime: the key echoed in an `error` event.
+    KeyEchoErrorEvent,
+    /// WebSocket: the key echoed in a close reason.
+    KeyEchoCloseReason,
+    /// OpenAI Realtime, Gemini Live, ElevenLabs: the key as (part of) the session id.
+    KeyEchoSessionId,
+    /// The key in a URL: a redirect `Location` with `?api_key=` (WebSocket upgrade; pipeline LLM).
+    KeyEchoUrl,
 }
 
 impl SimFault {
+    /// Whether the fault echoes the key the client presents: a simulated target that plays it may name
+    /// `api_key_env`, and keeps it so that its client sends the key.
+    pub fn echoes_key(self) -> bool {
+        matches!(
+            self,
+            Self::KeyEcho401
+                | Self::KeyEchoSseError
+                | Self::KeyEchoErrorEvent
+                | Self::KeyEchoCloseReason
+                | Self::KeyEchoSessionId
+                | Self::KeyEchoUrl
+        )
+    }
+
     /// The name a scenario uses.
     pub fn name(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()

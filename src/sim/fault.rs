@@ -10,18 +10,7 @@ use super::SimError;
 pub(crate) fn of(target: &Target) -> Result<Option<SimFault>, SimError> {
     let Some(fault) = target.sim_options.as_ref().and_then(|o| o.get_ref().fault) else { return Ok(None) };
     let protocol = *target.protocol.get_ref();
-    let pipeline_fault = matches!(fault, SimFault::ToolIndexBomb | SimFault::Body20mb | SimFault::UnrequestedGzip);
-    let why = if (protocol == Protocol::Pipeline) != pipeline_fault {
-        Some(if pipeline_fault { "it is a pipeline (HTTP) fault" } else { "it is a WebSocket fault" })
-    } else if matches!(fault, SimFault::ErrorRateLimit | SimFault::ErrorServer) && protocol != Protocol::OpenaiRealtime
-    {
-        Some("error events are OpenAI Realtime's")
-    } else if fault == SimFault::InvalidBase64 && protocol == Protocol::WsPcm {
-        Some("ws-pcm carries raw binary audio, no base64")
-    } else {
-        None
-    };
-    match why {
+    match refusal(fault, protocol) {
         Some(why) => Err(SimError::Fault {
             target: target.name.get_ref().clone(),
             fault: fault.name(),
@@ -30,6 +19,75 @@ pub(crate) fn of(target: &Target) -> Result<Option<SimFault>, SimError> {
         }),
         None => Ok(Some(fault)),
     }
+}
+
+/// Why `protocol`'s sim cannot play `fault`, or `None` when it can.
+fn refusal(fault: SimFault, protocol: Protocol) -> Option<&'static str> {
+    use SimFault as F;
+    let pipeline = protocol == Protocol::Pipeline;
+    // The WebSocket protocols whose clients present a key (Twilio's Media Streams carry none).
+    let keyed_ws =
+        matches!(protocol, Protocol::OpenaiRealtime | Protocol::GeminiLive | Protocol::Elevenlabs | Protocol::WsPcm);
+    match fault {
+        F::ToolIndexBomb
+        | F::Body20mb
+        | F::UnrequestedGzip
+        | F::BrokenChunked
+        | F::BodyCut
+        | F::SseCutMidEvent
+        | F::SseStall
+        | F::ContentLengthLong
+        | F::ContentLengthShort
+        | F::HeadNeverEnds
+        | F::KeyEchoSseError => (!pipeline).then_some("it is a pipeline (HTTP) fault"),
+        // Both kinds of wire: the WebSocket upgrade, or the pipeline's LLM (302) and STT (401) requests.
+        F::Http302 => None,
+        F::KeyEcho401 | F::KeyEchoUrl => {
+            (!pipeline && !keyed_ws).then_some("the client presents no key on this wire (Twilio Media Streams)")
+        }
+        F::ErrorRateLimit | F::ErrorServer | F::KeyEchoErrorEvent => {
+            (protocol != Protocol::OpenaiRealtime).then_some("error events are OpenAI Realtime's")
+        }
+        F::KeyEchoSessionId => {
+            (!matches!(protocol, Protocol::OpenaiRealtime | Protocol::GeminiLive | Protocol::Elevenlabs))
+                .then_some("only OpenAI Realtime, Gemini Live and ElevenLabs send a session id the client keeps")
+        }
+        F::KeyEchoCloseReason if pipeline => Some("it is a WebSocket fault"),
+        F::KeyEchoCloseReason => {
+            (!keyed_ws).then_some("the client presents no key on this wire (Twilio Media Streams)")
+        }
+        F::InvalidBase64 if protocol == Protocol::WsPcm => Some("ws-pcm carries raw binary audio, no base64"),
+        _ if pipeline => Some("it is a WebSocket fault"),
+        _ => None,
+    }
+}
+
+/// Whether a fault echoes the client's key (the sim then keeps the target's `api_key_env`, so the client sends it).
+pub(crate) fn echoes_key(fault: Option<SimFault>) -> bool {
+    fault.is_some_and(SimFault::echoes_key)
+}
+
+/// The fault of a target, if it names one (without the protocol check [`of`] makes).
+pub(crate) fn named(target: &Target) -> Option<SimFault> {
+    target.sim_options.as_ref().and_then(|o| o.get_ref().fault)
+}
+
+/// The key a client presented, as a key-echoing fault echoes it: a bearer token, an `api-key` / `xi-api-key`
+/// header, or a `key` / `api_key` query parameter; a placeholder when there is none.
+pub(crate) fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a str>, query: &'a str) -> String {
+    let bearer = header("authorization").map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
+    let param = || {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| matches!(*k, "key" | "api_key"))
+            .map(|(_, v)| v)
+    };
+    bearer
+        .or_else(|| header("api-key"))
+        .or_else(|| header("xi-api-key"))
+        .or_else(param)
+        .map_or_else(|| "no-key-presented".to_string(), String::from)
 }
 
 /// Reply audio the `audio-flood` fault sends at once, ms.
@@ -93,6 +151,74 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fault_is_played_by_some_protocol_and_refused_elsewhere_with_a_reason() {
+        use crate::scenario::schema::SimFault as F;
+        let protocols = [
+            Protocol::OpenaiRealtime,
+            Protocol::GeminiLive,
+            Protocol::Elevenlabs,
+            Protocol::Twilio,
+            Protocol::WsPcm,
+            Protocol::Pipeline,
+        ];
+        let all: Vec<F> = serde_json::from_value(serde_json::json!([
+            "stall-after-accept",
+            "stall-without-reading",
+            "no-handshake",
+            "slowloris",
+            "http-401",
+            "http-403",
+            "http-429",
+            "http-500",
+            "http-302",
+            "tcp-reset-mid-reply",
+            "close-1011-mid-reply",
+            "malformed-json-at-setup",
+            "malformed-json-mid-reply",
+            "error-rate-limit",
+            "error-server",
+            "oversized-message",
+            "invalid-base64",
+            "odd-byte-length",
+            "audio-flood",
+            "tool-index-bomb",
+            "body-20mb",
+            "unrequested-gzip",
+            "fragmented-message",
+            "broken-chunked",
+            "body-cut",
+            "sse-cut-mid-event",
+            "sse-stall",
+            "content-length-long",
+            "content-length-short",
+            "head-never-ends",
+            "key-echo-401",
+            "key-echo-sse-error",
+            "key-echo-error-event",
+            "key-echo-close-reason",
+            "key-echo-session-id",
+            "key-echo-url"
+        ]))
+        .unwrap();
+        for f in all {
+            assert!(protocols.iter().any(|p| refusal(f, *p).is_none()), "{f:?} is played by no protocol");
+        }
+        assert!(refusal(F::SseStall, Protocol::GeminiLive).is_some());
+        assert!(refusal(F::FragmentedMessage, Protocol::Pipeline).is_some());
+        assert!(refusal(F::KeyEchoCloseReason, Protocol::Twilio).is_some());
+        assert!(refusal(F::Http302, Protocol::Pipeline).is_none());
+    }
+
+    #[test]
+    fn the_presented_key_is_found_where_clients_put_it() {
+        let h = |v: &'static str| move |n: &str| (n == "authorization").then_some(v);
+        assert_eq!(presented_key(h("Bearer sk-1"), ""), "sk-1");
+        assert_eq!(presented_key(|_| None, "a=1&key=AIza"), "AIza");
+        assert_eq!(presented_key(|n| (n == "xi-api-key").then_some("xi"), ""), "xi");
+        assert_eq!(presented_key(|_| None, ""), "no-key-presented");
+    }
 
     #[test]
     fn crc_and_gzip_framing() {

@@ -375,6 +375,8 @@ pub struct SimHandle {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// A pipeline sim's raw fault responder: the stage it plays and its address.
+    fault_stage: Option<(&'static str, SocketAddr)>,
 }
 
 impl SimHandle {
@@ -399,13 +401,14 @@ impl SimHandle {
         let mut t = target.clone();
         t.url = Some(toml::Spanned::new(0..0, self.url.clone()));
         // An Azure-mode sim checks the key, so the client sends it.
+        // So does a key-echoing fault: the key it echoes is the one the client presents.
         let azure = azure::AzureGate::of(target).is_some();
-        if !azure {
+        if !azure && !fault::echoes_key(fault::named(target)) {
             t.api_key_env = None;
         }
         if *t.protocol.get_ref() == Protocol::Pipeline {
             t.url = None;
-            pipeline::point(&mut t, &self.url, self.addr, azure);
+            pipeline::point(&mut t, &self.url, self.addr, azure, self.fault_stage);
         }
         t
     }
@@ -431,7 +434,9 @@ impl SimHandle {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
         for g in self.ground_truth() {
             let line = serde_json::to_string(&g).map_err(|e| io(std::io::Error::other(e)))?;
-            writeln!(out, "{line}").map_err(io)?;
+            // What the sim logged came partly from the client (a key-echoing fault makes a session id of its key):
+            // through the run's scrubber like every other artefact.
+            writeln!(out, "{}", crate::secret::scrub(&line)).map_err(io)?;
         }
         out.flush().map_err(io)
     }
@@ -522,6 +527,10 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
             format!("ws://{addr}/openai/realtime?api-version={}&deployment={deployment}", azure::API_VERSION)
         }
         Protocol::OpenaiRealtime => format!("ws://{addr}{}", openai::PATH),
+        // A key-echoing fault echoes the client's own key (from `api_key_env`), which Gemini's client puts in the URL.
+        Protocol::GeminiLive if fault::echoes_key(fault) && target.api_key_env.is_some() => {
+            format!("ws://{addr}{}", gemini::PATH)
+        }
         Protocol::GeminiLive => format!("ws://{addr}{}?key={SIM_GEMINI_KEY}", gemini::PATH),
         Protocol::Elevenlabs => format!("ws://{addr}{}?agent_id=sim-agent", elevenlabs::PATH),
         Protocol::Twilio => format!("ws://{addr}{}", twilio::PATH),
@@ -530,7 +539,7 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
     let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(wire::serve(listener, Arc::new(ctx), shared.clone(), accept, stop_rx));
-    Ok(SimHandle { addr, url, target: name, shared, stop, task })
+    Ok(SimHandle { addr, url, target: name, shared, stop, task, fault_stage: None })
 }
 
 /// Starts a sim for every simulated OpenAI Realtime target of the scenario. Targets the embedded sim cannot serve

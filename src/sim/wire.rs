@@ -180,7 +180,7 @@ async fn connection(
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let up = Upgrade { uri: req.uri().clone(), headers: req.headers().clone() };
-        if let Some(e) = fault.and_then(refusal) {
+        if let Some(e) = fault.and_then(|f| refusal(f, &key_of(&up))) {
             return Err(e);
         }
         if let Err((status, body)) = accept.check(&up) {
@@ -196,15 +196,43 @@ async fn connection(
         return;
     };
     let Some(up) = upgrade else { return };
-    let (wire, brain) = accept.open(ctx, shared, idx, &up);
+    let (wire, mut brain) = accept.open(ctx, shared, idx, &up);
+    let key = key_of(&up);
+    if fault == Some(SimFault::KeyEchoSessionId) {
+        brain.set_session_id(format!("sess_{key}"));
+    }
     match fault {
         Some(SimFault::StallWithoutReading) => {
             let _ws = ws;
             hold(stop).await
         }
         Some(SimFault::StallAfterAccept) => drain(ws, stop).await,
-        _ => run(ws, wire, brain, fault, stop).await,
+        _ => run(ws, wire, brain, Faults { fault, key, ..Faults::default() }, stop).await,
     }
+}
+
+/// The key the client presented on the upgrade (for the key-echoing faults).
+fn key_of(up: &Upgrade) -> String {
+    fault::presented_key(|n| up.headers.get(n).and_then(|v| v.to_str().ok()), up.uri.query().unwrap_or(""))
+}
+
+/// `m` as a first frame and continuation frames (`fragmented-message`): three parts of its payload.
+fn fragments(m: Message) -> Vec<Message> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let (kind, payload) = match m {
+        Message::Text(t) => (Data::Text, tokio_tungstenite::tungstenite::Bytes::from(t)),
+        Message::Binary(b) => (Data::Binary, b),
+        other => return vec![other],
+    };
+    let n = payload.len();
+    let cuts = [0, n / 3, 2 * n / 3, n];
+    (0..3)
+        .map(|i| {
+            let opcode = OpCode::Data(if i == 0 { kind } else { Data::Continue });
+            Message::Frame(Frame::message(payload.slice(cuts[i]..cuts[i + 1]), opcode, i == 2))
+        })
+        .collect()
 }
 
 /// What the session loop does after rendering, under a fault.
@@ -219,8 +247,11 @@ enum After {
 }
 
 /// A fault's state in one session.
+#[derive(Default)]
 struct Faults {
     fault: Option<SimFault>,
+    /// The key the client presented (echoed by the key-echoing faults).
+    key: String,
     /// The mid-reply fault has fired.
     fired: bool,
     /// Nothing more goes out (after an error event).
@@ -254,19 +285,33 @@ fn render(wire: &mut dyn Wire, brain: &mut Brain, out: &mut Out, f: &mut Faults)
             }
             SimFault::InvalidBase64 => wire.render(brain, Event::Audio { b64: "!!not*base64!!".into(), ms }, out),
             SimFault::OddByteLength => wire.render(brain, Event::Audio { b64: "AAAA".into(), ms }, out),
-            SimFault::ErrorRateLimit | SimFault::ErrorServer => {
-                let (ty, code) = if fault == SimFault::ErrorRateLimit {
-                    ("rate_limit_error", "rate_limit_exceeded")
+            SimFault::ErrorRateLimit | SimFault::ErrorServer | SimFault::KeyEchoErrorEvent => {
+                let (ty, code, message) = match fault {
+                    SimFault::ErrorRateLimit => ("rate_limit_error", "rate_limit_exceeded", String::new()),
+                    SimFault::ErrorServer => ("server_error", "server_error", String::new()),
+                    _ => {
+                        ("invalid_request_error", "invalid_api_key", format!("Incorrect API key provided: {}.", f.key))
+                    }
+                };
+                let message = if message.is_empty() {
+                    "The server had an error while processing your request.".to_string()
                 } else {
-                    ("server_error", "server_error")
+                    message
                 };
                 f.last_words = Some(Message::text(
                     serde_json::json!({"type": "error", "event_id": "event_sim_fault", "error": {"type": ty,
-                        "code": code, "message": "The server had an error while processing your request.",
-                        "param": null, "event_id": null}})
+                        "code": code, "message": message, "param": null, "event_id": null}})
                     .to_string(),
                 ));
                 f.muted = true;
+            }
+            SimFault::FragmentedMessage => {
+                let before = out.len();
+                wire.render(brain, e, out);
+                let rendered: Vec<Message> = out.drain(before..).collect();
+                for m in rendered {
+                    out.extend(fragments(m));
+                }
             }
             other => {
                 wire.render(brain, e, out);
@@ -324,9 +369,20 @@ async fn slowloris(mut stream: TcpStream, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The HTTP refusal of an upgrade-refusing fault.
-fn refusal(fault: SimFault) -> Option<ErrorResponse> {
+/// The HTTP refusal of an upgrade-refusing fault; `key` is the key the client presented.
+fn refusal(fault: SimFault, key: &str) -> Option<ErrorResponse> {
+    let echo;
     let (status, body) = match fault {
+        SimFault::KeyEcho401 => {
+            echo = format!(
+                r#"{{"error":{{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided: {key}."}}}}"#
+            );
+            (401, echo.as_str())
+        }
+        SimFault::KeyEchoUrl => {
+            echo = format!(r#"{{"error":{{"message":"moved to ws://127.0.0.2:9/v1/realtime?api_key={key}"}}}}"#);
+            (302, echo.as_str())
+        }
         SimFault::Http401 => (
             401,
             r#"{"error":{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided."}}"#,
@@ -352,6 +408,13 @@ fn refusal(fault: SimFault) -> Option<ErrorResponse> {
         let to = tokio_tungstenite::tungstenite::http::HeaderValue::from_static("http://127.0.0.1:9/elsewhere");
         e.headers_mut().insert("location", to);
     }
+    if fault == SimFault::KeyEchoUrl
+        && let Ok(to) = tokio_tungstenite::tungstenite::http::HeaderValue::from_str(&format!(
+            "ws://127.0.0.2:9/v1/realtime?api_key={key}"
+        ))
+    {
+        e.headers_mut().insert("location", to);
+    }
     Some(e)
 }
 
@@ -369,15 +432,9 @@ async fn send(ws: &mut Ws, out: &mut Vec<Message>) -> bool {
 }
 
 /// The session loop: wait on the socket and the next deadline, run what is due, render, flush once.
-async fn run(
-    mut ws: Ws,
-    mut wire: Box<dyn Wire>,
-    mut brain: Brain,
-    fault: Option<SimFault>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run(mut ws: Ws, mut wire: Box<dyn Wire>, mut brain: Brain, mut f: Faults, mut stop: watch::Receiver<bool>) {
     let mut out: Out = Vec::new();
-    let mut f = Faults { fault, fired: false, muted: false, last_words: None };
+    let fault = f.fault;
     if fault == Some(SimFault::MalformedJsonAtSetup) {
         out.push(Message::text("{\"type\": \"session.created\", \"session\": {"));
     }
@@ -406,6 +463,13 @@ async fn run(
             msg = ws.next() => {
                 let at = Instant::now();
                 match msg {
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) if fault == Some(SimFault::KeyEchoCloseReason) => {
+                        // The way Gemini refuses a bad key: close 1008 at the first message, here quoting the key.
+                        let reason = crate::secret::cut(&format!("API key not valid: {}", f.key), 120).to_string();
+                        let frame = CloseFrame { code: CloseCode::Policy, reason: Utf8Bytes::from(reason) };
+                        let _ = ws.close(Some(frame)).await;
+                        return;
+                    }
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                         let closed = wire.on_message(&mut brain, m, at, &mut out);
                         let after = render(wire.as_mut(), &mut brain, &mut out, &mut f);

@@ -149,8 +149,10 @@ fn check_endpoint(c: &mut Checker, t: &schema::Target) {
                 );
             }
             let azure = t.sim_options.as_ref().is_some_and(|o| o.get_ref().azure == Some(true));
+            let echoes = t.sim_options.as_ref().and_then(|o| o.get_ref().fault).is_some_and(|f| f.echoes_key());
             if let Some(k) = &t.api_key_env
                 && !azure
+                && !echoes
             {
                 c.err(k.span(), "a simulated target needs no API key", "remove `api_key_env`, replace `sim` with the real `url`, or set `sim_options = { azure = true }` to have the sim check the key as Azure does".to_string());
             }

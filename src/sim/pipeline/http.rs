@@ -149,6 +149,27 @@ impl Conn {
         self.head.take().ok_or_else(gone)?.send(r).map_err(|_| gone())
     }
 
+    /// Sends a whole response with extra headers (a redirect's `Location`).
+    pub async fn respond_with(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        headers: &[(&'static str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        let mut r = Response::new(Body::Full(Some(Bytes::copy_from_slice(body))));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(v) = HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+        for (name, value) in headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                r.headers_mut().insert(*name, v);
+            }
+        }
+        self.head.take().ok_or_else(gone)?.send(r).map_err(|_| gone())
+    }
+
     /// An OpenAI-style error response.
     pub async fn error(&mut self, status: u16, message: &str) -> std::io::Result<()> {
         let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": status}});

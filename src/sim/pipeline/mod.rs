@@ -23,12 +23,17 @@
 //!
 //! A client that closes its connection mid-response (a barge-in's cancellation) is logged `status = "cancelled"`.
 //!
+//! A target's `sim_options.fault` (docs/sim.md "Faults") is played here on one stage: a redirect or an echoed key by
+//! the handlers ([`fault_answer`]), a fault in HTTP's own framing by the raw responder ([`raw`]) on a second port
+//! that only the fault's stage is pointed at.
+//!
 //! With `sim_options.azure` the server plays Azure OpenAI's front door ([`super::azure`]): the same services under
 //! `/openai/deployments/{deployment}/…`, behind the `api-key` header and an `api-version` query parameter.
 
 pub mod http;
 mod live;
 mod llm;
+mod raw;
 pub mod recognise;
 mod stt;
 mod tts;
@@ -341,14 +346,33 @@ pub(crate) async fn start(
         turns: scenario.turns.len(),
     });
     let (stop, stop_rx) = watch::channel(false);
+    // A fault in HTTP's own framing is played by the raw responder, on its own port, for one stage.
+    let fault_stage = match (raw::stage(ctx.fault), ctx.fault) {
+        (Some(stage), Some(fault)) => {
+            let raw_listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+            let raw_addr = raw_listener.local_addr().map_err(SimError::Bind)?;
+            tokio::spawn(raw::serve(raw_listener, fault, stop_rx.clone()));
+            Some((stage, raw_addr))
+        }
+        _ => None,
+    };
     let task = tokio::spawn(serve(listener, ctx, shared.clone(), stop_rx));
-    Ok(super::SimHandle { addr, url: format!("http://{addr}/v1"), target: name, shared, stop, task })
+    Ok(super::SimHandle { addr, url: format!("http://{addr}/v1"), target: name, shared, stop, task, fault_stage })
 }
 
 /// Points a pipeline target's stages at the sim (stages the target leaves out default to OpenAI-compatible).
 /// In Azure mode each OpenAI stage gets an Azure deployment URL (`/openai/deployments/sim-{stage}?api-version=…`)
 /// and keeps its key.
-pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr, azure: bool) {
+/// A key-echoing fault keeps the stages' `api_key_env` too, so the client sends the key the sim echoes; a raw fault
+/// (`fault_stage`) aims that one stage at the raw responder.
+pub(crate) fn point(
+    target: &mut Target,
+    base: &str,
+    addr: std::net::SocketAddr,
+    azure: bool,
+    fault_stage: Option<(&'static str, std::net::SocketAddr)>,
+) {
+    let keyed = azure || super::fault::echoes_key(super::fault::named(target));
     use crate::scenario::schema::Stage;
     use toml::Spanned;
     let fill = |st: &mut Option<Spanned<Stage>>, which: &str, deepgram_ok: bool| {
@@ -371,11 +395,13 @@ pub(crate) fn point(target: &mut Target, base: &str, addr: std::net::SocketAddr,
             format!("ws://{addr}/v1/listen")
         } else if azure && s.provider.get_ref() == "openai" {
             format!("http://{addr}/openai/deployments/sim-{which}?api-version={}", super::azure::API_VERSION)
+        } else if let Some((_, raw)) = fault_stage.filter(|(st, _)| *st == which) {
+            format!("http://{raw}/v1")
         } else {
             base.to_string()
         };
         s.url = Some(Spanned::new(0..0, url));
-        if !azure {
+        if !keyed {
             s.api_key_env = None;
         }
     };
@@ -477,6 +503,9 @@ async fn answer(
         }
         None => req.path.clone(),
     };
+    if fault_answer(c, req, ctx, &path).await? {
+        return Ok(());
+    }
     {
         let mut x = Exchange { c, req, ctx, shared, idx, rng };
         match (req.method.as_str(), path.as_str()) {
@@ -495,6 +524,45 @@ async fn answer(
         };
     }
     Ok(())
+}
+
+/// Answers a request with the target's fault when the fault is played on its stage (a redirect or an echoed key on
+/// the LLM, a 401 on the STT); `false` when the request is served normally.
+async fn fault_answer(c: &mut Conn, req: &Request, ctx: &Ctx, path: &str) -> std::io::Result<bool> {
+    use crate::scenario::schema::SimFault as F;
+    let Some(fault) = ctx.fault else { return Ok(false) };
+    let key = || super::fault::presented_key(|n| req.header(n), &req.query);
+    let llm = path == "/v1/chat/completions";
+    match fault {
+        F::KeyEcho401 if path == "/v1/audio/transcriptions" => {
+            let body = json!({"error": {"message": format!("Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.", key()),
+                "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+            c.respond(401, "application/json", body.to_string().as_bytes()).await?;
+        }
+        F::Http302 if llm => {
+            c.respond_with(302, "text/plain", &[("location", "http://127.0.0.2:9/v1/chat/completions")], b"moved")
+                .await?;
+        }
+        F::KeyEchoUrl if llm => {
+            let k = key();
+            let to = format!("http://127.0.0.2:9/v1/chat/completions?api_key={k}");
+            let here = format!("http://{}{}?api_key={k}", req.header("host").unwrap_or("127.0.0.1"), req.path);
+            let body = json!({"error": {"message": format!("moved permanently: {here} is now {to}")}});
+            c.respond_with(302, "application/json", &[("location", &to)], body.to_string().as_bytes()).await?;
+        }
+        F::KeyEchoSseError if llm => {
+            c.start_stream("text/event-stream").await?;
+            let role = json!({"id": "chatcmpl-sim", "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]});
+            c.chunk(format!("data: {role}\n\n").as_bytes()).await?;
+            let err = json!({"error": {"message": format!("Incorrect API key provided: {}", key()),
+                "type": "invalid_request_error", "code": "invalid_api_key"}});
+            c.chunk(format!("data: {err}\n\ndata: [DONE]\n\n").as_bytes()).await?;
+            c.end_stream().await?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// One request being answered: the connection, the request, and what the server knows.

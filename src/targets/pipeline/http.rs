@@ -18,7 +18,11 @@
 //! * **URL joining through [`Url`]**: a stage path is appended to the base URL's path and the base's query string is
 //!   kept (`…/deployments/d?api-version=X` + `/chat/completions` → `…/deployments/d/chat/completions?api-version=X`).
 //! * **At most [`MAX_REDIRECTS`] redirects, same host only** (a key in `api-key` would otherwise follow a redirect
-//!   to another host).
+//!   to another host); a redirect not followed is a [`HttpError::Protocol`] naming where it pointed, without its
+//!   query (which may hold a key).
+//! * **Broken framing is not a disconnect**: a body whose chunked framing is malformed is a
+//!   [`HttpError::Protocol`]; a body that ends before its `Content-Length` or its last chunk is a
+//!   [`HttpError::Disconnect`].
 //! * **Identity bodies only**: every request says `Accept-Encoding: identity`, and a response that arrives with a
 //!   `Content-Encoding` or a `Transfer-Encoding` other than chunked is refused with [`HttpError::Encoding`] — compressed
 //!   bytes are never passed on as audio or text (and decoding would move the arrival stamps).
@@ -161,7 +165,7 @@ impl HttpSettings {
 
 /// At most [`MAX_REDIRECTS`] redirects, and only to the same host: reqwest drops `Authorization` on a redirect to
 /// another host but not the `api-key` / `xi-api-key` headers, so a redirect elsewhere is not followed (the 3xx is
-/// the answer, and fails the stage with its status).
+/// the answer: [`Client::request`] fails it as a Protocol error naming where it pointed, without its query).
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let first = attempt.previous().first().and_then(|u| u.host_str().map(String::from));
@@ -214,6 +218,20 @@ fn describe(e: &reqwest::Error) -> String {
         cur = s.source();
     }
     if out.is_empty() { "the request failed".into() } else { out }
+}
+
+/// Whether a body error is the server breaking HTTP's framing (a chunk-size line that is not hexadecimal, a bad
+/// chunk end: hyper reports those as invalid input or data) rather than the connection ending early (an unexpected
+/// end of file, a reset), which is a Disconnect.
+fn broken_framing(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = cur {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData);
+        }
+        cur = s.source();
+    }
+    false
 }
 
 /// Connections to one service, kept alive between requests.
@@ -372,6 +390,22 @@ impl Client {
         if !codings.is_empty() {
             return Err(HttpError::Encoding { endpoint: endpoint(resp.url()), encoding: codings.join(", ") });
         }
+        if resp.status().is_redirection() {
+            // The policy did not follow it: it pointed to another origin (or nowhere).
+            let to = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+                .map_or_else(|| "no valid Location".to_string(), |u| endpoint(&u));
+            return Err(HttpError::Protocol {
+                endpoint: endpoint(resp.url()),
+                why: format!(
+                    "HTTP {}: redirected to {to}, another origin; not followed (the request's key would go with it)",
+                    resp.status().as_u16()
+                ),
+            });
+        }
         Ok(Response {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
@@ -431,7 +465,12 @@ impl Response {
             }
             Ok(Err(e)) => {
                 self.inner = None;
-                Err(HttpError::Disconnect { endpoint: self.endpoint.clone(), why: describe(&e) })
+                let (endpoint, why) = (self.endpoint.clone(), describe(&e));
+                Err(if broken_framing(&e) {
+                    HttpError::Protocol { endpoint, why: format!("malformed body framing: {why}") }
+                } else {
+                    HttpError::Disconnect { endpoint, why }
+                })
             }
             Err(_) => {
                 self.inner = None;
@@ -508,6 +547,12 @@ impl SseParser {
             return Err(SseOverflow);
         }
         Ok(out)
+    }
+
+    /// Whether an event was begun and not ended (a line without its newline, or data lines without the blank line
+    /// that ends the event): a stream that ends here was cut inside an event.
+    pub fn inside_event(&self) -> bool {
+        !self.buf.trim().is_empty() || !self.data.is_empty()
     }
 }
 

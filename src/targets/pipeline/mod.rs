@@ -690,6 +690,10 @@ async fn reply_inner(
                     return Err(StageFailure::new(ErrorCategory::Protocol, format!("LLM: {v}")));
                 }
             }
+            if sse.inside_event() {
+                // The body ended cleanly as HTTP, but inside an SSE event: the rest of the answer is lost.
+                return Err(StageFailure::new(ErrorCategory::Protocol, "LLM: the event stream ended inside an event"));
+            }
             if let Some(s) = sentences.finish() {
                 let _ = sent_tx.send(s);
             }

@@ -212,13 +212,17 @@ async fn a_redirect_is_followed_and_a_loop_is_cut() {
     let mut r = c.request("POST", "/x", &[], b"{}").await.unwrap();
     assert_eq!((r.status, r.body().await.unwrap()), (200, b"here".to_vec()));
     assert!(heads.recv().await.unwrap().starts_with("POST /moved HTTP/1.1"), "307 keeps the method and body");
-    // Another host: not followed (the key headers would go with it); the 3xx is the answer.
+    // Another host: not followed (the key headers would go with it); the 3xx is the answer, a Protocol error that
+    // names where it pointed without its query (which may hold a key).
     let (other, _) = one_shot_server(
-        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:9/x\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:9/x?api_key=sekrit\r\nContent-Length: 0\r\n\r\n",
     )
     .await;
     let c = Client::new(&format!("http://{other}/v1"), &settings()).unwrap();
-    assert_eq!(c.request("POST", "/x", &[("api-key", "k")], b"{}").await.unwrap().status, 307);
+    let e = c.request("POST", "/x", &[("api-key", "k")], b"{}").await.err().expect("not followed");
+    let text = e.to_string();
+    assert!(matches!(e, HttpError::Protocol { .. }) && text.contains("http://localhost:9/x"), "{text}");
+    assert!(text.contains("307") && !text.contains("sekrit"), "{text}");
     let (looping, mut seen) =
         one_shot_server(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n").await;
     let c = Client::new(&format!("http://{looping}/v1"), &settings()).unwrap();
@@ -438,4 +442,39 @@ fn an_sse_line_that_never_ends_is_an_error() {
         assert!(fed <= MAX_SSE_LINE + chunk.len(), "never refused");
     };
     assert_eq!(err, SseOverflow);
+}
+
+/// A chunk-size line that is not hexadecimal is the server breaking HTTP (Protocol); a body that ends before its
+/// `Content-Length` is the connection ending early (Disconnect).
+#[tokio::test]
+async fn broken_chunk_framing_is_protocol_and_a_short_body_a_disconnect() {
+    let (addr, _) =
+        one_shot_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\nxx\r\n").await;
+    let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
+    let mut r = c.request("GET", "/x", &[], b"").await.unwrap();
+    let e = r.body().await.expect_err("broken framing fails");
+    assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _ = read_request(&mut s).await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort").await;
+    });
+    let c = Client::new(&format!("http://{addr}/v1"), &settings()).unwrap();
+    let mut r = c.request("GET", "/x", &[], b"").await.unwrap();
+    let e = r.body().await.expect_err("a short body fails");
+    assert!(matches!(e, HttpError::Disconnect { .. }), "{e}");
+}
+
+#[test]
+fn an_sse_stream_cut_inside_an_event_is_seen() {
+    let mut p = SseParser::default();
+    assert_eq!(p.feed(b"data: {\"a\":1}\n\n").unwrap(), vec!["{\"a\":1}".to_string()]);
+    assert!(!p.inside_event());
+    p.feed(b"data: {\"b\":").unwrap();
+    assert!(p.inside_event());
+    let mut p = SseParser::default();
+    p.feed(b"data: x\n").unwrap();
+    assert!(p.inside_event(), "data lines without the blank line that ends the event");
 }
