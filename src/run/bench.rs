@@ -527,3 +527,53 @@ pub async fn gate_false_positives(
     }
     Ok((flagged, dirs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(calls: u32, pacing_p99: f64, ttfa_p99: Option<f64>, rss_kib: f64) -> BenchRow {
+        BenchRow {
+            calls,
+            pacing: (0.2, pacing_p99, 3.0),
+            ttfa_error: ttfa_p99.map(|p| (0.1, p, 2.5)),
+            turns: calls as usize * 3,
+            failed: 0,
+            harness: PerCall { cpu_ms: 20.0, rss_kib },
+            sim: None,
+            wall_s: 19.0,
+        }
+    }
+
+    #[test]
+    fn the_first_level_that_misses_a_target_is_where_it_breaks() {
+        let rows = [row(1, 0.3, Some(0.1), 6000.0), row(500, 0.45, Some(1.0), 100.0), row(1000, 2.7, Some(1.5), 90.0)];
+        // One call carries the process's fixed size: its memory per call is not checked.
+        assert!(rows[0].misses().is_empty() && rows[1].misses().is_empty());
+        assert_eq!(rows[2].misses(), ["pacing p99 2.70 ms > 2.5 ms"]);
+        let table = render(&rows, false);
+        assert!(table.contains("breaks at 1000 calls: pacing p99 2.70 ms > 2.5 ms"), "{table}");
+        let held = render(&rows[..2], false);
+        assert!(held.contains("held every target up to 500 calls"), "{held}");
+    }
+
+    #[test]
+    fn misses_name_each_target_and_failed_turns() {
+        let mut r = row(500, 0.6, Some(2.1), 300.0);
+        r.failed = 2;
+        assert_eq!(
+            r.misses(),
+            [
+                "2 of 1500 turns failed",
+                "pacing p99 0.60 ms > 0.5 ms",
+                "TTFA error p99 2.10 ms > 2 ms",
+                "300 KiB per call > 256 KiB"
+            ]
+        );
+        // A NaN (no frames paced) is a miss, not a pass.
+        assert_eq!(row(500, f64::NAN, None, 10.0).misses().len(), 1);
+        // Without the sim's truth the TTFA column says so rather than print a number.
+        let table = render(&[row(500, 0.4, None, 10.0)], true);
+        assert!(table.contains("n/a (truth in the sim)") && table.contains("own process"), "{table}");
+    }
+}
