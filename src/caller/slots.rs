@@ -3,9 +3,10 @@
 //! tokio's timer wheel has millisecond granularity: a `sleep_until` wakes about 1–1.5 ms after its deadline at any
 //! load, so no frame would ever leave on time, and a thousand callers each holding a tokio timer cost the runtime
 //! more than the sends themselves. Instead, one OS thread ([`SlotTimer::global`]) keeps the callers' next deadlines
-//! in a heap and sleeps to the next [`SLOT`] boundary (250 µs) at or after the earliest one; there it wakes every
-//! caller whose deadline has passed, in one batch. A caller is therefore woken at most one slot after its deadline
-//! (plus the OS's and the runtime's wake-up latency), and never before it.
+//! in a heap, sleeps to the earliest one and wakes every caller whose deadline has passed, in one batch; it wakes at
+//! most once per [`SLOT`] (250 µs), so under load the deadlines of a slot are served together. A caller is
+//! therefore woken at its deadline when the timer is idle and at most one slot after it when busy (plus the OS's and
+//! the runtime's wake-up latency), and never before it.
 //!
 //! Each caller holds one [`Waiter`]: re-arming it for the same deadline (the caller's `select!` loop builds a new
 //! wait future every time an event arrives) only refreshes its waker; the heap gets one entry per deadline.
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-/// The timer's period: callers due within one slot are woken together at its end.
+/// The timer's shortest period: it wakes at most once per slot, serving every deadline passed since.
 pub const SLOT: Duration = Duration::from_micros(250);
 
 /// One caller's registration: the deadline it waits for (ns after the timer's epoch; 0 = none) and its waker.
@@ -80,10 +81,10 @@ impl std::fmt::Debug for SlotTimer {
     }
 }
 
-/// The boundary of the slot grid (multiples of `slot` ns after the epoch) at or after `due` ns.
-pub fn slot_end(due_ns: u64, slot: Duration) -> u64 {
-    let s = slot.as_nanos().max(1) as u64;
-    due_ns.div_ceil(s).saturating_mul(s)
+/// When the thread next looks at the heap: the earliest deadline, but not sooner than a slot after it last served
+/// one (`served_ns`), so that a busy timer serves a slot's deadlines in one batch.
+pub fn next_wake(earliest_ns: u64, served_ns: u64, slot: Duration) -> u64 {
+    earliest_ns.max(served_ns.saturating_add(slot.as_nanos() as u64))
 }
 
 impl SlotTimer {
@@ -124,7 +125,7 @@ impl SlotTimer {
     fn arm(&self, reg: &Arc<Registration>, due_ns: u64) {
         let s = &self.shared;
         s.heap.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse(Entry { due_ns, reg: reg.clone() }));
-        if slot_end(due_ns, SLOT) < s.wake_ns.load(Ordering::Acquire)
+        if due_ns < s.wake_ns.load(Ordering::Acquire)
             && let Some(t) = s.thread.get()
         {
             t.unpark();
@@ -132,7 +133,7 @@ impl SlotTimer {
     }
 }
 
-/// The timer thread: wake whoever is due, then sleep to the slot boundary after the earliest deadline left.
+/// The timer thread: wake whoever is due, then sleep to the earliest deadline left (a slot at least).
 fn run(s: &Shared) {
     // Linux lets a sleeping thread wake up to its timer slack late (50 µs by default) to batch wake-ups; the
     // slots already batch, so the slack would only add to every frame's lateness. Best effort.
@@ -142,6 +143,9 @@ fn run(s: &Shared) {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
     let mut due = Vec::new();
+    // When the thread last served a deadline: the next batch waits a slot from then (an unpark by a new
+    // registration does not restart the slot).
+    let mut served = 0u64;
     loop {
         let now = s.epoch.elapsed().as_nanos() as u64;
         let next = {
@@ -156,7 +160,10 @@ fn run(s: &Shared) {
                     due.push(e.reg);
                 }
             }
-            let next = heap.peek().map(|Reverse(e)| slot_end(e.due_ns, SLOT));
+            if !due.is_empty() {
+                served = now;
+            }
+            let next = heap.peek().map(|Reverse(e)| next_wake(e.due_ns, served, SLOT));
             // Published under the lock: a caller arming an earlier slot after this sees it and unparks us.
             s.wake_ns.store(next.unwrap_or(u64::MAX), Ordering::Release);
             next
@@ -227,12 +234,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_round_up_to_the_grid() {
+    fn the_thread_wakes_at_the_deadline_but_at_most_once_a_slot() {
         let s = Duration::from_micros(250);
-        assert_eq!(slot_end(1, s), 250_000);
-        assert_eq!(slot_end(250_000, s), 250_000);
-        assert_eq!(slot_end(250_001, s), 500_000);
-        assert_eq!(slot_end(0, s), 0);
+        // Idle: at the deadline itself.
+        assert_eq!(next_wake(5_000_000, 1_000_000, s), 5_000_000);
+        // Busy: the next deadline is 20 µs away, but the thread waits out its slot and serves it with the others.
+        assert_eq!(next_wake(1_020_000, 1_000_000, s), 1_250_000);
+        assert_eq!(next_wake(1_250_000, 1_000_000, s), 1_250_000);
     }
 
     /// Real time: 60 callers on spread phases wait for 20 ms frames. No wake comes before its deadline, and the
