@@ -262,11 +262,11 @@ impl BenchRow {
         if self.failed > 0 {
             out.push(format!("{} of {} turns failed", self.failed, self.turns));
         }
-        if !(self.pacing.1 <= t.pacing_p99_ms) {
+        if self.pacing.1.is_nan() || self.pacing.1 > t.pacing_p99_ms {
             out.push(format!("pacing p99 {:.2} ms > {} ms", self.pacing.1, t.pacing_p99_ms));
         }
         if let Some((_, p99, _)) = self.ttfa_error
-            && !(p99 <= t.ttfa_error_p99_ms)
+            && (p99.is_nan() || p99 > t.ttfa_error_p99_ms)
         {
             out.push(format!("TTFA error p99 {p99:.2} ms > {} ms", t.ttfa_error_p99_ms));
         }
@@ -318,10 +318,11 @@ pub fn render(rows: &[BenchRow], sim_process: bool) -> String {
     }
     match rows.iter().find(|r| !r.misses().is_empty()) {
         Some(r) => s.push_str(&format!("breaks at {} calls: {}\n", r.calls, r.misses().join("; "))),
-        None => match rows.iter().map(|r| r.calls).max() {
-            Some(n) => s.push_str(&format!("held every target up to {n} calls\n")),
-            None => {}
-        },
+        None => {
+            if let Some(n) = rows.iter().map(|r| r.calls).max() {
+                s.push_str(&format!("held every target up to {n} calls\n"));
+            }
+        }
     }
     let t1 = targets(500);
     let t2 = targets(1000);
