@@ -123,17 +123,27 @@ pub enum Command {
         /// Seed for simulated latencies.
         #[arg(long)]
         seed: Option<u64>,
+        /// Listen on 127.0.0.1:PORT (the next simulated targets on PORT+1, PORT+2, …; pipeline sims take ephemeral
+        /// ports). 0, the default, takes an ephemeral port for each.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
         /// On exit, write the sims' ground-truth log here (JSON lines).
         #[arg(long, value_name = "FILE")]
         ground_truth: Option<PathBuf>,
     },
     /// Benchmark the harness itself: for each count, that many concurrent calls of a short fixed-profile scenario
     /// against the embedded sim; prints frame pacing lateness, TTFA error against the sim's ground truth, and CPU
-    /// and peak memory per call (harness and sim share the process, so both are counted).
+    /// and peak memory per call (harness and sim share the process, so both are counted; --sim-process counts them
+    /// apart), checks each row against the harness's targets and says at which count it breaks. docs/bench.md.
     Bench {
         /// Concurrent-call counts to run, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [1u32, 100, 500])]
+        #[arg(long, value_delimiter = ',', default_values_t = [1u32, 500, 1000, 1500])]
         calls: Vec<u32>,
+        /// Run the sim in its own process (`voicebench sim --port …`, this binary) so that the harness's CPU and
+        /// memory per call are measured apart from the sim's. The TTFA error needs the sim's ground truth on the
+        /// harness's clock, so this mode does not report it.
+        #[arg(long)]
+        sim_process: bool,
         /// The corpus directory.
         #[arg(long, default_value = "audio-corpus")]
         corpus: PathBuf,
@@ -279,8 +289,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             compare(&dirs, &opts, format, out.as_deref())
         }
-        Command::Bench { calls, corpus, out } => bench(&calls, &corpus, &out),
-        Command::Sim { scenario, seed, ground_truth } => sim(&scenario, seed, ground_truth.as_deref()),
+        Command::Bench { calls, corpus, out, sim_process } => bench(&calls, &corpus, &out, sim_process),
+        Command::Sim { scenario, seed, port, ground_truth } => sim(&scenario, seed, port, ground_truth.as_deref()),
         Command::Corpus { action } => match action {
             CorpusAction::Check { corpus, cross_check, tolerance_ms } => {
                 crate::corpus::check::run(&corpus, cross_check, tolerance_ms)
@@ -491,57 +501,53 @@ fn compare(
     Ok(0)
 }
 
-/// `voicebench bench`: one row per concurrent-call count.
-fn bench(calls: &[u32], corpus: &Path, out: &Path) -> Result<i32> {
+/// `voicebench bench`: one row per concurrent-call count, then where the harness breaks.
+fn bench(calls: &[u32], corpus: &Path, out: &Path, sim_process: bool) -> Result<i32> {
+    use crate::run::bench::{SimProcess, bench_once, render};
     let rt = runtime()?;
-    println!(
-        "voicebench bench: fixed-profile sim on 127.0.0.1, {} cores; harness + sim in one process",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11} {:>11} {:>7}",
-        "calls",
-        "pacing p50/p99/max ms",
-        "TTFA error p50/p99/max ms",
-        "turns",
-        "failed",
-        "CPU ms/call",
-        "RSS KiB/call",
-        "wall s"
-    );
+    let exe = std::env::current_exe().context("finding this executable to run the sim")?;
+    let mut rows = Vec::new();
     for &n in calls {
-        let r = rt.block_on(crate::run::bench::bench_once(corpus, out, n))?;
-        println!(
-            "{:>6} {:>24} {:>26} {:>7} {:>7} {:>11.1} {:>11.0} {:>7.1}",
-            r.calls,
-            format!("{:.2}/{:.2}/{:.2}", r.pacing.0, r.pacing.1, r.pacing.2),
-            format!("{:.2}/{:.2}/{:.2}", r.ttfa_error.0, r.ttfa_error.1, r.ttfa_error.2),
-            r.turns,
-            r.failed,
-            r.cpu_ms_per_call,
-            r.rss_kib_per_call,
-            r.wall_s
-        );
+        // A fresh sim per level, so each level's sim memory is its own.
+        let sim =
+            if sim_process { Some(SimProcess::spawn(&exe, corpus, &out.join(format!("sim-{n}")))?) } else { None };
+        rows.push(rt.block_on(bench_once(corpus, out, n, sim.as_ref()))?);
+        drop(sim);
+        // Print as the levels finish (a long bench shows its progress).
+        let table = render(&rows, sim_process);
+        let lines: Vec<&str> = table.lines().collect();
+        if rows.len() == 1 {
+            println!("{}\n{}", lines[0], lines[1]);
+        }
+        println!("{}", lines[1 + rows.len()]);
+    }
+    let table = render(&rows, sim_process);
+    for l in table.lines().skip(2 + rows.len()) {
+        println!("{l}");
     }
     Ok(0)
 }
 
 /// `voicebench sim`: serve the scenario's simulated targets until Ctrl-C, each labelled with its protocol.
-fn sim(scenario: &Path, seed: Option<u64>, ground_truth: Option<&Path>) -> Result<i32> {
+fn sim(scenario: &Path, seed: Option<u64>, port: u16, ground_truth: Option<&Path>) -> Result<i32> {
     let sc = crate::scenario::load(scenario)?;
     let seed = seed.unwrap_or(sc.defaults.seed);
     let protocol = |name: &str| {
         sc.targets.iter().find(|t| t.name.get_ref() == name).map_or("?", |t| t.protocol.get_ref().as_str())
     };
-    runtime()?.block_on(crate::sim::serve_forever(&sc, seed, ground_truth, |urls, skipped| {
-        for (t, why) in skipped {
-            eprintln!("not served: `{t}`: {why}");
-        }
-        for (t, url) in urls {
-            println!("{t} (simulated, {}): {url}", protocol(t));
-        }
-        eprintln!("serving; Ctrl-C to stop");
-    }))?;
+    runtime()?
+        .block_on(crate::sim::serve_forever(&sc, seed, port, ground_truth, |urls, skipped| {
+            for (t, why) in skipped {
+                eprintln!("not served: `{t}`: {why}");
+            }
+            for (t, url) in urls {
+                println!("{t} (simulated, {}): {url}", protocol(t));
+            }
+            eprintln!("serving; Ctrl-C to stop");
+        }))
+        .with_context(|| {
+            if port == 0 { "serving the sims".to_string() } else { format!("serving the sims from port {port}") }
+        })?;
     Ok(0)
 }
 

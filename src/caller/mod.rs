@@ -7,6 +7,7 @@
 pub mod pacer;
 pub mod playback;
 pub mod record;
+pub mod slots;
 pub mod turns;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
-use self::pacer::Pacer;
+use self::pacer::{Pacer, Ticker};
 use self::record::{CallRecord, Pacing, TurnRecord};
 use self::turns::{Action, CallId, Tracker};
 use crate::scenario::{ToolSpec, TurnSpec};
@@ -53,7 +54,7 @@ pub async fn run_call<S: Session>(
     records: &mpsc::UnboundedSender<TurnRecord>,
 ) -> CallRecord {
     let t0 = Instant::now() + phase;
-    let mut pacer = Pacer::new(t0, plan.frame_ms);
+    let mut pacer = Pacer::with_ticker(t0, plan.frame_ms, Ticker::slots());
     let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
     let mut tracker =
         Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id);
@@ -85,7 +86,7 @@ pub async fn run_call<S: Session>(
                 }
                 None => tracker.abort(ErrorCategory::Disconnect, "the session's event stream ended"),
             },
-            _ = tokio::time::sleep_until(pacer.next_due()) => {
+            _ = pacer.wait() => {
                 let k = pacer.next_index();
                 tracker.schedule(k, pacer.frame());
                 let frame = match tracker.utterance_frame(k) {

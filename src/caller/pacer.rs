@@ -1,8 +1,29 @@
 //! The absolute-deadline pacer: frame *k* is due at `t0 + (k+1)·frame_ms`, the moment a microphone or a telephony
 //! gateway would have it. Deadlines never depend on when the previous frame went out, so lateness never
 //! accumulates; every frame's lateness is recorded.
+//!
+//! [`Pacer::wait`] waits for the next deadline with the pacer's [`Ticker`]: in a run, the process's
+//! sub-millisecond [`SlotTimer`]; under tokio's paused test clock, tokio's own timer (which the test clock drives).
 
 use tokio::time::{Duration, Instant};
+
+use super::slots::{SlotTimer, Waiter};
+
+/// How a caller waits for its next deadline.
+#[derive(Debug, Clone)]
+pub enum Ticker {
+    /// tokio's timer: millisecond granularity on the real clock, exact under the paused test clock.
+    Tokio,
+    /// The process's slot timer ([`SlotTimer`]): within about 250 µs of the deadline, real clock only.
+    Slots(Waiter),
+}
+
+impl Ticker {
+    /// The slot timer's, for a real run.
+    pub fn slots() -> Ticker {
+        Ticker::Slots(SlotTimer::global().waiter())
+    }
+}
 
 /// Paces one call's outgoing frames.
 #[derive(Debug, Clone)]
@@ -11,12 +32,28 @@ pub struct Pacer {
     frame: Duration,
     next: u64,
     lateness_us: Vec<u32>,
+    ticker: Ticker,
 }
 
 impl Pacer {
-    /// A pacer whose audio time 0 is `t0`.
+    /// A pacer whose audio time 0 is `t0`, waiting with tokio's timer (deterministic under the paused clock).
     pub fn new(t0: Instant, frame_ms: u32) -> Self {
-        Self { t0, frame: Duration::from_millis(frame_ms as u64), next: 0, lateness_us: Vec::new() }
+        Self::with_ticker(t0, frame_ms, Ticker::Tokio)
+    }
+
+    /// A pacer whose audio time 0 is `t0`, waiting with `ticker`.
+    pub fn with_ticker(t0: Instant, frame_ms: u32, ticker: Ticker) -> Self {
+        Self { t0, frame: Duration::from_millis(frame_ms as u64), next: 0, lateness_us: Vec::new(), ticker }
+    }
+
+    /// Waits until the next frame is due. Cancel-safe: dropping the future and calling again waits for the same
+    /// deadline.
+    pub async fn wait(&self) {
+        let due = self.next_due();
+        match &self.ticker {
+            Ticker::Tokio => tokio::time::sleep_until(due).await,
+            Ticker::Slots(w) => w.wait_until(due.into_std()).await,
+        }
     }
 
     /// Audio time zero of the call.
@@ -86,7 +123,7 @@ mod tests {
         let mut p = Pacer::new(t0, 20);
         let frames = 10 * 60 * 50;
         for _ in 0..frames {
-            tokio::time::sleep_until(p.next_due()).await;
+            p.wait().await;
             p.sent(Instant::now());
         }
         assert_eq!(p.next_index(), frames);
@@ -100,7 +137,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(t0, 20);
         for k in 0..500u64 {
-            tokio::time::sleep_until(p.next_due()).await;
+            p.wait().await;
             if k == 100 {
                 // The sender is stuck for 75 ms once.
                 tokio::time::advance(Duration::from_millis(75)).await;

@@ -1,6 +1,8 @@
 //! Measuring the harness itself: a short fixed-profile scenario, the join of what the caller measured with what
 //! the embedded sim logged it did (its ground truth, on the same process clock), and `voicebench bench`, which
-//! runs 1, 100 and 500 concurrent calls and prints pacing, TTFA error, CPU and memory per call.
+//! runs 1, 500, 1000 and 1500 concurrent calls, prints pacing, TTFA error, CPU and memory per call, and says at
+//! which count the harness misses its targets ([`targets`]). With the sim in its own process ([`SimProcess`]) the
+//! harness's CPU and memory are measured apart from the sim's.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -162,10 +164,15 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 
 /// CPU time (user + system) this process has used, and its resident and peak resident memory, from /proc.
 pub fn process_usage() -> Option<(Duration, u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    usage_of("self")
+}
+
+/// CPU time (user + system), resident and peak resident memory of process `pid` ("self" for this one), from /proc.
+pub fn usage_of(pid: &str) -> Option<(Duration, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb = |key: &str| {
         status
             .lines()
@@ -177,6 +184,33 @@ pub fn process_usage() -> Option<(Duration, u64, u64)> {
     Some((Duration::from_millis(ticks * 10), kb("VmRSS:")? * 1024, kb("VmHWM:")? * 1024))
 }
 
+/// Resets this process's peak resident memory to its current one (Linux: `5` into /proc/self/clear_refs), so a
+/// level's peak is its own and not an earlier, larger level's. Best effort: elsewhere the peak is the process's.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU and peak memory per call of one process over one level.
+#[derive(Debug, Clone, Copy)]
+pub struct PerCall {
+    /// CPU time (user + system) per call, ms.
+    pub cpu_ms: f64,
+    /// Peak resident memory above the level's start, per call, KiB.
+    pub rss_kib: f64,
+}
+
+impl PerCall {
+    fn between(before: Option<(Duration, u64, u64)>, after: Option<(Duration, u64, u64)>, calls: u32) -> PerCall {
+        match (before, after) {
+            (Some((c0, r0, _)), Some((c1, _, h1))) => PerCall {
+                cpu_ms: c1.saturating_sub(c0).as_secs_f64() * 1000.0 / calls as f64,
+                rss_kib: h1.saturating_sub(r0) as f64 / 1024.0 / calls as f64,
+            },
+            _ => PerCall { cpu_ms: f64::NAN, rss_kib: f64::NAN },
+        }
+    }
+}
+
 /// One benchmark row.
 #[derive(Debug, Clone)]
 pub struct BenchRow {
@@ -184,29 +218,155 @@ pub struct BenchRow {
     pub calls: u32,
     /// Pacing lateness p50 / p99 / max, ms.
     pub pacing: (f64, f64, f64),
-    /// |TTFA − truth| p50 / p99 / max, ms.
-    pub ttfa_error: (f64, f64, f64),
+    /// |TTFA − truth| p50 / p99 / max, ms; `None` when the sim's ground truth is not on the harness's clock (the
+    /// sim in its own process).
+    pub ttfa_error: Option<(f64, f64, f64)>,
     /// Turns measured.
     pub turns: usize,
     /// Turns that failed.
     pub failed: usize,
-    /// CPU per call (harness and sim together), ms.
-    pub cpu_ms_per_call: f64,
-    /// Peak RSS growth per call (harness and sim together), KiB.
-    pub rss_kib_per_call: f64,
+    /// The harness's process (with the sim in it, unless `sim` is set).
+    pub harness: PerCall,
+    /// The sim's own process, when it ran apart.
+    pub sim: Option<PerCall>,
     /// Wall time of the run, s.
     pub wall_s: f64,
 }
 
-/// Runs `calls` concurrent calls of the fixed scenario and measures the harness.
-pub async fn bench_once(corpus: &Path, out: &Path, calls: u32) -> Result<BenchRow> {
+/// What the harness must hold at a number of concurrent calls on a 2-core machine (docs/bench.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Targets {
+    /// Pacing lateness p99, ms.
+    pub pacing_p99_ms: f64,
+    /// |TTFA error| p99, ms.
+    pub ttfa_error_p99_ms: f64,
+    /// Peak memory per call, KiB (checked from 100 calls: below, the process's fixed size dominates).
+    pub rss_kib_per_call: Option<f64>,
+}
+
+/// The targets at `calls` concurrent calls: up to 500, pacing p99 ≤ 0.5 ms; above, ≤ 2.5 ms; TTFA error p99 ≤ 2 ms
+/// and ≤ 256 KiB per call throughout.
+pub fn targets(calls: u32) -> Targets {
+    Targets {
+        pacing_p99_ms: if calls <= 500 { 0.5 } else { 2.5 },
+        ttfa_error_p99_ms: 2.0,
+        rss_kib_per_call: (calls >= 100).then_some(256.0),
+    }
+}
+
+impl BenchRow {
+    /// Why this row misses its [`targets`] (empty when it holds them): failed turns, pacing, TTFA error, memory.
+    pub fn misses(&self) -> Vec<String> {
+        let t = targets(self.calls);
+        let mut out = Vec::new();
+        if self.failed > 0 {
+            out.push(format!("{} of {} turns failed", self.failed, self.turns));
+        }
+        if self.pacing.1.is_nan() || self.pacing.1 > t.pacing_p99_ms {
+            out.push(format!("pacing p99 {:.2} ms > {} ms", self.pacing.1, t.pacing_p99_ms));
+        }
+        if let Some((_, p99, _)) = self.ttfa_error
+            && (p99.is_nan() || p99 > t.ttfa_error_p99_ms)
+        {
+            out.push(format!("TTFA error p99 {p99:.2} ms > {} ms", t.ttfa_error_p99_ms));
+        }
+        if let Some(max) = t.rss_kib_per_call
+            && self.harness.rss_kib > max
+        {
+            out.push(format!("{:.0} KiB per call > {max} KiB", self.harness.rss_kib));
+        }
+        out
+    }
+}
+
+/// The bench's table: a header, one line per row, and the verdict (where the harness breaks, and why).
+pub fn render(rows: &[BenchRow], sim_process: bool) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut s = format!(
+        "voicebench bench: fixed-profile sim (simulated) on 127.0.0.1, {cores} cores; {}\n",
+        if sim_process { "the sim in its own process" } else { "harness + sim in one process" }
+    );
+    let sim_cols = if sim_process { format!(" {:>12} {:>12}", "sim CPU ms", "sim KiB") } else { String::new() };
+    s.push_str(&format!(
+        "{:>6} {:>24} {:>26} {:>6} {:>6} {:>11} {:>12}{sim_cols} {:>6}  targets\n",
+        "calls",
+        "pacing p50/p99/max ms",
+        "TTFA error p50/p99/max ms",
+        "turns",
+        "failed",
+        "CPU ms/call",
+        "RSS KiB/call",
+        "wall s"
+    ));
+    for r in rows {
+        let ttfa =
+            r.ttfa_error.map_or("n/a (truth in the sim)".to_string(), |e| format!("{:.2}/{:.2}/{:.2}", e.0, e.1, e.2));
+        let sim = r.sim.map_or(String::new(), |p| format!(" {:>12.1} {:>12.0}", p.cpu_ms, p.rss_kib));
+        let misses = r.misses();
+        s.push_str(&format!(
+            "{:>6} {:>24} {:>26} {:>6} {:>6} {:>11.1} {:>12.0}{sim} {:>6.1}  {}\n",
+            r.calls,
+            format!("{:.2}/{:.2}/{:.2}", r.pacing.0, r.pacing.1, r.pacing.2),
+            ttfa,
+            r.turns,
+            r.failed,
+            r.harness.cpu_ms,
+            r.harness.rss_kib,
+            r.wall_s,
+            if misses.is_empty() { "held".to_string() } else { format!("missed: {}", misses.join("; ")) }
+        ));
+    }
+    match rows.iter().find(|r| !r.misses().is_empty()) {
+        Some(r) => s.push_str(&format!("breaks at {} calls: {}\n", r.calls, r.misses().join("; "))),
+        None => {
+            if let Some(n) = rows.iter().map(|r| r.calls).max() {
+                s.push_str(&format!("held every target up to {n} calls\n"));
+            }
+        }
+    }
+    let t1 = targets(500);
+    let t2 = targets(1000);
+    s.push_str(&format!(
+        "targets: pacing p99 ≤ {} ms up to 500 calls, ≤ {} ms above; TTFA error p99 ≤ {} ms; ≤ {} KiB per call\n",
+        t1.pacing_p99_ms,
+        t2.pacing_p99_ms,
+        t2.ttfa_error_p99_ms,
+        t2.rss_kib_per_call.unwrap_or(f64::NAN)
+    ));
+    s
+}
+
+/// Writes the fixed scenario for `calls` into `out/bench-<calls>/` and loads it; `url` points the target at a sim
+/// in another process instead of the embedded one.
+fn bench_scenario(
+    corpus: &Path,
+    out: &Path,
+    calls: u32,
+    url: Option<&str>,
+) -> Result<(crate::scenario::Scenario, std::path::PathBuf)> {
     let dir = out.join(format!("bench-{calls}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("scenario.toml");
-    std::fs::write(&path, fixed_scenario_toml(&std::path::absolute(corpus)?, ""))
-        .with_context(|| format!("writing {}", path.display()))?;
-    let scenario = crate::scenario::load(&path)?;
+    let corpus = std::path::absolute(corpus)?;
+    let toml = match url {
+        None => fixed_scenario_toml(&corpus, ""),
+        Some(url) => short_scenario_toml(
+            &corpus,
+            &format!("[[target]]\nname = \"fixed\"\nprotocol = \"openai-realtime\"\nurl = {url:?}\n"),
+            "",
+        ),
+    };
+    std::fs::write(&path, toml).with_context(|| format!("writing {}", path.display()))?;
+    Ok((crate::scenario::load(&path)?, dir))
+}
+
+/// Runs `calls` concurrent calls of the fixed scenario and measures the harness: against the embedded sim, or, with
+/// `sim`, against the sim in its own process (whose CPU and memory are then measured apart).
+pub async fn bench_once(corpus: &Path, out: &Path, calls: u32, sim: Option<&SimProcess>) -> Result<BenchRow> {
+    let (scenario, dir) = bench_scenario(corpus, out, calls, sim.map(|s| s.url.as_str()))?;
+    reset_peak_rss();
     let before = process_usage();
+    let sim_before = sim.and_then(|s| usage_of(&s.pid()));
     let wall = Instant::now();
     let opts = RunOptions {
         calls: Some(calls),
@@ -217,26 +377,86 @@ pub async fn bench_once(corpus: &Path, out: &Path, calls: u32) -> Result<BenchRo
     };
     let outcome = super::run(&scenario, &opts, &|_| {}).await?;
     let wall_s = wall.elapsed().as_secs_f64();
-    let after = process_usage();
-    let j = join(&outcome, 500.0, 400.0);
-    let errs: Vec<f64> = j.ttfa.iter().map(|(m, t)| (m - t).abs()).collect();
+    let harness = PerCall::between(before, process_usage(), calls);
+    let sim_use = sim.map(|s| PerCall::between(sim_before, usage_of(&s.pid()), calls));
+    let ttfa_error = sim.is_none().then(|| {
+        let j = join(&outcome, 500.0, 400.0);
+        let errs: Vec<f64> = j.ttfa.iter().map(|(m, t)| (m - t).abs()).collect();
+        (quantile(&errs, 0.5), quantile(&errs, 0.99), quantile(&errs, 1.0))
+    });
     let p = &outcome.summary.pacing;
-    let (cpu, rss) = match (before, after) {
-        (Some((c0, _, h0)), Some((c1, _, h1))) => {
-            ((c1 - c0).as_secs_f64() * 1000.0 / calls as f64, h1.saturating_sub(h0) as f64 / 1024.0 / calls as f64)
-        }
-        _ => (f64::NAN, f64::NAN),
-    };
     Ok(BenchRow {
         calls,
         pacing: (p.p50_ms, p.p99_ms, p.max_ms),
-        ttfa_error: (quantile(&errs, 0.5), quantile(&errs, 0.99), quantile(&errs, 1.0)),
+        ttfa_error,
         turns: outcome.turns.len(),
         failed: outcome.turns.iter().filter(|t| t.error.is_some()).count(),
-        cpu_ms_per_call: cpu,
-        rss_kib_per_call: rss,
+        harness,
+        sim: sim_use,
         wall_s,
     })
+}
+
+/// The sim in its own process: `voicebench sim --port N` on the bench's fixed scenario, killed on drop.
+#[derive(Debug)]
+pub struct SimProcess {
+    child: std::process::Child,
+    /// The sim's Realtime URL, as it printed it.
+    pub url: String,
+}
+
+impl SimProcess {
+    /// Starts `exe sim <out>/sim.toml --port <a free port>` and waits for it to print its URL.
+    pub fn spawn(exe: &Path, corpus: &Path, out: &Path) -> Result<SimProcess> {
+        use std::io::BufRead as _;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join("sim.toml");
+        std::fs::write(&path, fixed_scenario_toml(&std::path::absolute(corpus)?, ""))
+            .with_context(|| format!("writing {}", path.display()))?;
+        // A port the kernel just handed out and took back: free unless something grabs it in between.
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .context("finding a free port on 127.0.0.1 for the sim")?
+            .port();
+        let mut child = std::process::Command::new(exe)
+            .arg("sim")
+            .arg(&path)
+            .args(["--port", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} sim", exe.display()))?;
+        let stdout = child.stdout.take().context("the sim's stdout")?;
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let url = line.split_whitespace().last().filter(|u| u.starts_with("ws://")).map(String::from);
+        match (read, url) {
+            (Ok(_), Some(url)) => Ok(SimProcess { child, url }),
+            _ => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                anyhow::bail!(
+                    "`{} sim {} --port {port}` did not print its URL (it printed {:?}, exit {status:?})",
+                    exe.display(),
+                    path.display(),
+                    line.trim()
+                )
+            }
+        }
+    }
+
+    /// The child's process id, as /proc names it.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The native-profile target used for gate trials, its latencies scaled by `slow` (1.0 = the profile's medians).
@@ -307,4 +527,54 @@ pub async fn gate_false_positives(
         dirs.push(r.out_dir);
     }
     Ok((flagged, dirs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(calls: u32, pacing_p99: f64, ttfa_p99: Option<f64>, rss_kib: f64) -> BenchRow {
+        BenchRow {
+            calls,
+            pacing: (0.2, pacing_p99, 3.0),
+            ttfa_error: ttfa_p99.map(|p| (0.1, p, 2.5)),
+            turns: calls as usize * 3,
+            failed: 0,
+            harness: PerCall { cpu_ms: 20.0, rss_kib },
+            sim: None,
+            wall_s: 19.0,
+        }
+    }
+
+    #[test]
+    fn the_first_level_that_misses_a_target_is_where_it_breaks() {
+        let rows = [row(1, 0.3, Some(0.1), 6000.0), row(500, 0.45, Some(1.0), 100.0), row(1000, 2.7, Some(1.5), 90.0)];
+        // One call carries the process's fixed size: its memory per call is not checked.
+        assert!(rows[0].misses().is_empty() && rows[1].misses().is_empty());
+        assert_eq!(rows[2].misses(), ["pacing p99 2.70 ms > 2.5 ms"]);
+        let table = render(&rows, false);
+        assert!(table.contains("breaks at 1000 calls: pacing p99 2.70 ms > 2.5 ms"), "{table}");
+        let held = render(&rows[..2], false);
+        assert!(held.contains("held every target up to 500 calls"), "{held}");
+    }
+
+    #[test]
+    fn misses_name_each_target_and_failed_turns() {
+        let mut r = row(500, 0.6, Some(2.1), 300.0);
+        r.failed = 2;
+        assert_eq!(
+            r.misses(),
+            [
+                "2 of 1500 turns failed",
+                "pacing p99 0.60 ms > 0.5 ms",
+                "TTFA error p99 2.10 ms > 2 ms",
+                "300 KiB per call > 256 KiB"
+            ]
+        );
+        // A NaN (no frames paced) is a miss, not a pass.
+        assert_eq!(row(500, f64::NAN, None, 10.0).misses().len(), 1);
+        // Without the sim's truth the TTFA column says so rather than print a number.
+        let table = render(&[row(500, 0.4, None, 10.0)], true);
+        assert!(table.contains("n/a (truth in the sim)") && table.contains("own process"), "{table}");
+    }
 }

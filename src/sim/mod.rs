@@ -477,6 +477,11 @@ pub async fn start_realtime(scenario: &Scenario, target: &Target, seed: u64) -> 
 
 /// Starts the sim of a simulated target, whatever its protocol.
 pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    start_on(scenario, target, seed, 0).await
+}
+
+/// [`start`] listening on 127.0.0.1:`port` (0: an ephemeral port; the pipeline sim always takes one).
+pub async fn start_on(scenario: &Scenario, target: &Target, seed: u64, port: u16) -> Result<SimHandle, SimError> {
     if *target.protocol.get_ref() == Protocol::Pipeline {
         let name = target.name.get_ref().clone();
         return match target.sim.as_ref().map(|s| s.get_ref().as_str()) {
@@ -486,7 +491,7 @@ pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<Si
             Some(other) => Err(SimError::UnknownProfile { target: name, profile: other.to_string() }),
         };
     }
-    start_wire(scenario, target, seed).await
+    start_wire_on(scenario, target, seed, port).await
 }
 
 /// A fake API key in the simulated Gemini URL, so that tests can check it never reaches any output.
@@ -495,6 +500,11 @@ pub const SIM_GEMINI_KEY: &str = "SIMKEY-voicebench-not-a-secret-0123456789";
 /// Starts the sim of a speech-to-speech target (OpenAI Realtime, Gemini Live, ElevenLabs, Twilio, ws-pcm): the
 /// agent brain ([`brain`]) behind that protocol's wire, served by the one session loop ([`wire`]).
 pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Result<SimHandle, SimError> {
+    start_wire_on(scenario, target, seed, 0).await
+}
+
+/// [`start_wire`] listening on 127.0.0.1:`port` (0: an ephemeral port).
+pub async fn start_wire_on(scenario: &Scenario, target: &Target, seed: u64, port: u16) -> Result<SimHandle, SimError> {
     use crate::scenario::schema::AudioFormat;
     let (name, profile) = agent_profile(target)?;
     let openai = openai::OpenAiAccept::new(target, &profile);
@@ -519,7 +529,7 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
     };
     let fault = fault::of(target)?;
     let ctx = brain::Ctx::new(scenario, profile, seed, initial_turns, fault)?;
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let url = match target.protocol.get_ref() {
         Protocol::OpenaiRealtime if azure::AzureGate::of(target).is_some() => {
@@ -545,10 +555,20 @@ pub async fn start_wire(scenario: &Scenario, target: &Target, seed: u64) -> Resu
 /// Starts a sim for every simulated OpenAI Realtime target of the scenario. Targets the embedded sim cannot serve
 /// (`sim = "pipeline"`, other protocols, real targets) are returned with the reason, for the CLI to report.
 pub async fn start_all(scenario: &Scenario, seed: u64) -> Result<(Vec<SimHandle>, Vec<(String, String)>), SimError> {
+    start_all_on(scenario, seed, 0).await
+}
+
+/// [`start_all`] with the sims on 127.0.0.1 ports `port`, `port + 1`, … in target order (0: ephemeral ports).
+pub async fn start_all_on(
+    scenario: &Scenario,
+    seed: u64,
+    port: u16,
+) -> Result<(Vec<SimHandle>, Vec<(String, String)>), SimError> {
     let mut sims = Vec::new();
     let mut skipped = Vec::new();
     for t in &scenario.targets {
-        match start(scenario, t, seed).await {
+        let p = if port == 0 { 0 } else { port.saturating_add(sims.len() as u16) };
+        match start_on(scenario, t, seed, p).await {
             Ok(h) => sims.push(h),
             Err(
                 e @ (SimError::NotSimulated { .. }
@@ -579,10 +599,11 @@ pub async fn wait_for_ctrl_c() -> Result<(), SimError> {
 pub async fn serve_forever(
     scenario: &Scenario,
     seed: u64,
+    port: u16,
     ground_truth: Option<&Path>,
     ready: impl FnOnce(&[(String, String)], &[(String, String)]),
 ) -> Result<(), SimError> {
-    let (sims, skipped) = start_all(scenario, seed).await?;
+    let (sims, skipped) = start_all_on(scenario, seed, port).await?;
     let urls: Vec<(String, String)> = sims.iter().map(|s| (s.target().to_string(), s.url().to_string())).collect();
     ready(&urls, &skipped);
     let waited = wait_for_ctrl_c().await;
