@@ -589,3 +589,17 @@ async fn booking_targets_start_or_say_why_not() {
         h.shutdown().await;
     }
 }
+
+/// A thousand callers dialling at once must all be let in: the sim's listener queues 600 handshakes that nobody has
+/// accepted yet (std's and mio's backlog of 128 dropped the SYNs past it, and the kernel resent them a second later).
+#[tokio::test]
+async fn the_listener_queues_hundreds_of_unaccepted_handshakes() {
+    let listener = super::listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dials = (0..600)
+        .map(|_| tokio::time::timeout(std::time::Duration::from_millis(700), tokio::net::TcpStream::connect(addr)));
+    let results = futures_util::future::join_all(dials).await;
+    let refused = results.iter().filter(|r| !matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(refused, 0, "{refused} of 600 handshakes were not completed while the listener was not accepting");
+    drop(listener);
+}

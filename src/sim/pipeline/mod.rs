@@ -338,7 +338,7 @@ pub(crate) async fn start(
         StageProfile::resolve(ProfileKind::Native, fixed, target.sim_options.as_ref().map(|o| o.get_ref()))
             .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
     let ctx = Arc::new(Ctx::new(scenario, target, profile, seed)?);
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+    let listener = super::listen(0).map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let shared = Arc::new(Shared {
         started: Instant::now(),
@@ -349,7 +349,7 @@ pub(crate) async fn start(
     // A fault in HTTP's own framing is played by the raw responder, on its own port, for one stage.
     let fault_stage = match (raw::stage(ctx.fault), ctx.fault) {
         (Some(stage), Some(fault)) => {
-            let raw_listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(SimError::Bind)?;
+            let raw_listener = super::listen(0).map_err(SimError::Bind)?;
             let raw_addr = raw_listener.local_addr().map_err(SimError::Bind)?;
             tokio::spawn(raw::serve(raw_listener, fault, stop_rx.clone()));
             Some((stage, raw_addr))
