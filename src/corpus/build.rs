@@ -146,6 +146,36 @@ pub fn read_lines(dir: &Path) -> Result<LinesFile> {
     Ok(lines)
 }
 
+/// One caller line of a variant: its clean source through the variant's noise or channel, and how, in words.
+fn variant_audio(
+    var: &VariantDef,
+    base: &Pcm,
+    regions: &[(usize, usize)],
+    clean: &BTreeMap<(String, String), Pcm>,
+    callers: &[&LineDef],
+    li: usize,
+    seed: u64,
+) -> Result<(Pcm, String)> {
+    Ok(match var.kind.as_str() {
+        "pink" => {
+            let snr = var.snr_db.context("pink variant needs snr_db")?;
+            (mix_at_snr(base, regions, &pink(base.samples.len(), seed), snr), format!("pink noise at {snr} dB SNR"))
+        }
+        "babble" => {
+            let snr = var.snr_db.context("babble variant needs snr_db")?;
+            ensure!(!var.sources.is_empty(), "babble variant `{}` needs `sources`", var.id);
+            let noise = babble(clean, &var.sources, callers, li, base.samples.len())?;
+            (mix_at_snr(base, regions, &noise, snr), format!("babble of {} at {snr} dB SNR", var.sources.join("+")))
+        }
+        "telephone" => {
+            let narrow = resample(base, TELEPHONE_RATE);
+            let pcm = Pcm::new(TELEPHONE_RATE, mulaw::decode_all(&mulaw::encode_all(&narrow.samples)));
+            (pcm, "8 kHz G.711 μ-law round trip".into())
+        }
+        k => bail!("variant `{}`: unknown kind `{k}` (pink, babble, telephone)", var.id),
+    })
+}
+
 /// Runs the whole build.
 pub fn run(dir: &Path, raw: Option<&Path>) -> Result<()> {
     let lines = read_lines(dir)?;
@@ -186,32 +216,8 @@ pub fn run(dir: &Path, raw: Option<&Path>) -> Result<()> {
             let ann = vad.annotate(base).context("clean source has no speech")?;
             let regions: Vec<(usize, usize)> = ann.segments.iter().map(|s| (s.start, s.end)).collect();
             let seed = fnv(&format!("{}/{}", var.id, l.id));
-            let (pcm, how, bounds) = match var.kind.as_str() {
-                "pink" => {
-                    let snr = var.snr_db.context("pink variant needs snr_db")?;
-                    (
-                        mix_at_snr(base, &regions, &pink(base.samples.len(), seed), snr),
-                        format!("pink noise at {snr} dB SNR"),
-                        format!("clean source caller/{}/{}", var.from, l.id),
-                    )
-                }
-                "babble" => {
-                    let snr = var.snr_db.context("babble variant needs snr_db")?;
-                    ensure!(!var.sources.is_empty(), "babble variant `{}` needs `sources`", var.id);
-                    let noise = babble(&clean, &var.sources, &callers, li, base.samples.len())?;
-                    (
-                        mix_at_snr(base, &regions, &noise, snr),
-                        format!("babble of {} at {snr} dB SNR", var.sources.join("+")),
-                        format!("clean source caller/{}/{}", var.from, l.id),
-                    )
-                }
-                "telephone" => {
-                    let narrow = resample(base, TELEPHONE_RATE);
-                    let pcm = Pcm::new(TELEPHONE_RATE, mulaw::decode_all(&mulaw::encode_all(&narrow.samples)));
-                    (pcm, "8 kHz G.711 μ-law round trip".into(), format!("clean source caller/{}/{}", var.from, l.id))
-                }
-                k => bail!("variant `{}`: unknown kind `{k}` (pink, babble, telephone)", var.id),
-            };
+            let (pcm, how) = variant_audio(var, base, &regions, &clean, &callers, li, seed)?;
+            let bounds = format!("clean source caller/{}/{}", var.from, l.id);
             let mut e = entry(&src_voice.role, &var.id, Some(&var.from), "", l, src_voice.speaking_rate, &bounds);
             e.engine = format!(
                 "{} + {how}",

@@ -614,21 +614,7 @@ async fn reply_inner(
     item: u32,
     spoke: &AtomicBool,
 ) -> Result<(), StageFailure> {
-    let ev = |e: AgentEvent| cfg.events.send(e);
-    let text = match input {
-        JobInput::Text(t, at) => {
-            let _ = ev(AgentEvent::Stage { at, stage: Stage::Transcript }).await;
-            t
-        }
-        JobInput::Audio(pcm) => match &cfg.stt {
-            SttKind::OpenAi { client, stream } => {
-                let t = stt::transcribe(client, cfg.stt_auth.as_ref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
-                let _ = ev(AgentEvent::Stage { at: t.at, stage: Stage::Transcript }).await;
-                t.text
-            }
-            SttKind::Deepgram => return Err(StageFailure::new(ErrorCategory::Protocol, "no audio path for Deepgram")),
-        },
-    };
+    let text = transcript(cfg, input).await?;
     msgs.push(json!({"role": "user", "content": text}));
     let mut spoken = String::new();
     loop {
@@ -642,151 +628,207 @@ async fn reply_inner(
             .request("POST", "/chat/completions", &headers, body.as_bytes())
             .await
             .map_err(|e| StageFailure::http("LLM", e))?;
-        let _ = ev(AgentEvent::Stage { at: resp.sent, stage: Stage::LlmRequest }).await;
+        let _ = cfg.events.send(AgentEvent::Stage { at: resp.sent, stage: Stage::LlmRequest }).await;
         if resp.status != 200 {
             let b = resp.error_body().await;
             return Err(StageFailure::status("LLM", resp.status, &b));
         }
         // The LLM stream and the synthesis of its sentences run side by side.
-        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<String>();
-        let llm_side = async {
-            let mut dec = ChatDecoder::default();
-            let mut sse = SseParser::default();
-            let mut sentences = Sentences::default();
-            let mut first_token = true;
-            let mut first_tool: Option<Instant> = None;
-            let mut last_at = resp.head_at;
-            let mut finish = None;
-            let mut finish_at = None;
-            while let Some((at, bytes)) = resp.chunk().await.map_err(|e| StageFailure::http("LLM", e))? {
-                last_at = at;
-                let events =
-                    sse.feed(&bytes).map_err(|e| StageFailure::new(ErrorCategory::Protocol, format!("LLM: {e}")))?;
-                for data in events {
-                    let had_calls = dec.calls.len();
-                    for e in dec.feed(&data) {
-                        match e {
-                            LlmEvent::Content(t) => {
-                                if first_token {
-                                    first_token = false;
-                                    let _ = ev(AgentEvent::Stage { at, stage: Stage::LlmFirstToken }).await;
-                                }
-                                for s in sentences.push(&t) {
-                                    let _ = sent_tx.send(s);
-                                }
-                            }
-                            LlmEvent::Finish(f) => {
-                                finish = Some(f);
-                                finish_at = Some(at);
-                            }
-                        }
-                    }
-                    if dec.calls.len() > had_calls {
-                        first_tool.get_or_insert(at);
-                    }
-                }
-                if let Some(v) = dec.violation.take() {
-                    // Stop reading: the rest of a stream that broke a bound is not worth a byte more.
-                    return Err(StageFailure::new(ErrorCategory::Protocol, format!("LLM: {v}")));
-                }
-            }
-            if sse.inside_event() {
-                // The body ended cleanly as HTTP, but inside an SSE event: the rest of the answer is lost.
-                return Err(StageFailure::new(ErrorCategory::Protocol, "LLM: the event stream ended inside an event"));
-            }
-            if let Some(s) = sentences.finish() {
-                let _ = sent_tx.send(s);
-            }
-            drop(sent_tx);
-            if let Some(e) = dec.error.take() {
-                return Err(StageFailure::new(ErrorCategory::ProviderError, format!("LLM: {e}")));
-            }
-            Ok((dec, finish, first_tool, finish_at.unwrap_or(last_at)))
-        };
-        let msgs_now = msgs.clone();
-        let tts_side = async {
-            let mut first = true;
-            while let Some(sentence) = sent_rx.recv().await {
-                let mut speech = Speech::start(
-                    &cfg.tts,
-                    cfg.tts_api,
-                    cfg.tts_key.as_deref(),
-                    cfg.tts_api_key_header,
-                    cfg.tts_model.as_deref(),
-                    cfg.tts_voice.as_deref(),
-                    &sentence,
-                )
-                .await?;
-                let mut sentence_heard = false;
-                while let Some((at, samples)) = speech.next().await? {
-                    if first {
-                        first = false;
-                        let _ = ev(AgentEvent::Stage { at: speech.sent, stage: Stage::TtsRequest }).await;
-                        let _ = ev(AgentEvent::Stage { at, stage: Stage::TtsFirstByte }).await;
-                    }
-                    if !sentence_heard {
-                        sentence_heard = true;
-                        if !spoken.is_empty() {
-                            spoken.push(' ');
-                        }
-                        spoken.push_str(&sentence);
-                        if !spoke.swap(true, Ordering::SeqCst) {
-                            let mut c = core.lock().expect("pipeline state");
-                            // The turn is answered: the next speech starts a new one.
-                            c.turn_start = c.speaking_since;
-                        }
-                        commit(core, &msgs_now, &spoken);
-                    }
-                    let dur = Duration::from_secs_f64(samples.len() as f64 / TTS_RATE as f64);
-                    {
-                        let mut c = core.lock().expect("pipeline state");
-                        c.playing_until = c.playing_until.max(at) + dur;
-                    }
-                    let _ = ev(AgentEvent::Audio { at, item, samples }).await;
-                }
-            }
-            Ok::<(), StageFailure>(())
-        };
-        let (l, t) = tokio::join!(llm_side, tts_side);
+        let (sent_tx, sent_rx) = mpsc::unbounded_channel::<String>();
+        let heard = msgs.clone();
+        let (l, t) =
+            tokio::join!(read_llm(cfg, resp, sent_tx), speak(cfg, core, sent_rx, &heard, &mut spoken, spoke, item));
         t?;
-        let (dec, finish, first_tool, last_at) = l?;
-        if finish.as_deref() != Some("tool_calls") || dec.calls.is_empty() {
+        let answer = l?;
+        if answer.finish.as_deref() != Some("tool_calls") || answer.dec.calls.is_empty() {
             return Ok(());
         }
-        // A tool round: hand the calls to the caller, wait for its answers, ask again.
-        let first_at = first_tool.unwrap_or(last_at);
-        let calls: Vec<Json> = dec
-            .calls
-            .iter()
-            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
-            .collect();
-        if !spoken.is_empty() {
-            msgs.push(json!({"role": "assistant", "content": spoken.clone()}));
-            spoken.clear();
+        tool_round(cfg, &mut msgs, &answer, &mut spoken).await?;
+    }
+}
+
+/// The caller's words: the text a text turn carries, or the STT's transcript of the turn's audio.
+async fn transcript(cfg: &Config, input: JobInput) -> Result<String, StageFailure> {
+    match input {
+        JobInput::Text(t, at) => {
+            let _ = cfg.events.send(AgentEvent::Stage { at, stage: Stage::Transcript }).await;
+            Ok(t)
         }
-        msgs.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
-        for c in &dec.calls {
-            let _ = ev(AgentEvent::ToolCall {
-                at: last_at,
+        JobInput::Audio(pcm) => match &cfg.stt {
+            SttKind::OpenAi { client, stream } => {
+                let t = stt::transcribe(client, cfg.stt_auth.as_ref(), cfg.stt_model.as_deref(), *stream, &pcm).await?;
+                let _ = cfg.events.send(AgentEvent::Stage { at: t.at, stage: Stage::Transcript }).await;
+                Ok(t.text)
+            }
+            SttKind::Deepgram => Err(StageFailure::new(ErrorCategory::Protocol, "no audio path for Deepgram")),
+        },
+    }
+}
+
+/// What one LLM answer came to: its tool calls, why it finished, and when.
+struct LlmAnswer {
+    dec: ChatDecoder,
+    finish: Option<String>,
+    first_tool: Option<Instant>,
+    last_at: Instant,
+}
+
+/// Reads one streamed chat completion, sending each sentence to `sent_tx` as soon as it is complete.
+async fn read_llm(
+    cfg: &Config,
+    mut resp: http::Response,
+    sent_tx: mpsc::UnboundedSender<String>,
+) -> Result<LlmAnswer, StageFailure> {
+    let mut dec = ChatDecoder::default();
+    let mut sse = SseParser::default();
+    let mut sentences = Sentences::default();
+    let mut first_token = true;
+    let mut first_tool: Option<Instant> = None;
+    let mut last_at = resp.head_at;
+    let mut finish = None;
+    let mut finish_at = None;
+    while let Some((at, bytes)) = resp.chunk().await.map_err(|e| StageFailure::http("LLM", e))? {
+        last_at = at;
+        let events = sse.feed(&bytes).map_err(|e| StageFailure::new(ErrorCategory::Protocol, format!("LLM: {e}")))?;
+        for data in events {
+            let had_calls = dec.calls.len();
+            for e in dec.feed(&data) {
+                match e {
+                    LlmEvent::Content(t) => {
+                        if first_token {
+                            first_token = false;
+                            let _ = cfg.events.send(AgentEvent::Stage { at, stage: Stage::LlmFirstToken }).await;
+                        }
+                        for s in sentences.push(&t) {
+                            let _ = sent_tx.send(s);
+                        }
+                    }
+                    LlmEvent::Finish(f) => {
+                        finish = Some(f);
+                        finish_at = Some(at);
+                    }
+                }
+            }
+            if dec.calls.len() > had_calls {
+                first_tool.get_or_insert(at);
+            }
+        }
+        if let Some(v) = dec.violation.take() {
+            // Stop reading: the rest of a stream that broke a bound is not worth a byte more.
+            return Err(StageFailure::new(ErrorCategory::Protocol, format!("LLM: {v}")));
+        }
+    }
+    if sse.inside_event() {
+        // The body ended cleanly as HTTP, but inside an SSE event: the rest of the answer is lost.
+        return Err(StageFailure::new(ErrorCategory::Protocol, "LLM: the event stream ended inside an event"));
+    }
+    if let Some(s) = sentences.finish() {
+        let _ = sent_tx.send(s);
+    }
+    drop(sent_tx);
+    if let Some(e) = dec.error.take() {
+        return Err(StageFailure::new(ErrorCategory::ProviderError, format!("LLM: {e}")));
+    }
+    Ok(LlmAnswer { dec, finish, first_tool, last_at: finish_at.unwrap_or(last_at) })
+}
+
+/// Synthesises each sentence as it arrives and plays its audio; `spoken` gathers the sentences whose audio began,
+/// and the conversation as heard (`heard` plus `spoken`) is committed as each one begins.
+async fn speak(
+    cfg: &Config,
+    core: &Mutex<Core>,
+    mut sent_rx: mpsc::UnboundedReceiver<String>,
+    heard: &[Json],
+    spoken: &mut String,
+    spoke: &AtomicBool,
+    item: u32,
+) -> Result<(), StageFailure> {
+    let mut first = true;
+    while let Some(sentence) = sent_rx.recv().await {
+        let mut speech = Speech::start(
+            &cfg.tts,
+            cfg.tts_api,
+            cfg.tts_key.as_deref(),
+            cfg.tts_api_key_header,
+            cfg.tts_model.as_deref(),
+            cfg.tts_voice.as_deref(),
+            &sentence,
+        )
+        .await?;
+        let mut sentence_heard = false;
+        while let Some((at, samples)) = speech.next().await? {
+            if first {
+                first = false;
+                let _ = cfg.events.send(AgentEvent::Stage { at: speech.sent, stage: Stage::TtsRequest }).await;
+                let _ = cfg.events.send(AgentEvent::Stage { at, stage: Stage::TtsFirstByte }).await;
+            }
+            if !sentence_heard {
+                sentence_heard = true;
+                if !spoken.is_empty() {
+                    spoken.push(' ');
+                }
+                spoken.push_str(&sentence);
+                if !spoke.swap(true, Ordering::SeqCst) {
+                    let mut c = core.lock().expect("pipeline state");
+                    // The turn is answered: the next speech starts a new one.
+                    c.turn_start = c.speaking_since;
+                }
+                commit(core, heard, spoken);
+            }
+            let dur = Duration::from_secs_f64(samples.len() as f64 / TTS_RATE as f64);
+            {
+                let mut c = core.lock().expect("pipeline state");
+                c.playing_until = c.playing_until.max(at) + dur;
+            }
+            let _ = cfg.events.send(AgentEvent::Audio { at, item, samples }).await;
+        }
+    }
+    Ok(())
+}
+
+/// A tool round: hands the answer's calls to the caller, waits for its results, and adds both to the conversation.
+async fn tool_round(
+    cfg: &Config,
+    msgs: &mut Vec<Json>,
+    answer: &LlmAnswer,
+    spoken: &mut String,
+) -> Result<(), StageFailure> {
+    let LlmAnswer { dec, first_tool, last_at, .. } = answer;
+    let first_at = first_tool.unwrap_or(*last_at);
+    let calls: Vec<Json> = dec
+        .calls
+        .iter()
+        .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+        .collect();
+    if !spoken.is_empty() {
+        msgs.push(json!({"role": "assistant", "content": spoken.clone()}));
+        spoken.clear();
+    }
+    msgs.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+    for c in &dec.calls {
+        let _ = cfg
+            .events
+            .send(AgentEvent::ToolCall {
+                at: *last_at,
                 first_at,
                 call_id: c.id.clone(),
                 name: c.name.clone(),
                 arguments: c.arguments.clone(),
             })
             .await;
-        }
-        let _ =
-            ev(AgentEvent::ResponseDone { at: last_at, status: ResponseStatus::Completed, had_tool_call: true }).await;
-        let mut wanted: Vec<&str> = dec.calls.iter().map(|c| c.id.as_str()).collect();
-        let mut rx = cfg.tool_results.lock().await;
-        while !wanted.is_empty() {
-            let Some((id, output)) = rx.recv().await else {
-                return Err(StageFailure::new(ErrorCategory::Disconnect, "the caller went away during a tool call"));
-            };
-            if let Some(i) = wanted.iter().position(|w| *w == id) {
-                wanted.remove(i);
-                msgs.push(json!({"role": "tool", "tool_call_id": id, "content": output}));
-            }
+    }
+    let done = AgentEvent::ResponseDone { at: *last_at, status: ResponseStatus::Completed, had_tool_call: true };
+    let _ = cfg.events.send(done).await;
+    let mut wanted: Vec<&str> = dec.calls.iter().map(|c| c.id.as_str()).collect();
+    let mut rx = cfg.tool_results.lock().await;
+    while !wanted.is_empty() {
+        let Some((id, output)) = rx.recv().await else {
+            return Err(StageFailure::new(ErrorCategory::Disconnect, "the caller went away during a tool call"));
+        };
+        if let Some(i) = wanted.iter().position(|w| *w == id) {
+            wanted.remove(i);
+            msgs.push(json!({"role": "tool", "tool_call_id": id, "content": output}));
         }
     }
+    Ok(())
 }
