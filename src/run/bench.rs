@@ -495,26 +495,31 @@ pub async fn native_run(corpus: &Path, out: &Path, calls: u32, seed: u64, slow: 
     super::run(&scenario, &opts, &|_| {}).await
 }
 
-/// Gate false positives: a baseline run, then `trials` runs of the *same* profile with other seeds, all at once;
-/// returns how many trials the gate flags as a regression, and the reports' directories. Trials run 20 at a time.
+/// Gate false positives: a baseline run and `trials` runs of the *same* profile with other seeds, 21 at a time (the
+/// baseline in the first wave); returns how many trials the gate flags as a regression, and the reports' directories.
 pub async fn gate_false_positives(
     corpus: &Path,
     out: &Path,
     trials: u32,
     calls: u32,
 ) -> Result<(u32, Vec<std::path::PathBuf>)> {
-    let base = native_run(corpus, &out.join("baseline"), calls, 1, 1.0).await?;
-    // Waves of 20 runs at a time keep the machine from saturating (which would change the latencies measured).
+    // The baseline runs in the first wave, beside the trials, so that it is measured under the same load as
+    // they are: run alone first, it was faster than trials run 20 at a time, and a loaded machine turned that
+    // difference into false regressions. Waves of 21 runs keep the machine from saturating.
+    let plans: Vec<(std::path::PathBuf, u64)> = std::iter::once((out.join("baseline"), 1))
+        .chain((0..trials).map(|k| (out.join(format!("trial-{k:03}")), 1000 + k as u64)))
+        .collect();
     let mut runs = Vec::new();
-    for wave in (0..trials).collect::<Vec<_>>().chunks(20) {
+    for wave in plans.chunks(21) {
         runs.extend(
-            futures_util::future::join_all(wave.iter().map(|&k| {
-                let dir = out.join(format!("trial-{k:03}"));
-                async move { native_run(corpus, &dir, calls, 1000 + k as u64, 1.0).await }
-            }))
+            futures_util::future::join_all(
+                wave.iter().map(|(dir, seed)| async move { native_run(corpus, dir, calls, *seed, 1.0).await }),
+            )
             .await,
         );
     }
+    let mut runs = runs.into_iter();
+    let base = runs.next().expect("the baseline is the first plan")?;
     let mut flagged = 0;
     let mut dirs = Vec::new();
     for r in runs {
