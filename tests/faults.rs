@@ -75,6 +75,11 @@ fn lines(path: &Path) -> Vec<Value> {
 
 /// Runs the fixed call against the healthy target and `targets` with the binary, killed past [`WALL_LIMIT`].
 fn run(dir: &Path, targets: &str) -> Run {
+    run_with(dir, targets, &["-q"])
+}
+
+/// [`run`] with other arguments after `--out DIR`.
+fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
     let toml = voicebench::run::bench::fixed_scenario_toml(&root().join("audio-corpus"), targets)
         .replace("turn_timeout_ms = 10000", TIMEOUTS)
         .replace("concurrency = 1", "concurrency = 64");
@@ -83,7 +88,8 @@ fn run(dir: &Path, targets: &str) -> Run {
     let out = dir.join("out");
     let start = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(args)
         .current_dir(dir)
         .env(CANARY_VAR, CANARY)
         .stdout(std::process::Stdio::piped())
@@ -112,17 +118,20 @@ fn run(dir: &Path, targets: &str) -> Run {
     Run { code, wall, turns: lines(&out.join("turns.jsonl")), calls, summary, output, out }
 }
 
-/// calls.csv's rows as `{"target", "error"}` objects (the two columns these tests read).
+/// calls.csv's rows as `{"target", "error", "call", "turns_total"}` objects (the columns these tests read).
 fn read_calls(path: &Path) -> Vec<Value> {
     let Ok(mut r) = csv::Reader::from_path(path) else { return Vec::new() };
     let headers = r.headers().cloned().unwrap_or_default();
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(t), Some(e)) = (col("target"), col("error")) else { return Vec::new() };
+    let (Some(t), Some(e), Some(c), Some(n)) = (col("target"), col("error"), col("call"), col("turns_total")) else {
+        return Vec::new();
+    };
     r.records()
         .filter_map(Result::ok)
         .map(|rec| {
             let err = rec.get(e).filter(|x| !x.is_empty()).map_or(Value::Null, |x| Value::String(x.into()));
-            serde_json::json!({"target": rec.get(t).unwrap_or_default(), "error": err})
+            let num = |i: usize| rec.get(i).and_then(|x| x.parse::<u64>().ok());
+            serde_json::json!({"target": rec.get(t).unwrap_or_default(), "error": err, "call": num(c), "turns_total": num(n)})
         })
         .collect()
 }
@@ -418,4 +427,55 @@ fn unknown_and_inapplicable_faults_are_refused() {
     assert!(r.output.contains("does not apply to a `ws-pcm` sim"), "exit {:?}: {}", r.code, r.output);
     let r = run(dir.path(), &target("pipeline", "fragmented-message"));
     assert!(r.output.contains("does not apply to a `pipeline` sim"), "exit {:?}: {}", r.code, r.output);
+}
+
+/// One source of counts (issue 15, row 4): calls whose connection is reset mid-frame while others run beside them
+/// give the same turn count, error count and error rate in turns.jsonl, summary.json, the terminal and the gate,
+/// run after run (before, summary.json counted 5 turns where turns.jsonl had 4, the terminal said 50 %, `gate` 33 %).
+#[test]
+fn counts_agree_across_outputs_when_calls_close_mid_frame() {
+    let _t = timing_lock();
+    let name = fault_target("openai-realtime", "tcp-reset-mid-reply");
+    for round in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = run_with(tmp.path(), &target("openai-realtime", "tcp-reset-mid-reply"), &["--calls", "4"]);
+        let ctx = format!("round {round}\n{}", r.output);
+        let rows: Vec<&Value> = r.turns.iter().filter(|t| t["target"] == name.as_str()).collect();
+        let calls: Vec<&Value> = r.calls.iter().filter(|c| c["target"] == name.as_str()).collect();
+        assert_eq!(calls.len(), 4, "calls.csv\n{ctx}");
+        // Attempted turns, from the rows (docs/metrics.md): every turn row, plus the turns a failed call never
+        // reached (its turns_total less its rows), which count as failed under the call's category.
+        let unreached: usize = calls
+            .iter()
+            .filter(|c| !c["error"].is_null())
+            .map(|c| {
+                let had = rows.iter().filter(|t| t["call"] == c["call"]).count();
+                (c["turns_total"].as_u64().unwrap() as usize).saturating_sub(had)
+            })
+            .sum();
+        let attempted = rows.len() + unreached;
+        let failed = rows.iter().filter(|t| !t["error"].is_null()).count() + unreached;
+        assert!(failed > 0, "no turn failed: the fault did not play\n{ctx}");
+        let t = summary_of(&r, &name);
+        assert_eq!(
+            t["turns"].as_u64(),
+            Some(attempted as u64),
+            "summary turns vs the rows: {t}\nturn rows {rows:?}\ncalls {calls:?}\n{ctx}"
+        );
+        let counted: u64 = t["errors"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+        assert_eq!(counted, failed as u64, "summary errors vs failed rows: {t}\n{ctx}");
+        let rate = failed as f64 / attempted as f64;
+        assert!((t["error_rate"].as_f64().unwrap() - rate).abs() < 1e-9, "summary error_rate {t}\n{ctx}");
+        let terminal = format!("({failed}/{attempted} turns");
+        assert!(r.output.contains(&terminal), "the terminal does not say {terminal}\n{ctx}");
+        let json = tmp.path().join("gate.json");
+        let gate = std::process::Command::new(env!("CARGO_BIN_EXE_voicebench"))
+            .args(["gate", r.out.to_str().unwrap(), "--slo", "error_rate=1.0", "--json", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(gate.status.code().is_some_and(|c| c <= 1), "gate: {}", String::from_utf8_lossy(&gate.stderr));
+        let verdict: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let check = verdict["checks"].as_array().unwrap().iter().find(|c| c["target"] == name.as_str()).unwrap();
+        assert!((check["measured"].as_f64().unwrap() - rate).abs() < 1e-9, "gate error rate {check}\n{ctx}");
+    }
 }

@@ -155,6 +155,11 @@ async fn collect(
     let mut calls_open = true;
     while turns_open || calls_open {
         tokio::select! {
+            // Biased, turns first: the guard below is checked when the select starts, and a turn row and its
+            // call's record may both arrive while it waits; polled in random order, the call could be taken
+            // first, and its unreached turns counted one too many (4 calls reset mid-frame: 13 turns attempted
+            // in summary.json for 12 in the rows).
+            biased;
             r = turn_rx.recv(), if turns_open => match r {
                 Some(mut t) => {
                     sanitise_turn(&mut t);
