@@ -32,8 +32,14 @@ struct Run {
 const TIMEOUTS: &str =
     "turn_timeout_ms = 3000\nconnect_timeout_ms = 2000\nfirst_byte_timeout_ms = 3000\nidle_timeout_ms = 2000";
 
-/// The wall-clock bound of a fault run: the three turns' audio, the timeouts, and slack for a loaded machine.
-const WALL_LIMIT: Duration = Duration::from_secs(60);
+/// The bound of one faulty call, from its row: the three turns' audio (~19 s) and the timeouts above; a fault that
+/// held a call past its timeouts breaks it.
+const CALL_LIMIT_MS: f64 = 30_000.0;
+
+/// The wall-clock bound of a whole fault run, past which the process is killed: the calls (each within
+/// [`CALL_LIMIT_MS`]), then the report and pages of up to ~90 targets in a debug build, with slack for a loaded
+/// machine (the shared run takes ~20 s alone, and past 60 s beside another test suite).
+const WALL_LIMIT: Duration = Duration::from_secs(150);
 
 /// The canary key: the env var the key-echoing targets name holds it for every run (docs/sim.md "Faults").
 pub const CANARY: &str = "sk-canary-0123456789abcdef0123";
@@ -96,6 +102,17 @@ fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The pipes are drained while the child runs: a terminal table of ~90 targets is more than a pipe holds, and
+    // a child blocked on a full pipe would look like a hung run.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
@@ -108,8 +125,8 @@ fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
         std::thread::sleep(Duration::from_millis(100));
     };
     let wall = start.elapsed();
-    let o = child.wait_with_output().unwrap();
-    let output = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let output = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
     let calls = read_calls(&out.join("calls.csv"));
     let summary = std::fs::read_to_string(out.join("summary.json"))
         .ok()
@@ -118,12 +135,15 @@ fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
     Run { code, wall, turns: lines(&out.join("turns.jsonl")), calls, summary, output, out }
 }
 
-/// calls.csv's rows as `{"target", "error", "call", "turns_total"}` objects (the columns these tests read).
+/// calls.csv's rows as `{"target", "error", "call", "turns_total", "duration_ms"}` objects (the columns these tests
+/// read).
 fn read_calls(path: &Path) -> Vec<Value> {
     let Ok(mut r) = csv::Reader::from_path(path) else { return Vec::new() };
     let headers = r.headers().cloned().unwrap_or_default();
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(t), Some(e), Some(c), Some(n)) = (col("target"), col("error"), col("call"), col("turns_total")) else {
+    let (Some(t), Some(e), Some(c), Some(n), Some(d)) =
+        (col("target"), col("error"), col("call"), col("turns_total"), col("duration_ms"))
+    else {
         return Vec::new();
     };
     r.records()
@@ -131,7 +151,9 @@ fn read_calls(path: &Path) -> Vec<Value> {
         .map(|rec| {
             let err = rec.get(e).filter(|x| !x.is_empty()).map_or(Value::Null, |x| Value::String(x.into()));
             let num = |i: usize| rec.get(i).and_then(|x| x.parse::<u64>().ok());
-            serde_json::json!({"target": rec.get(t).unwrap_or_default(), "error": err, "call": num(c), "turns_total": num(n)})
+            let duration = rec.get(d).and_then(|x| x.parse::<f64>().ok());
+            serde_json::json!({"target": rec.get(t).unwrap_or_default(), "error": err, "call": num(c),
+                "turns_total": num(n), "duration_ms": duration})
         })
         .collect()
 }
@@ -143,6 +165,12 @@ fn check(run: &Run, protocol: &str, fault: &str, categories: &[&str]) {
     let of = |rows: &[Value], t: &str| -> Vec<String> {
         rows.iter().filter(|r| r["target"] == t).filter_map(|r| r["error"].as_str().map(String::from)).collect()
     };
+    let long: Vec<_> = run
+        .calls
+        .iter()
+        .filter(|c| c["target"] == name.as_str() && c["duration_ms"].as_f64().is_none_or(|d| d > CALL_LIMIT_MS))
+        .collect();
+    assert!(long.is_empty(), "{fault} on {protocol}: calls not ended within {CALL_LIMIT_MS} ms: {long:?}");
     let mut seen = of(&run.turns, &name);
     seen.extend(of(&run.calls, &name));
     assert!(
@@ -189,62 +217,84 @@ fn check_clean(run: &Run, protocol: &str, fault: &str) {
     healthy_unaffected(run, fault);
 }
 
-/// The faults whose runs are cheap, one target each, in one run: (protocol, fault, categories; none: a clean run).
-const SHARED: &[(&str, &str, &[&str])] = &[
-    ("openai-realtime", "stall-after-accept", &["timeout", "connect"]),
-    ("openai-realtime", "stall-without-reading", &["timeout", "connect"]),
-    ("openai-realtime", "no-handshake", &["connect", "timeout"]),
-    ("openai-realtime", "slowloris", &["connect", "timeout"]),
-    ("openai-realtime", "http-401", &["auth"]),
-    ("openai-realtime", "http-403", &["auth"]),
-    ("openai-realtime", "http-429", &["rate_limit"]),
-    ("openai-realtime", "http-500", &["provider_error", "connect"]),
-    ("openai-realtime", "http-302", &["connect", "protocol"]),
-    ("openai-realtime", "tcp-reset-mid-reply", &["disconnect"]),
-    ("gemini-live", "close-1011-mid-reply", &["disconnect", "provider_error"]),
-    ("openai-realtime", "malformed-json-at-setup", &["protocol"]),
-    ("elevenlabs", "malformed-json-mid-reply", &["protocol"]),
-    ("openai-realtime", "error-rate-limit", &["rate_limit"]),
-    ("openai-realtime", "error-server", &["provider_error"]),
-    ("twilio", "invalid-base64", &["protocol"]),
-    ("ws-pcm", "odd-byte-length", &["protocol"]),
-    ("openai-realtime", "fragmented-message", &[]),
-    ("gemini-live", "fragmented-message", &[]),
-    ("elevenlabs", "fragmented-message", &[]),
-    ("twilio", "fragmented-message", &[]),
-    ("ws-pcm", "fragmented-message", &[]),
-    ("pipeline", "http-302", &["protocol"]),
-    ("pipeline", "broken-chunked", &["protocol"]),
-    ("pipeline", "body-cut", &["disconnect"]),
-    ("pipeline", "sse-cut-mid-event", &["protocol"]),
-    ("pipeline", "sse-stall", &["timeout"]),
-    ("pipeline", "content-length-long", &["disconnect"]),
-    ("pipeline", "content-length-short", &["protocol"]),
-    ("pipeline", "head-never-ends", &["timeout"]),
+/// The WebSocket protocols: every WebSocket fault is played on each of them unless the sim refuses it there.
+const WS: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs", "twilio", "ws-pcm"];
+/// The WebSocket protocols whose clients present a key (Twilio's Media Streams carry none); also those whose audio is
+/// PCM16, where an odd byte length is broken (Twilio's is μ-law, a byte a sample).
+const KEYED_WS: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs", "ws-pcm"];
+/// The WebSocket protocols that carry base64 audio (ws-pcm's is raw binary).
+const BASE64_WS: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs", "twilio"];
+/// The WebSocket protocols whose clients keep a session id from the server.
+const SESSION_WS: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs"];
+const OPENAI: &[&str] = &["openai-realtime"];
+const PIPELINE: &[&str] = &["pipeline"];
+const WS_AND_PIPELINE: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs", "twilio", "ws-pcm", "pipeline"];
+const KEYED: &[&str] = &["openai-realtime", "gemini-live", "elevenlabs", "ws-pcm", "pipeline"];
+
+/// A row of a fault table: the fault, the categories it may be recorded as (none: the run must be clean), and every
+/// protocol it applies to (`sim::fault`'s refusals say which do not, and why).
+type Case = (&'static str, &'static [&'static str], &'static [&'static str]);
+
+/// The faults whose runs are cheap, one target per fault and protocol, all in one run.
+const SHARED: &[Case] = &[
+    ("stall-after-accept", &["timeout", "connect"], WS),
+    ("stall-without-reading", &["timeout", "connect"], WS),
+    ("no-handshake", &["connect", "timeout"], WS),
+    ("slowloris", &["connect", "timeout"], WS),
+    ("http-401", &["auth"], WS),
+    ("http-403", &["auth"], WS),
+    ("http-429", &["rate_limit"], WS),
+    ("http-500", &["provider_error", "connect"], WS),
+    ("http-302", &["connect", "protocol"], WS_AND_PIPELINE),
+    ("tcp-reset-mid-reply", &["disconnect"], WS),
+    ("close-1011-mid-reply", &["disconnect", "provider_error"], WS),
+    ("malformed-json-at-setup", &["protocol"], WS),
+    ("malformed-json-mid-reply", &["protocol"], WS),
+    ("error-rate-limit", &["rate_limit"], OPENAI),
+    ("error-server", &["provider_error"], OPENAI),
+    ("invalid-base64", &["protocol"], BASE64_WS),
+    ("odd-byte-length", &["protocol"], KEYED_WS),
+    ("fragmented-message", &[], WS),
+    ("broken-chunked", &["protocol"], PIPELINE),
+    ("body-cut", &["disconnect"], PIPELINE),
+    ("sse-cut-mid-event", &["protocol"], PIPELINE),
+    ("sse-stall", &["timeout"], PIPELINE),
+    ("content-length-long", &["disconnect"], PIPELINE),
+    ("content-length-short", &["protocol"], PIPELINE),
+    ("head-never-ends", &["timeout"], PIPELINE),
 ];
 
 /// The key-echoing faults, all in the canary run (with the env var holding [`CANARY`]).
-const KEY_ECHO: &[(&str, &str, &[&str])] = &[
-    ("openai-realtime", "key-echo-401", &["auth"]),
-    ("pipeline", "key-echo-401", &["auth"]),
-    ("pipeline", "key-echo-sse-error", &["provider_error", "auth"]),
-    ("openai-realtime", "key-echo-error-event", &["auth", "provider_error"]),
-    ("openai-realtime", "key-echo-close-reason", &["auth", "disconnect", "provider_error"]),
-    ("gemini-live", "key-echo-close-reason", &["auth", "disconnect", "provider_error"]),
-    ("openai-realtime", "key-echo-session-id", &[]),
-    ("gemini-live", "key-echo-session-id", &[]),
-    ("elevenlabs", "key-echo-session-id", &[]),
-    ("openai-realtime", "key-echo-url", &["connect", "protocol"]),
-    ("pipeline", "key-echo-url", &["protocol"]),
+const KEY_ECHO: &[Case] = &[
+    ("key-echo-401", &["auth"], KEYED),
+    ("key-echo-sse-error", &["provider_error", "auth"], PIPELINE),
+    ("key-echo-error-event", &["auth", "provider_error"], OPENAI),
+    ("key-echo-close-reason", &["auth", "disconnect", "provider_error"], KEYED_WS),
+    ("key-echo-session-id", &[], SESSION_WS),
+    ("key-echo-url", &["connect", "protocol"], KEYED),
 ];
+
+/// The faults that run alone (a 64 MiB message, 186 s of audio, a 20 MB body): one run per fault, with a target
+/// for each protocol it applies to.
+const ALONE: &[Case] = &[
+    ("tool-index-bomb", &["protocol"], PIPELINE),
+    ("audio-flood", &["timeout"], WS),
+    ("body-20mb", &["protocol"], PIPELINE),
+    ("unrequested-gzip", &["protocol"], PIPELINE),
+    ("oversized-message", &["protocol", "disconnect"], WS),
+];
+
+/// Every target of a table, as scenario text.
+fn targets_of(table: &[Case]) -> String {
+    table.iter().flat_map(|(f, _, ps)| ps.iter().map(move |p| target(p, f))).collect()
+}
 
 fn shared() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         let _timing = timing_lock();
         let dir: PathBuf = tempfile::tempdir().unwrap().keep();
-        let targets: String = SHARED.iter().map(|(p, f, _)| target(p, f)).collect();
-        run(&dir, &targets)
+        run(&dir, &targets_of(SHARED))
     })
 }
 
@@ -254,46 +304,59 @@ fn canary() -> &'static Run {
     RUN.get_or_init(|| {
         let _timing = timing_lock();
         let dir: PathBuf = tempfile::tempdir().unwrap().keep();
-        let targets: String = KEY_ECHO.iter().map(|(p, f, _)| target(p, f)).collect();
-        run(&dir, &targets)
+        run(&dir, &targets_of(KEY_ECHO))
     })
 }
 
-fn case(run: &Run, table: &[(&str, &str, &[&str])], protocol: &str, fault: &str) {
-    let (_, _, cats) = table.iter().find(|(p, f, _)| *p == protocol && *f == fault).unwrap();
-    if cats.is_empty() { check_clean(run, protocol, fault) } else { check(run, protocol, fault, cats) }
+/// Checks `fault` on every protocol its table row names (each protocol's target checked, every failure listed).
+fn case(run: &Run, table: &[Case], fault: &str) {
+    let (_, cats, protocols) = table.iter().find(|(f, _, _)| *f == fault).unwrap();
+    let failed: Vec<String> = protocols
+        .iter()
+        .filter_map(|p| {
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if cats.is_empty() { check_clean(run, p, fault) } else { check(run, p, fault, cats) }
+            }));
+            checked.err().map(|e| {
+                let msg =
+                    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                format!("{p}: {}", msg.unwrap_or_default())
+            })
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{fault} failed on {} of {} protocols:\n{}",
+        failed.len(),
+        protocols.len(),
+        failed.join("\n")
+    );
 }
 
-fn shared_case(fault: &str) {
-    let (protocol, _, _) = SHARED.iter().find(|(_, f, _)| *f == fault).unwrap();
-    case(shared(), SHARED, protocol, fault);
-}
-
-/// A fault in a run of its own.
-fn alone(protocol: &str, fault: &str, categories: &[&str]) {
+/// A fault in a run of its own, a target for each protocol it applies to.
+fn alone(fault: &str) {
     let _timing = timing_lock();
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &target(protocol, fault));
-    check(&r, protocol, fault, categories);
+    let row = ALONE.iter().find(|(f, _, _)| *f == fault).unwrap();
+    let r = run(dir.path(), &targets_of(std::slice::from_ref(row)));
+    case(&r, ALONE, fault);
 }
 
-macro_rules! shared_tests {
+/// One test per fault run alone.
+macro_rules! fault_tests_alone {
     ($($name:ident => $fault:literal),* $(,)?) => {
-        $(#[test] fn $name() { shared_case($fault) })*
+        $(#[test] fn $name() { alone($fault) })*
     };
 }
 
-#[test]
-fn error_rate_limit() {
-    shared_case("error-rate-limit")
+/// One test per fault, each checking every protocol the fault applies to.
+macro_rules! fault_tests {
+    ($run:ident, $table:ident: $($name:ident => $fault:literal),* $(,)?) => {
+        $(#[test] fn $name() { case($run(), $table, $fault) })*
+    };
 }
 
-#[test]
-fn error_server() {
-    shared_case("error-server")
-}
-
-shared_tests! {
+fault_tests! { shared, SHARED:
     stall_after_accept => "stall-after-accept",
     stall_without_reading => "stall-without-reading",
     no_handshake => "no-handshake",
@@ -307,45 +370,42 @@ shared_tests! {
     close_1011_mid_reply => "close-1011-mid-reply",
     malformed_json_at_setup => "malformed-json-at-setup",
     malformed_json_mid_reply => "malformed-json-mid-reply",
+    error_rate_limit => "error-rate-limit",
+    error_server => "error-server",
     invalid_base64 => "invalid-base64",
     odd_byte_length => "odd-byte-length",
+    fragmented_message => "fragmented-message",
+    broken_chunked => "broken-chunked",
+    body_cut => "body-cut",
+    sse_cut_mid_event => "sse-cut-mid-event",
+    sse_stall => "sse-stall",
+    content_length_long => "content-length-long",
+    content_length_short => "content-length-short",
+    head_never_ends => "head-never-ends",
 }
 
-/// A fault played on several protocols (or a second one): each protocol's target in the shared run.
-macro_rules! protocol_tests {
-    ($run:ident, $table:ident: $($name:ident => $protocol:literal $fault:literal),* $(,)?) => {
-        $(#[test] fn $name() { case($run(), $table, $protocol, $fault) })*
-    };
+fault_tests! { canary, KEY_ECHO:
+    key_echo_401 => "key-echo-401",
+    key_echo_sse_error => "key-echo-sse-error",
+    key_echo_error_event => "key-echo-error-event",
+    key_echo_close_reason => "key-echo-close-reason",
+    key_echo_session_id => "key-echo-session-id",
+    key_echo_url => "key-echo-url",
 }
 
-protocol_tests! { shared, SHARED:
-    fragmented_message_openai_realtime => "openai-realtime" "fragmented-message",
-    fragmented_message_gemini_live => "gemini-live" "fragmented-message",
-    fragmented_message_elevenlabs => "elevenlabs" "fragmented-message",
-    fragmented_message_twilio => "twilio" "fragmented-message",
-    fragmented_message_ws_pcm => "ws-pcm" "fragmented-message",
-    http_302_pipeline => "pipeline" "http-302",
-    broken_chunked => "pipeline" "broken-chunked",
-    body_cut => "pipeline" "body-cut",
-    sse_cut_mid_event => "pipeline" "sse-cut-mid-event",
-    sse_stall => "pipeline" "sse-stall",
-    content_length_long => "pipeline" "content-length-long",
-    content_length_short => "pipeline" "content-length-short",
-    head_never_ends => "pipeline" "head-never-ends",
-}
-
-protocol_tests! { canary, KEY_ECHO:
-    key_echo_401_openai_realtime => "openai-realtime" "key-echo-401",
-    key_echo_401_pipeline => "pipeline" "key-echo-401",
-    key_echo_sse_error => "pipeline" "key-echo-sse-error",
-    key_echo_error_event => "openai-realtime" "key-echo-error-event",
-    key_echo_close_reason_openai_realtime => "openai-realtime" "key-echo-close-reason",
-    key_echo_close_reason_gemini_live => "gemini-live" "key-echo-close-reason",
-    key_echo_session_id_openai_realtime => "openai-realtime" "key-echo-session-id",
-    key_echo_session_id_gemini_live => "gemini-live" "key-echo-session-id",
-    key_echo_session_id_elevenlabs => "elevenlabs" "key-echo-session-id",
-    key_echo_url_openai_realtime => "openai-realtime" "key-echo-url",
-    key_echo_url_pipeline => "pipeline" "key-echo-url",
+/// Every fault the sim knows is in one of the tables, on exactly the protocols whose sims play it.
+#[test]
+fn the_tables_cover_every_fault_on_every_protocol_that_plays_it() {
+    let all: Vec<&Case> = SHARED.iter().chain(KEY_ECHO).chain(ALONE).collect();
+    for fault in voicebench::scenario::schema::SimFault::ALL {
+        let name = fault.name();
+        let row = all.iter().find(|(f, _, _)| *f == name).unwrap_or_else(|| panic!("fault {name} is in no table"));
+        let mut tested: Vec<&str> = row.2.to_vec();
+        tested.sort_unstable();
+        let mut plays: Vec<&str> = voicebench::sim::protocols_playing(fault).iter().map(|p| p.as_str()).collect();
+        plays.sort_unstable();
+        assert_eq!(tested, plays, "{name}: tested on {tested:?}, played by {plays:?}");
+    }
 }
 
 /// Issue 15 item 2: with the canary key in the env var the targets name, every key-echoing fault (and the healthy
@@ -385,29 +445,12 @@ fn the_canary_key_appears_in_no_output() {
     assert!(r.turns.iter().any(|t| t["target"] == "f-key-echo-session-id-openai-realtime"), "{}", r.output);
 }
 
-#[test]
-fn tool_index_bomb() {
-    alone("pipeline", "tool-index-bomb", &["protocol"]);
-}
-
-#[test]
-fn audio_flood() {
-    alone("openai-realtime", "audio-flood", &["timeout"]);
-}
-
-#[test]
-fn body_20mb() {
-    alone("pipeline", "body-20mb", &["protocol"]);
-}
-
-#[test]
-fn unrequested_gzip() {
-    alone("pipeline", "unrequested-gzip", &["protocol"]);
-}
-
-#[test]
-fn oversized_message() {
-    alone("openai-realtime", "oversized-message", &["protocol", "disconnect"]);
+fault_tests_alone! {
+    tool_index_bomb => "tool-index-bomb",
+    audio_flood => "audio-flood",
+    body_20mb => "body-20mb",
+    unrequested_gzip => "unrequested-gzip",
+    oversized_message => "oversized-message",
 }
 
 /// A fault name the sim does not know is refused by the scenario loader with the valid names listed; a fault a

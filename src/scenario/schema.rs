@@ -100,6 +100,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 6] = [
+        Protocol::OpenaiRealtime,
+        Protocol::GeminiLive,
+        Protocol::Elevenlabs,
+        Protocol::Twilio,
+        Protocol::WsPcm,
+        Protocol::Pipeline,
+    ];
+
     /// The name used in scenario files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -323,6 +333,49 @@ pub enum SimFault {
 }
 
 impl SimFault {
+    /// Every fault, in the catalogue's order (a unit test checks it against the names serde knows).
+    pub const ALL: [SimFault; 36] = {
+        use SimFault::*;
+        [
+            StallAfterAccept,
+            StallWithoutReading,
+            NoHandshake,
+            Slowloris,
+            Http401,
+            Http403,
+            Http429,
+            Http500,
+            Http302,
+            TcpResetMidReply,
+            Close1011MidReply,
+            MalformedJsonAtSetup,
+            MalformedJsonMidReply,
+            ErrorRateLimit,
+            ErrorServer,
+            OversizedMessage,
+            InvalidBase64,
+            OddByteLength,
+            AudioFlood,
+            ToolIndexBomb,
+            Body20mb,
+            UnrequestedGzip,
+            FragmentedMessage,
+            BrokenChunked,
+            BodyCut,
+            SseCutMidEvent,
+            SseStall,
+            ContentLengthLong,
+            ContentLengthShort,
+            HeadNeverEnds,
+            KeyEcho401,
+            KeyEchoSseError,
+            KeyEchoErrorEvent,
+            KeyEchoCloseReason,
+            KeyEchoSessionId,
+            KeyEchoUrl,
+        ]
+    };
+
     /// Whether the fault echoes the key the client presents: a simulated target that plays it may name
     /// `api_key_env`, and keeps it so that its client sends the key.
     pub fn echoes_key(self) -> bool {

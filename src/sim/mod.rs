@@ -60,6 +60,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use fault::protocols_playing;
 pub use profile::{Profile, ProfileKind};
 pub use vad::gate_for_threshold;
 
