@@ -50,6 +50,11 @@ pub enum Command {
         /// Seed for call phases and simulated latencies (default: the scenario's `seed`).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run shard I of N (1-based): every Nth call of the run, on its own seed stream; `voicebench merge`
+        /// combines the shards' directories. In a Kubernetes Indexed Job, JOB_COMPLETION_INDEX (0-based) and
+        /// VOICEBENCH_SHARDS set it instead. docs/scale.md.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
@@ -85,6 +90,20 @@ pub enum Command {
     Report {
         /// The report directory (what `voicebench run` wrote; it needs summary.json and turns.jsonl).
         dir: PathBuf,
+    },
+    /// Combine the report directories of a sharded run's shards (`run --shard I/N`) into one: the rows
+    /// concatenated, summary.json recomputed from them (exact percentiles of the pooled samples, counts summed),
+    /// the HdrHistograms added, the pages built. report, compare and gate then work on it. docs/scale.md.
+    Merge {
+        /// The shards' report directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged report directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Merge even when some shards are missing (the summary is marked incomplete, naming them).
+        #[arg(long)]
+        allow_missing: bool,
     },
     /// Head to head: every target of the given report directories against a reference (the first, or
     /// --reference), metric by metric: ratios of p50 and p95 latencies and differences of rates, with 95 %
@@ -273,10 +292,15 @@ pub enum CorpusAction {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Run { scenario, targets, calls, concurrency, out, seed, quiet, gate, gate_args } => {
-            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet };
+        Command::Run { scenario, targets, calls, concurrency, out, seed, shard, quiet, gate, gate_args } => {
+            let shard = match shard {
+                Some(s) => Some(crate::model::Shard::parse(&s)?),
+                None => crate::model::Shard::from_env(|k| std::env::var(k).ok())?,
+            };
+            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet, shard };
             run_scenario(&scenario, &opts, gate, &gate_args)
         }
+        Command::Merge { dirs, out, allow_missing } => merge(&dirs, &out, allow_missing),
         Command::Gate { dir, gate_args, format, save_baseline } => {
             gate_dir(&dir, &gate_args, format, save_baseline.as_deref())
         }
@@ -460,6 +484,31 @@ fn report(dir: &Path) -> Result<i32> {
         println!("{}", dir.join("compare.json").display());
     }
     println!("{} plot files in {}", r.plots.len(), dir.join("plots").display());
+    Ok(0)
+}
+
+/// `voicebench merge`: the shards combined into `out`, its pages built; prints what was merged and the merged
+/// terminal table.
+fn merge(dirs: &[PathBuf], out: &Path, allow_missing: bool) -> Result<i32> {
+    let opts = crate::report::merge::MergeOptions { allow_missing };
+    let summary = crate::report::merge::merge(dirs, out, &opts)?;
+    if let Some(m) = &summary.merged {
+        let missing = if m.missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; missing {} (marked incomplete)",
+                m.missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        eprintln!("merged {} of {} shards into {}{missing}", m.shards.len(), m.count, out.display());
+    }
+    print!("{}", crate::report::terminal_table(&summary));
+    let (r, _) = build_pages(out, None)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}", r.html.display());
     Ok(0)
 }
 

@@ -12,9 +12,26 @@ fn main() {
     let code = match voicebench::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", voicebench::secret::scrub(&format!("{e:#}")));
+            eprintln!("Error: {}", voicebench::secret::scrub(&error_chain(&e)));
             2
         }
     };
     std::process::exit(code);
+}
+
+/// The error and its causes joined by `: `, as anyhow's `{:#}` prints them, but a cause whose text the message
+/// before it already ends with is left out: errors that quote their source (`cannot read X: no such file`) would
+/// otherwise print it twice.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -32,6 +32,7 @@ fn meta(slo: Vec<Slo>) -> RunMeta {
             model: None,
         }],
         slo,
+        shard: None,
     }
 }
 

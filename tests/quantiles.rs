@@ -118,6 +118,7 @@ fn meta() -> RunMeta {
         frame_ms: 20,
         targets: vec![TargetMeta { name: "t".into(), protocol: "ws-pcm".into(), simulated: true, model: None }],
         slo: Vec::new(),
+        shard: None,
     }
 }
 

@@ -178,6 +178,7 @@ fn meta() -> RunMeta {
             TargetMeta { name: "real-pipe".into(), protocol: "pipeline".into(), simulated: false, model: None },
         ],
         slo: Vec::new(),
+        shard: None,
     }
 }
 

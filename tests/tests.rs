@@ -10,6 +10,7 @@ mod protocols;
 mod quantiles;
 mod report;
 mod run;
+mod shards;
 mod summary;
 mod validate;
 

@@ -8,13 +8,15 @@
 //!
 //! The agent events and the error categories live in [`events`] (re-exported here and in `crate::targets`); the
 //! rows a call produces ([`TurnRecord`], [`CallRecord`], [`TurnKind`], [`Pacing`]) in [`record`] (re-exported here
-//! and in `crate::caller::record`).
+//! and in `crate::caller::record`); which slice of a sharded run a process runs in [`shard`].
 
 pub mod events;
 pub mod record;
+pub mod shard;
 
 pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 pub use record::{CallRecord, Pacing, TurnKind, TurnRecord};
+pub use shard::Shard;
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -13,10 +13,13 @@
 //!   form `voicebench merge` adds exactly;
 //! - `summary.json`: the contract CI jobs read, described by `docs/summary.schema.json`. Its percentiles are the
 //!   exact order statistics of the samples (`crate::metrics::Exact`), not the histograms' bucket edges.
+//!
+//! [`merge`] combines the directories of a sharded run's shards into one such directory.
 
 mod escape;
 pub mod hgrm;
 pub mod hlog;
+pub mod merge;
 pub mod read;
 mod recorder;
 pub mod recover;
@@ -34,7 +37,9 @@ use sha2::{Digest, Sha256};
 pub use escape::escape;
 pub use read::{ReadError, Report};
 pub use recorder::Recorder;
-pub use summary::{PacingSummary, RunInfo, ScenarioInfo, Summary, TargetSummary};
+pub use summary::{
+    MergedShard, MergedSummary, PacingSummary, RunInfo, ScenarioInfo, ShardSummary, Summary, TargetSummary,
+};
 pub use terminal::terminal_table;
 
 use crate::scenario::{Scenario, Slo, Target};
@@ -140,6 +145,8 @@ pub struct RunMeta {
     pub targets: Vec<TargetMeta>,
     /// The scenario's SLOs; turns are judged against them for goodput.
     pub slo: Vec<Slo>,
+    /// Which shard of a sharded run this is, with its seed stream; `None` for a run in one piece.
+    pub shard: Option<summary::ShardSummary>,
 }
 
 impl RunMeta {
@@ -167,6 +174,7 @@ impl RunMeta {
             frame_ms: scenario.defaults.frame_ms,
             targets: scenario.targets.iter().map(TargetMeta::from_target).collect(),
             slo: scenario.slo.clone(),
+            shard: None,
         })
     }
 }

@@ -129,7 +129,8 @@ fn require(dir: &Path, name: &'static str) -> Result<PathBuf, ReadError> {
     }
 }
 
-fn read_summary(path: &Path) -> Result<Summary, ReadError> {
+/// Reads a `summary.json`.
+pub fn read_summary(path: &Path) -> Result<Summary, ReadError> {
     let text = std::fs::read_to_string(path).map_err(ReadError::io("read", path))?;
     serde_json::from_str(&text).map_err(|e| ReadError::Parse {
         path: path.to_owned(),

@@ -116,34 +116,49 @@ impl Recorder {
     /// Ends the run: writes `histograms/*.hgrm`, `histograms.hlog` and `summary.json`, and returns the summary.
     pub fn finish(self, interrupted: bool) -> Result<Summary, ReportError> {
         let finished = SystemTime::now();
-        let dir = self.out_dir.join("histograms");
-        for t in self.set.targets() {
-            for (key, h) in t.histograms() {
-                let name = format!("{}.{}.{}.hgrm", t.name, key.metric, key.scope.as_str());
-                write_file(&dir.join(name), hgrm::percentile_distribution(h, hgrm::US_PER_MS).as_bytes())?;
-            }
-        }
-        if !self.set.pacing().is_empty() {
-            let text = hgrm::percentile_distribution(self.set.pacing(), hgrm::US_PER_MS);
-            write_file(&dir.join("pacing.hgrm"), text.as_bytes())?;
-        }
-        if !self.set.loop_lag().is_empty() {
-            let text = hgrm::percentile_distribution(self.set.loop_lag().histogram(), hgrm::US_PER_MS);
-            write_file(&dir.join("loop_lag.hgrm"), text.as_bytes())?;
-        }
-        let path = self.out_dir.join("histograms.hlog");
-        let log = hlog::interval_log(&self.set, self.meta.started_at, finished)
-            .map_err(|e| ReportError::Histogram { path: path.clone(), message: e.to_string() })?;
-        write_file(&path, &log)?;
-
+        write_histograms(&self.out_dir, &self.set, self.meta.started_at, finished)?;
         let summary = Summary::build(&self.meta, &self.set, finished, interrupted);
-        // Written under a temporary name and renamed, so a CI job never reads half a summary.
-        let path = self.out_dir.join("summary.json");
-        let tmp = self.out_dir.join(".summary.json.tmp");
-        write_file(&tmp, summary_json(&summary).as_bytes())?;
-        fs::rename(&tmp, &path).map_err(ReportError::io("write", &path))?;
+        write_summary(&self.out_dir, &summary)?;
         Ok(summary)
     }
+}
+
+/// Writes a run's histograms into `dir`: `histograms/*.hgrm` and `histograms.hlog` (one interval, `started` to
+/// `finished`).
+pub(crate) fn write_histograms(
+    dir: &Path,
+    set: &HistogramSet,
+    started: SystemTime,
+    finished: SystemTime,
+) -> Result<(), ReportError> {
+    let hist_dir = dir.join("histograms");
+    fs::create_dir_all(&hist_dir).map_err(ReportError::io("create directory", &hist_dir))?;
+    for t in set.targets() {
+        for (key, h) in t.histograms() {
+            let name = format!("{}.{}.{}.hgrm", t.name, key.metric, key.scope.as_str());
+            write_file(&hist_dir.join(name), hgrm::percentile_distribution(h, hgrm::US_PER_MS).as_bytes())?;
+        }
+    }
+    if !set.pacing().is_empty() {
+        let text = hgrm::percentile_distribution(set.pacing(), hgrm::US_PER_MS);
+        write_file(&hist_dir.join("pacing.hgrm"), text.as_bytes())?;
+    }
+    if !set.loop_lag().is_empty() {
+        let text = hgrm::percentile_distribution(set.loop_lag().histogram(), hgrm::US_PER_MS);
+        write_file(&hist_dir.join("loop_lag.hgrm"), text.as_bytes())?;
+    }
+    let path = dir.join("histograms.hlog");
+    let log = hlog::interval_log(set, started, finished)
+        .map_err(|e| ReportError::Histogram { path: path.clone(), message: e.to_string() })?;
+    write_file(&path, &log)
+}
+
+/// Writes `dir/summary.json` under a temporary name and renames it, so a CI job never reads half a summary.
+pub(crate) fn write_summary(dir: &Path, summary: &Summary) -> Result<(), ReportError> {
+    let path = dir.join("summary.json");
+    let tmp = dir.join(".summary.json.tmp");
+    write_file(&tmp, summary_json(summary).as_bytes())?;
+    fs::rename(&tmp, &path).map_err(ReportError::io("write", &path))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::read::{ReadError, Report};
-use super::summary::{Summary, summary_json};
+use super::summary::Summary;
 use super::{ReportError, RunMeta, TargetMeta};
 use crate::metrics::HistogramSet;
 use crate::scenario::{Slo, SloKey};
@@ -81,15 +81,12 @@ pub fn recover(dir: &Path) -> Result<Summary, RecoverError> {
     let mut summary = Summary::build(&meta, &set, finished_at(dir), true);
     summary.started_at = plan.started_at.clone();
     summary.incomplete = true;
-    let path = dir.join("summary.json");
-    let tmp = dir.join(".summary.json.tmp");
-    std::fs::write(&tmp, summary_json(&summary)).map_err(ReportError::io("write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(ReportError::io("write", &path))?;
+    super::recorder::write_summary(dir, &summary)?;
     Ok(summary)
 }
 
 /// The run's description as the plan recorded it.
-fn meta_of(plan: &Summary) -> RunMeta {
+pub(crate) fn meta_of(plan: &Summary) -> RunMeta {
     RunMeta {
         scenario_name: plan.scenario.name.clone(),
         scenario_path: PathBuf::from(&plan.scenario.path),
@@ -112,6 +109,7 @@ fn meta_of(plan: &Summary) -> RunMeta {
             })
             .collect(),
         slo: summary_slos(plan),
+        shard: plan.shard.clone(),
     }
 }
 

@@ -48,8 +48,68 @@ pub struct Summary {
     /// and in summaries written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness: Option<HarnessSummary>,
+    /// Which shard of a sharded run this is (`voicebench run --shard I/N`); absent for a run in one piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardSummary>,
+    /// What a merged directory was combined from (`voicebench merge`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedSummary>,
     /// One entry per target, in run order.
     pub targets: Vec<TargetSummary>,
+}
+
+/// One shard of a sharded run (docs/scale.md): it ran the calls whose index `i` has `i mod count = index − 1`, with
+/// its own seed stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSummary {
+    /// This shard, 1 to `count`.
+    pub index: u32,
+    /// Shards of the run.
+    pub count: u32,
+    /// The seed this shard's call phases and simulated latencies were drawn with (derived from `run.seed`).
+    pub seed: u64,
+}
+
+impl ShardSummary {
+    /// The summary entry of `shard` of a run seeded with `seed`.
+    pub fn of(shard: crate::model::Shard, seed: u64) -> ShardSummary {
+        ShardSummary { index: shard.index, count: shard.count, seed: shard.seed(seed) }
+    }
+}
+
+/// What a merged report directory was combined from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergedSummary {
+    /// Shards of the run.
+    pub count: u32,
+    /// The shards merged, by index.
+    pub shards: Vec<MergedShard>,
+    /// Shard indices that were not merged (`--allow-missing`); the summary is then marked incomplete.
+    pub missing: Vec<u32>,
+}
+
+/// One merged shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergedShard {
+    /// Its index, 1-based.
+    pub index: u32,
+    /// Its report directory, as given to `merge`.
+    pub dir: String,
+    /// Its seed stream.
+    pub seed: u64,
+    /// Its start and end, UTC, RFC 3339.
+    pub started_at: String,
+    /// Its end.
+    pub finished_at: String,
+    /// Whether it was stopped early.
+    pub interrupted: bool,
+    /// Whether its summary was rebuilt from its rows.
+    pub incomplete: bool,
+    /// Whether its harness was overloaded (`null` when its summary does not say).
+    pub overloaded: Option<bool>,
 }
 
 /// Provenance of the scenario.
@@ -163,23 +223,31 @@ impl HarnessSummary {
                 loop_lag.p99_ms
             ));
         }
-        let overloaded = !reasons.is_empty();
-        let affected = if overloaded {
-            HARNESS_AFFECTED.iter().map(|m| m.name()).filter(|m| measured.contains(m)).map(str::to_owned).collect()
-        } else {
-            Vec::new()
-        };
-        HarnessSummary {
+        let mut h = HarnessSummary {
             pacing,
             loop_lag,
             limits: Ordered(vec![
                 ("pacing_p99_ms".into(), PACING_P99_LIMIT_MS),
                 ("loop_lag_p99_ms".into(), LOOP_LAG_P99_LIMIT_MS),
             ]),
-            overloaded,
-            reasons,
-            affected,
-        }
+            overloaded: false,
+            reasons: Vec::new(),
+            affected: Vec::new(),
+        };
+        h.add_reasons(reasons, measured);
+        h
+    }
+
+    /// Adds reasons the harness was overloaded that its own figures may not show (a merged run: one shard's
+    /// verdict, which the shards' pooled figures can dilute); with any reason the verdict is overloaded.
+    pub fn add_reasons(&mut self, reasons: Vec<String>, measured: &[&str]) {
+        self.reasons.extend(reasons);
+        self.overloaded = !self.reasons.is_empty();
+        self.affected = if self.overloaded {
+            HARNESS_AFFECTED.iter().map(|m| m.name()).filter(|m| measured.contains(m)).map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        };
     }
 
     /// When overloaded, one line for the terminal and the pages' banner: what was late and which figures it
@@ -315,6 +383,8 @@ impl Summary {
                 max_ms: pacing.max_ms,
             },
             harness,
+            shard: meta.shard.clone(),
+            merged: None,
             targets,
         }
     }

@@ -202,6 +202,8 @@ mod tests {
             incomplete: false,
             pacing: PacingSummary { frames: 30000, p50_ms: 0.21, p99_ms: 0.8, max_ms: 3.1 },
             harness: None,
+            shard: None,
+            merged: None,
             targets: vec![TargetSummary {
                 name: "sim-native".into(),
                 protocol: "openai-realtime".into(),

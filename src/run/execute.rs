@@ -17,6 +17,7 @@ use super::progress::Progress;
 use crate::caller::record::{CallRecord, TurnRecord};
 use crate::caller::run_call;
 use crate::metrics::Distribution;
+use crate::model::Shard;
 use crate::report::Recorder;
 use crate::scenario::Scenario;
 use crate::targets::{self, ErrorCategory, Session};
@@ -26,6 +27,7 @@ struct Dispatch {
     scenario: Arc<Scenario>,
     prepared: Arc<Vec<Prepared>>,
     calls: u32,
+    shard: Shard,
     concurrency: u32,
     seed: u64,
     run_start: Instant,
@@ -47,19 +49,31 @@ impl RunPlan {
     /// Runs the plan: every target × `calls`, the records written as they come; then the report finished, the
     /// sims' ground truth written and the sims shut down. `notice` receives one-line notices (Ctrl-C).
     pub async fn execute(self, notice: &(dyn Fn(&str) + Sync)) -> Result<RunOutcome> {
-        let RunPlan { scenario, prepared, sims, skipped, calls, concurrency, seed, progress, out_dir, mut recorder } =
-            self;
+        let RunPlan {
+            scenario,
+            prepared,
+            sims,
+            skipped,
+            calls,
+            shard,
+            concurrency,
+            seed,
+            progress,
+            out_dir,
+            mut recorder,
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel::<TurnRecord>();
         let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
         let run_start = Instant::now();
-        let total = calls as u64 * prepared.len() as u64;
+        let total = u64::from(shard.calls_of(calls)) * prepared.len() as u64;
         let (lag_done, lag_rx) = oneshot::channel();
         let lag_monitor = tokio::spawn(monitor_loop_lag(lag_rx));
         let dispatcher = tokio::spawn(dispatch(Dispatch {
             scenario,
             prepared,
             calls,
+            shard,
             concurrency,
             seed,
             run_start,
@@ -106,12 +120,13 @@ impl RunPlan {
 /// waiting for a permit would start in whatever order the scheduler first polls them, e.g. the newest task first).
 /// Returns once every call it started has finished; the record channels close then.
 async fn dispatch(d: Dispatch) {
-    let Dispatch { scenario, prepared, calls, concurrency, seed, run_start, mut stop, turn_tx, call_tx } = d;
+    let Dispatch { scenario, prepared, calls, shard, concurrency, seed, run_start, mut stop, turn_tx, call_tx } = d;
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
     // Finished calls are reaped as the dispatcher goes, so memory follows the calls in flight, not `--calls`.
     let mut tasks = tokio::task::JoinSet::new();
-    'dispatch: for call in 0..calls {
+    // A shard runs every `count`th call, keeping the whole run's call indices.
+    'dispatch: for call in (0..calls).filter(|c| shard.includes(*c)) {
         for ti in 0..prepared.len() {
             let phase = Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
             let permit = tokio::select! {

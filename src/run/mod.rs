@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Show progress (a bar on a terminal, lines otherwise).
     pub progress: bool,
+    /// Run only this shard's slice of the calls, on its own seed stream (docs/scale.md).
+    pub shard: Option<crate::model::Shard>,
 }
 
 /// What a run produced.

@@ -14,7 +14,8 @@ use tokio::time::Duration;
 use super::{RunOptions, default_out_dir};
 use crate::audio::{frames::frames, read_wav, resample::resample};
 use crate::caller::CallPlan;
-use crate::report::{Recorder, RunMeta, TargetMeta};
+use crate::model::Shard;
+use crate::report::{Recorder, RunMeta, ShardSummary, TargetMeta};
 use crate::scenario::{Scenario, Target};
 use crate::sim::SimHandle;
 use crate::targets;
@@ -36,7 +37,10 @@ pub struct RunPlan {
     /// Targets skipped, with the reason.
     pub(super) skipped: Vec<(String, String)>,
     pub(super) calls: u32,
+    /// The slice of the calls this process runs (all of them without a shard).
+    pub(super) shard: Shard,
     pub(super) concurrency: u32,
+    /// The seed stream this process draws from: the run's seed, or its shard's.
     pub(super) seed: u64,
     pub(super) progress: bool,
     pub(super) out_dir: PathBuf,
@@ -59,6 +63,16 @@ impl RunPlan {
         if calls == 0 {
             bail!("--calls must be at least 1");
         }
+        let shard = opts.shard.unwrap_or(Shard { index: 1, count: 1 });
+        if shard.calls_of(calls) == 0 {
+            bail!(
+                "shard {shard} has no calls: the run has {calls} calls per target, fewer than its {} shards (use --calls {} or more, or fewer shards)",
+                shard.count,
+                shard.count
+            );
+        }
+        let run_seed = seed;
+        let seed = shard.seed(run_seed);
 
         // Resolve targets: start sims, check keys, skip what cannot run (with the reason).
         let mut skipped = Vec::new();
@@ -95,7 +109,8 @@ impl RunPlan {
         let mut meta = RunMeta::from_scenario(scenario).context("reading the scenario's provenance")?;
         meta.calls = calls;
         meta.concurrency = concurrency;
-        meta.seed = seed;
+        meta.seed = run_seed;
+        meta.shard = opts.shard.filter(|s| s.count > 1).map(|s| ShardSummary::of(s, run_seed));
         meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
         let recorder = Recorder::create(&out_dir, meta)
             .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
@@ -106,6 +121,7 @@ impl RunPlan {
             sims,
             skipped,
             calls,
+            shard,
             concurrency,
             seed,
             progress: opts.progress,
