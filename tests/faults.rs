@@ -1,6 +1,7 @@
 //! The sim's fault catalogue (docs/sim.md "Faults") against the harness, over real sockets: each fault is played by
 //! one simulated target beside a healthy one (`fixed`) in a `voicebench run` of the built binary with small
-//! timeouts. Each test checks that the run ends within its wall-clock bound, that the fault's error category lands
+//! timeouts. Each test checks that the run ends within its wall-clock bound and each faulty call within its own,
+//! that the run's peak memory stays bounded, that the fault's error category lands
 //! in the faulty target's turns or calls and in summary.json, that the healthy target's call is unaffected, and the
 //! exit code (0 pass, 1 gate failed, 2 error: a target all of whose calls failed is an error).
 //!
@@ -26,6 +27,8 @@ struct Run {
     calls: Vec<Value>,
     summary: Value,
     output: String,
+    /// The process's peak resident memory (VmHWM, read while it ran), KiB.
+    peak_kib: u64,
 }
 
 /// The small timeouts every fault run uses, ms.
@@ -35,6 +38,20 @@ const TIMEOUTS: &str =
 /// The bound of one faulty call, from its row: the three turns' audio (~19 s) and the timeouts above; a fault that
 /// held a call past its timeouts breaks it.
 const CALL_LIMIT_MS: f64 = 30_000.0;
+
+/// The bound of a fault run's peak memory (VmHWM), harness and sims together, KiB, for the heavy faults that run
+/// alone, about twice what this debug build measured (in brackets); the shared runs (~90 and ~20 targets, each with
+/// its own sim: 300 MB and 87 MB measured) are held to 512 MiB. These catch runaway growth (the index bomb's 4.8 GB
+/// Vec, a 20 MB body copied per row, 64 MiB messages buffered per wire), not a few MB.
+fn mem_limit_kib(fault: &str) -> u64 {
+    let mib = match fault {
+        "tool-index-bomb" | "unrequested-gzip" => 64, // [27, 28 MB]
+        "body-20mb" => 160,                           // [68 MB]: the 20 MB body, cut at 16 MiB, and the sim's copy
+        "audio-flood" => 192,                         // [83 MB for five wires]
+        _ => 512,                                     // oversized-message: [310 MB]: five 64 MiB messages in the sims
+    };
+    mib * 1024
+}
 
 /// The wall-clock bound of a whole fault run, past which the process is killed: the calls (each within
 /// [`CALL_LIMIT_MS`]), then the report and pages of up to ~90 targets in a debug build, with slack for a loaded
@@ -113,7 +130,13 @@ fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
     };
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
     let code = loop {
+        // VmHWM only grows, so the last reading before the exit is the peak but for the final 100 ms.
+        if let Some(kib) = std::fs::read_to_string(&status_path).ok().as_deref().and_then(vm_hwm_kib) {
+            peak_kib = peak_kib.max(kib);
+        }
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
         }
@@ -132,7 +155,13 @@ fn run_with(dir: &Path, targets: &str, args: &[&str]) -> Run {
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null);
-    Run { code, wall, turns: lines(&out.join("turns.jsonl")), calls, summary, output, out }
+    Run { code, wall, turns: lines(&out.join("turns.jsonl")), calls, summary, output, out, peak_kib }
+}
+
+/// The `VmHWM` line of /proc/PID/status, KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// calls.csv's rows as `{"target", "error", "call", "turns_total", "duration_ms"}` objects (the columns these tests
@@ -162,6 +191,8 @@ fn read_calls(path: &Path) -> Vec<Value> {
 fn check(run: &Run, protocol: &str, fault: &str, categories: &[&str]) {
     let name = fault_target(protocol, fault);
     assert!(run.wall < WALL_LIMIT, "{fault}: the run did not end within {WALL_LIMIT:?}\n{}", run.output);
+    let limit = mem_limit_kib(fault);
+    assert!(run.peak_kib > 0 && run.peak_kib < limit, "{fault}: peak memory {} KiB > {limit} KiB", run.peak_kib);
     let of = |rows: &[Value], t: &str| -> Vec<String> {
         rows.iter().filter(|r| r["target"] == t).filter_map(|r| r["error"].as_str().map(String::from)).collect()
     };
@@ -205,6 +236,8 @@ fn summary_of<'a>(run: &'a Run, name: &str) -> &'a Value {
 fn check_clean(run: &Run, protocol: &str, fault: &str) {
     let name = fault_target(protocol, fault);
     assert!(run.wall < WALL_LIMIT, "{fault}: the run did not end within {WALL_LIMIT:?}\n{}", run.output);
+    let limit = mem_limit_kib(fault);
+    assert!(run.peak_kib > 0 && run.peak_kib < limit, "{fault}: peak memory {} KiB > {limit} KiB", run.peak_kib);
     let turns: Vec<_> = run.turns.iter().filter(|r| r["target"] == name.as_str()).collect();
     assert!(!turns.is_empty(), "{fault} on {protocol}: no turns\n{}", run.output);
     let bad: Vec<_> = turns.iter().filter(|r| !r["error"].is_null()).collect();
