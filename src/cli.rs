@@ -55,6 +55,8 @@ pub enum Command {
         /// VOICEBENCH_SHARDS set it instead. docs/scale.md.
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        #[command(flatten)]
+        load: LoadArgs,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
@@ -178,6 +180,88 @@ pub enum Command {
     },
 }
 
+/// Open-loop load (docs/metrics.md "Load"): calls started on a schedule, counted late or dropped when the agent
+/// cannot keep up, instead of `--concurrency` calls in a closed loop.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Open loop: start this many calls per second on every target (2/s, 120/m, 0.5) for --duration.
+    #[arg(long, value_name = "RATE", help_heading = "Open loop")]
+    rate: Option<String>,
+    /// How long to start calls at --rate (30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", help_heading = "Open loop")]
+    duration: Option<String>,
+    /// Ramping stages instead of --rate/--duration, as k6 writes them: 30s:2/s,5m:10/s (each ramps linearly from
+    /// the rate before it, the first from 0).
+    #[arg(long, value_name = "STAGES", help_heading = "Open loop")]
+    stages: Option<String>,
+    /// How arrivals are spaced: evenly, or as a Poisson process (seeded) [default: constant].
+    #[arg(long, value_enum, help_heading = "Open loop")]
+    arrivals: Option<ArrivalsArg>,
+    /// Calls in flight at most, all targets together; an arrival waits for a slot (late) [default: 1000].
+    #[arg(long, value_name = "N", help_heading = "Open loop")]
+    max_in_flight: Option<u32>,
+    /// How long after its intended start a call may wait for a slot before it is dropped [default: 1s].
+    #[arg(long, value_name = "DURATION", help_heading = "Open loop")]
+    max_start_delay: Option<String>,
+}
+
+/// `--arrivals`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ArrivalsArg {
+    Constant,
+    Poisson,
+}
+
+impl LoadArgs {
+    /// The open-loop load these flags ask for, `None` for a closed loop; refuses flags that do not go together.
+    fn resolve(&self, calls: Option<u32>, concurrency: Option<u32>) -> Result<Option<crate::run::load::Load>> {
+        use crate::run::load::{Arrivals, Load, LoadError, Stage, parse_duration, parse_rate, parse_stages};
+        let flags = |s: &str| anyhow::Error::new(LoadError::Flags(s.to_owned()));
+        let stages = match (&self.rate, &self.duration, &self.stages) {
+            (None, None, None) => {
+                if self.arrivals.is_some() || self.max_in_flight.is_some() || self.max_start_delay.is_some() {
+                    return Err(flags(
+                        "--arrivals, --max-in-flight and --max-start-delay shape an open loop: give --rate and --duration, or --stages",
+                    ));
+                }
+                return Ok(None);
+            }
+            (Some(r), Some(d), None) => {
+                let rate = parse_rate(r)?;
+                vec![Stage { duration: parse_duration(d)?, from: rate, to: rate }]
+            }
+            (Some(_), None, None) => {
+                return Err(flags("--rate needs --duration: how long to start calls at that rate"));
+            }
+            (None, Some(_), None) => return Err(flags("--duration goes with --rate (or use --stages)")),
+            (_, _, Some(s)) => {
+                if self.rate.is_some() || self.duration.is_some() {
+                    return Err(flags("--stages replaces --rate and --duration: give one or the other"));
+                }
+                parse_stages(s)?
+            }
+        };
+        if calls.is_some() || concurrency.is_some() {
+            return Err(flags(
+                "--calls and --concurrency are the closed loop's; an open loop starts the schedule's calls (--rate x --duration) with --max-in-flight at once",
+            ));
+        }
+        let max_start_delay = match &self.max_start_delay {
+            Some(d) => parse_duration(d)?,
+            None => std::time::Duration::from_secs(1),
+        };
+        let arrivals = match self.arrivals {
+            None | Some(ArrivalsArg::Constant) => Arrivals::Constant,
+            Some(ArrivalsArg::Poisson) => Arrivals::Poisson,
+        };
+        let max_in_flight = self.max_in_flight.unwrap_or(1000);
+        if max_in_flight == 0 {
+            return Err(flags("--max-in-flight must be at least 1"));
+        }
+        Ok(Some(Load { stages, arrivals, max_in_flight, max_start_delay }))
+    }
+}
+
 /// The CI gate's options, shared by `voicebench gate` and `voicebench run --gate`.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Gate")]
@@ -292,12 +376,13 @@ pub enum CorpusAction {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Run { scenario, targets, calls, concurrency, out, seed, shard, quiet, gate, gate_args } => {
+        Command::Run { scenario, targets, calls, concurrency, out, seed, shard, load, quiet, gate, gate_args } => {
+            let load = load.resolve(calls, concurrency)?;
             let shard = match shard {
                 Some(s) => Some(crate::model::Shard::parse(&s)?),
                 None => crate::model::Shard::from_env(|k| std::env::var(k).ok())?,
             };
-            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet, shard };
+            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet, shard, load };
             run_scenario(&scenario, &opts, gate, &gate_args)
         }
         Command::Merge { dirs, out, allow_missing } => merge(&dirs, &out, allow_missing),

@@ -33,6 +33,7 @@ fn meta(slo: Vec<Slo>) -> RunMeta {
         }],
         slo,
         shard: None,
+        load: None,
     }
 }
 

@@ -119,6 +119,7 @@ fn meta() -> RunMeta {
         targets: vec![TargetMeta { name: "t".into(), protocol: "ws-pcm".into(), simulated: true, model: None }],
         slo: Vec::new(),
         shard: None,
+        load: None,
     }
 }
 

@@ -179,6 +179,7 @@ fn meta() -> RunMeta {
         ],
         slo: Vec::new(),
         shard: None,
+        load: None,
     }
 }
 

@@ -5,6 +5,7 @@ mod corpus;
 mod faults;
 mod fuzz_inputs;
 mod gate;
+mod load;
 mod pipeline;
 mod protocols;
 mod quantiles;

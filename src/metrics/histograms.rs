@@ -311,6 +311,8 @@ pub struct HistogramSet {
     targets: Vec<TargetMetrics>,
     pacing: Distribution,
     loop_lag: Distribution,
+    /// Open loop: how late each call started after its intended instant.
+    start_lateness: Distribution,
     slos: Vec<Slo>,
 }
 
@@ -403,12 +405,28 @@ impl HistogramSet {
         &self.loop_lag
     }
 
+    /// Open loop: how late each call started after its intended instant, µs.
+    pub fn start_lateness(&self) -> &Distribution {
+        &self.start_lateness
+    }
+
+    /// Adds calls' start lateness (the open loop's, when the run ends).
+    pub fn add_start_lateness(&mut self, d: &Distribution) -> Result<(), AdditionError> {
+        self.start_lateness.add(d)
+    }
+
+    /// Adds start-lateness samples read back from an interval log.
+    pub fn add_start_lateness_histogram(&mut self, h: &Histogram<u64>) -> Result<(), AdditionError> {
+        self.start_lateness.add_histogram(h)
+    }
+
     /// Adds another shard of the same run: per target, distributions and counts by addition.
     pub fn merge(&mut self, other: &HistogramSet) -> Result<(), AdditionError> {
         for t in &other.targets {
             self.target_mut(&t.name).merge(t)?;
         }
         self.pacing.add(&other.pacing)?;
+        self.start_lateness.add(&other.start_lateness)?;
         self.loop_lag.add(&other.loop_lag)
     }
 }

@@ -1,6 +1,6 @@
 //! The run's histograms as one HdrHistogram interval log (`histograms.hlog`): one tagged interval per target ×
-//! metric × kind (tag `target/metric/kind`, kind `all` for every kind) plus the run's frame pacing (tag `pacing`) and
-//! event-loop lag (tag `loop_lag`), each V2-deflate encoded, values in µs. The whole run is one interval. This is
+//! metric × kind (tag `target/metric/kind`, kind `all` for every kind) plus the run's frame pacing (tag `pacing`),
+//! event-loop lag (tag `loop_lag`) and, open loop, the calls' start lateness (tag `start_lateness`), each V2-deflate encoded, values in µs. The whole run is one interval. This is
 //! the form shards of a run are merged from ([`histogram_set`] + [`HistogramSet::merge`]): HdrHistogram addition
 //! is exact, to the histograms' 3 significant digits.
 
@@ -19,6 +19,9 @@ pub const PACING_TAG: &str = "pacing";
 
 /// The tag of the run's event-loop lag histogram.
 pub const LOOP_LAG_TAG: &str = "loop_lag";
+
+/// The tag of an open-loop run's call start lateness histogram.
+pub const START_LATENESS_TAG: &str = "start_lateness";
 
 /// The log's legend line, as HdrHistogram's Java `HistogramLogWriter` writes it.
 const LEGEND: &str = "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
@@ -94,6 +97,9 @@ pub fn interval_log(set: &HistogramSet, started: SystemTime, finished: SystemTim
     if !set.loop_lag().is_empty() {
         write(LOOP_LAG_TAG, set.loop_lag().histogram())?;
     }
+    if !set.start_lateness().is_empty() {
+        write(START_LATENESS_TAG, set.start_lateness().histogram())?;
+    }
     Ok(buf)
 }
 
@@ -134,6 +140,7 @@ pub fn histogram_set(bytes: &[u8]) -> Result<HistogramSet, HlogError> {
         match tag.as_deref() {
             Some(PACING_TAG) => set.add_pacing(&h).map_err(add_err)?,
             Some(LOOP_LAG_TAG) => set.add_loop_lag_histogram(&h).map_err(add_err)?,
+            Some(START_LATENESS_TAG) => set.add_start_lateness_histogram(&h).map_err(add_err)?,
             Some(tag) => {
                 if let Some((target, key)) = parse_tag(tag) {
                     set.target_mut(target).add_histogram(key, &h).map_err(add_err)?;

@@ -182,6 +182,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Summar
     add_logged(&inputs, &mut set)?;
     let mut meta = super::recover::meta_of(first);
     meta.shard = None;
+    // Open loop: the shards' arrivals add up; the start lateness comes from their logs (add_logged).
+    if let Some(l) = meta.load.as_mut() {
+        let loads = || inputs.iter().filter_map(|i| i.summary.load.as_ref());
+        l.intended = loads().map(|x| x.intended).sum();
+        l.started = loads().map(|x| x.started).sum();
+        l.late = loads().map(|x| x.late).sum();
+        l.dropped = loads().map(|x| x.dropped).sum();
+    }
     let started = inputs.iter().filter_map(|i| parse_rfc3339(&i.summary.started_at)).min();
     let finished = inputs.iter().filter_map(|i| parse_rfc3339(&i.summary.finished_at)).max();
     meta.started_at = started.unwrap_or(std::time::UNIX_EPOCH);
@@ -280,6 +288,12 @@ fn check_one_run(inputs: &[Input]) -> Result<(), MergeError> {
             ("the frame", format!("{} ms", s.run.frame_ms)),
             ("the targets", targets.join(", ")),
             ("the SLOs", s.slo.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")),
+            (
+                "the open-loop schedule",
+                s.load.as_ref().map_or("none (closed loop)".into(), |l| {
+                    format!("{} {:?}, {} in flight, {} ms", l.arrivals, l.stages, l.max_in_flight, l.max_start_delay_ms)
+                }),
+            ),
         ]
     };
     let want = describe(&a.summary);
@@ -359,6 +373,7 @@ fn add_logged(inputs: &[Input], set: &mut HistogramSet) -> Result<(), MergeError
     let add_err = |e| MergeError::Hlog { path: PathBuf::from("histograms.hlog"), message: format!("{e:?}") };
     set.add_pacing(logged.pacing()).map_err(add_err)?;
     set.add_loop_lag_histogram(logged.loop_lag().histogram()).map_err(add_err)?;
+    set.add_start_lateness_histogram(logged.start_lateness().histogram()).map_err(add_err)?;
     if !every_shard_logged {
         return Ok(());
     }

@@ -38,7 +38,7 @@ pub use escape::escape;
 pub use read::{ReadError, Report};
 pub use recorder::Recorder;
 pub use summary::{
-    MergedShard, MergedSummary, PacingSummary, RunInfo, ScenarioInfo, ShardSummary, Summary, TargetSummary,
+    LoadSummary, MergedShard, MergedSummary, PacingSummary, RunInfo, ScenarioInfo, ShardSummary, Summary, TargetSummary,
 };
 pub use terminal::terminal_table;
 
@@ -147,6 +147,8 @@ pub struct RunMeta {
     pub slo: Vec<Slo>,
     /// Which shard of a sharded run this is, with its seed stream; `None` for a run in one piece.
     pub shard: Option<summary::ShardSummary>,
+    /// Open loop: the schedule and its counts (filled in as the run ends); `None` for a closed loop.
+    pub load: Option<summary::LoadSummary>,
 }
 
 impl RunMeta {
@@ -175,6 +177,7 @@ impl RunMeta {
             targets: scenario.targets.iter().map(TargetMeta::from_target).collect(),
             slo: scenario.slo.clone(),
             shard: None,
+            load: None,
         })
     }
 }

@@ -108,6 +108,15 @@ impl Recorder {
         let _ = self.set.add_loop_lag(lag);
     }
 
+    /// Adds an open loop's outcome: its counts into the summary's `load`, its start lateness into the histograms.
+    pub fn record_load(&mut self, intended: u64, started: u64, late: u64, dropped: u64, lateness: &Distribution) {
+        if let Some(l) = self.meta.load.as_mut() {
+            (l.intended, l.started, l.late, l.dropped) = (intended, started, late, dropped);
+        }
+        // Two distributions of µs in auto-resizing histograms always add.
+        let _ = self.set.add_start_lateness(lateness);
+    }
+
     /// The summary of what has been recorded so far, as if the run ended now. No I/O.
     pub fn summary(&self, interrupted: bool) -> Summary {
         Summary::build(&self.meta, &self.set, SystemTime::now(), interrupted)

@@ -110,6 +110,7 @@ pub(crate) fn meta_of(plan: &Summary) -> RunMeta {
             .collect(),
         slo: summary_slos(plan),
         shard: plan.shard.clone(),
+        load: plan.load.clone(),
     }
 }
 

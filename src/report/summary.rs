@@ -48,6 +48,9 @@ pub struct Summary {
     /// and in summaries written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness: Option<HarnessSummary>,
+    /// Open loop (`--rate`/`--stages`): the schedule, and what became of its arrivals; absent for a closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadSummary>,
     /// Which shard of a sharded run this is (`voicebench run --shard I/N`); absent for a run in one piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardSummary>,
@@ -56,6 +59,30 @@ pub struct Summary {
     pub merged: Option<MergedSummary>,
     /// One entry per target, in run order.
     pub targets: Vec<TargetSummary>,
+}
+
+/// An open-loop run's schedule and what became of its arrivals (docs/metrics.md "Load").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSummary {
+    /// `constant` or `poisson`.
+    pub arrivals: String,
+    /// The stages: `duration_s`, `from_per_s`, `to_per_s` (calls started per second per target, ramped linearly).
+    pub stages: Vec<Ordered<f64>>,
+    /// Calls in flight at most, all targets together.
+    pub max_in_flight: u32,
+    /// How long a call may wait for a slot after its intended start before it is dropped, ms.
+    pub max_start_delay_ms: f64,
+    /// Calls the schedule asked for (arrivals × targets).
+    pub intended: u64,
+    /// Calls started.
+    pub started: u64,
+    /// Calls started 10 ms or more after their intended instant.
+    pub late: u64,
+    /// Calls dropped: no slot free within `max_start_delay_ms`.
+    pub dropped: u64,
+    /// How late the started calls started, ms.
+    pub start_lateness: LatenessSummary,
 }
 
 /// One shard of a sharded run (docs/scale.md): it ran the calls whose index `i` has `i mod count = index − 1`, with
@@ -169,7 +196,8 @@ pub struct LatenessSummary {
 }
 
 impl LatenessSummary {
-    fn of(d: &Distribution) -> LatenessSummary {
+    /// The summary of a distribution of µs.
+    pub fn of(d: &Distribution) -> LatenessSummary {
         let s = d.stats();
         LatenessSummary {
             samples: d.len(),
@@ -383,6 +411,10 @@ impl Summary {
                 max_ms: pacing.max_ms,
             },
             harness,
+            load: meta.load.clone().map(|mut l| {
+                l.start_lateness = LatenessSummary::of(set.start_lateness());
+                l
+            }),
             shard: meta.shard.clone(),
             merged: None,
             targets,

@@ -46,6 +46,22 @@ pub fn terminal_table(summary: &Summary) -> String {
             let _ = writeln!(out, "OVERLOADED harness: {w}");
         }
     }
+    if let Some(l) = &summary.load {
+        let _ = writeln!(
+            out,
+            "open loop ({} arrivals): {} calls intended, {} started ({} late by 10 ms or more), {} dropped (no slot of {} within {} ms); start lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            l.arrivals,
+            l.intended,
+            l.started,
+            l.late,
+            l.dropped,
+            l.max_in_flight,
+            l.max_start_delay_ms,
+            l.start_lateness.p50_ms,
+            l.start_lateness.p99_ms,
+            l.start_lateness.max_ms
+        );
+    }
     if summary.incomplete {
         out.push_str("incomplete: the run was killed; these figures were rebuilt from its rows\n");
     } else if summary.interrupted {
@@ -202,6 +218,7 @@ mod tests {
             incomplete: false,
             pacing: PacingSummary { frames: 30000, p50_ms: 0.21, p99_ms: 0.8, max_ms: 3.1 },
             harness: None,
+            load: None,
             shard: None,
             merged: None,
             targets: vec![TargetSummary {

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Duration, Instant};
 
 use super::RunOutcome;
+use super::load::{Load, LoadOutcome};
 use super::plan::{Prepared, RunPlan};
 use super::progress::Progress;
 use crate::caller::record::{CallRecord, TurnRecord};
@@ -27,6 +28,8 @@ struct Dispatch {
     scenario: Arc<Scenario>,
     prepared: Arc<Vec<Prepared>>,
     calls: u32,
+    load: Option<Load>,
+    run_seed: u64,
     shard: Shard,
     concurrency: u32,
     seed: u64,
@@ -55,6 +58,8 @@ impl RunPlan {
             sims,
             skipped,
             calls,
+            load,
+            run_seed,
             shard,
             concurrency,
             seed,
@@ -73,6 +78,8 @@ impl RunPlan {
             scenario,
             prepared,
             calls,
+            load,
+            run_seed,
             shard,
             concurrency,
             seed,
@@ -87,7 +94,9 @@ impl RunPlan {
             // Dropping the dispatcher's task set aborts every call still in flight.
             dispatcher.abort();
         }
-        let _ = dispatcher.await;
+        if let Ok(Some(o)) = dispatcher.await {
+            recorder.record_load(o.intended, o.started, o.late, o.dropped, &o.start_lateness);
+        }
         progress.finish();
         let _ = lag_done.send(());
         if let Ok(lag) = lag_monitor.await {
@@ -118,9 +127,13 @@ impl RunPlan {
 /// Starts the calls. Interleaved: call i of every target before call i+1. One dispatcher takes the permits in that
 /// order and starts each call once it holds one, so calls start in index order (tasks spawned up front and each
 /// waiting for a permit would start in whatever order the scheduler first polls them, e.g. the newest task first).
-/// Returns once every call it started has finished; the record channels close then.
-async fn dispatch(d: Dispatch) {
-    let Dispatch { scenario, prepared, calls, shard, concurrency, seed, run_start, mut stop, turn_tx, call_tx } = d;
+/// Returns once every call it started has finished; the record channels close then. An open loop goes to
+/// [`dispatch_open`].
+async fn dispatch(d: Dispatch) -> Option<LoadOutcome> {
+    if d.load.is_some() {
+        return Some(dispatch_open(d).await);
+    }
+    let Dispatch { scenario, prepared, calls, shard, concurrency, seed, run_start, mut stop, turn_tx, call_tx, .. } = d;
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
     // Finished calls are reaped as the dispatcher goes, so memory follows the calls in flight, not `--calls`.
@@ -152,6 +165,34 @@ async fn dispatch(d: Dispatch) {
     // The channels close once every call has finished.
     drop((turn_tx, call_tx));
     while tasks.join_next().await.is_some() {}
+    None
+}
+
+/// The open loop (`super::load`): arrival *k* of the schedule, in this shard's slice, starts call *k* of every
+/// target at its intended instant, if a slot is free in time. Each call's phase is drawn from its own seed, so it
+/// does not depend on which calls were dropped.
+async fn dispatch_open(d: Dispatch) -> LoadOutcome {
+    let Dispatch { scenario, prepared, load, run_seed, shard, seed, run_start, stop, turn_tx, call_tx, .. } = d;
+    let load = load.expect("an open loop has a load");
+    let frame_us = scenario.defaults.frame_ms as f64 * 1000.0;
+    // The schedule is the whole run's (its seed, not the shard's), so shards split one set of arrivals.
+    let schedule = load.schedule(run_seed).enumerate().map(|(k, t)| (k as u32, t)).filter(|(k, _)| shard.includes(*k));
+    let mut stop_wait = stop.clone();
+    let stopped = async move {
+        let _ = stop_wait.wait_for(|s| *s).await;
+    };
+    let spawn = |call: u32, ti: usize| {
+        let (prepared, scenario, turn_tx, call_tx, stop) =
+            (prepared.clone(), scenario.clone(), turn_tx.clone(), call_tx.clone(), stop.clone());
+        let mut rng =
+            crate::stats::SplitMix64::new(seed ^ (u64::from(call) << 8 | ti as u64).wrapping_mul(0x9E37_79B9));
+        let phase = Duration::from_micros((rng.next_f64() * frame_us) as u64);
+        async move {
+            let rec = one_call(&scenario, &prepared[ti], call, phase, run_start, stop, &turn_tx).await;
+            let _ = call_tx.send(rec);
+        }
+    };
+    super::load::open_loop(&load, schedule, prepared.len(), run_start, stopped, spawn).await
 }
 
 /// The event loop: records turns and calls as they finish (a call's row after its turns'), updates the progress,

@@ -7,6 +7,7 @@
 
 pub mod bench;
 mod execute;
+pub mod load;
 mod plan;
 mod progress;
 
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Run only this shard's slice of the calls, on its own seed stream (docs/scale.md).
     pub shard: Option<crate::model::Shard>,
+    /// Open loop: start calls on this schedule instead of `concurrency` in a closed loop (`load`).
+    pub load: Option<load::Load>,
 }
 
 /// What a run produced.

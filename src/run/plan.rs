@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use tokio::time::Duration;
 
+use super::load::Load;
 use super::{RunOptions, default_out_dir};
 use crate::audio::{frames::frames, read_wav, resample::resample};
 use crate::caller::CallPlan;
@@ -37,6 +38,10 @@ pub struct RunPlan {
     /// Targets skipped, with the reason.
     pub(super) skipped: Vec<(String, String)>,
     pub(super) calls: u32,
+    /// Open loop: the schedule (the calls are its arrivals in this shard's slice); `None`: closed loop.
+    pub(super) load: Option<Load>,
+    /// The run's seed, which the open loop's schedule is drawn from in every shard alike.
+    pub(super) run_seed: u64,
     /// The slice of the calls this process runs (all of them without a shard).
     pub(super) shard: Shard,
     pub(super) concurrency: u32,
@@ -64,15 +69,34 @@ impl RunPlan {
             bail!("--calls must be at least 1");
         }
         let shard = opts.shard.unwrap_or(Shard { index: 1, count: 1 });
-        if shard.calls_of(calls) == 0 {
-            bail!(
-                "shard {shard} has no calls: the run has {calls} calls per target, fewer than its {} shards (use --calls {} or more, or fewer shards)",
-                shard.count,
-                shard.count
-            );
-        }
         let run_seed = seed;
         let seed = shard.seed(run_seed);
+        // Open loop: the calls are the schedule's arrivals (in this shard's slice), counted once up front.
+        let calls = match &opts.load {
+            None => calls,
+            Some(load) => {
+                let arrivals = load.schedule(run_seed).count();
+                let n = u32::try_from(arrivals).ok().filter(|n| *n <= 100_000_000);
+                let Some(n) = n else {
+                    bail!("the schedule starts {arrivals} calls per target: more than 100,000,000")
+                };
+                n
+            }
+        };
+        if shard.calls_of(calls) == 0 {
+            match &opts.load {
+                Some(_) if shard.count > 1 => bail!(
+                    "the schedule starts no call in this shard ({shard}): it starts {calls} per target over {} shards; raise the rate or the duration",
+                    shard.count
+                ),
+                Some(_) => bail!("the schedule starts no call: raise the rate or the duration"),
+                None => bail!(
+                    "shard {shard} has no calls: the run has {calls} calls per target, fewer than its {} shards (use --calls {} or more, or fewer shards)",
+                    shard.count,
+                    shard.count
+                ),
+            }
+        }
 
         // Resolve targets: start sims, check keys, skip what cannot run (with the reason).
         let mut skipped = Vec::new();
@@ -111,6 +135,10 @@ impl RunPlan {
         meta.concurrency = concurrency;
         meta.seed = run_seed;
         meta.shard = opts.shard.filter(|s| s.count > 1).map(|s| ShardSummary::of(s, run_seed));
+        meta.load = opts.load.as_ref().map(super::load::summary_of);
+        if let Some(l) = &opts.load {
+            meta.concurrency = l.max_in_flight;
+        }
         meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
         let recorder = Recorder::create(&out_dir, meta)
             .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
@@ -121,6 +149,8 @@ impl RunPlan {
             sims,
             skipped,
             calls,
+            load: opts.load.clone(),
+            run_seed,
             shard,
             concurrency,
             seed,

@@ -1,0 +1,88 @@
+//! Open-loop load (issue 17, docs/metrics.md "Load") over real sockets: calls started on a schedule against the
+//! embedded sim. Past `--max-in-flight`, arrivals that find no slot within `--max-start-delay` are dropped and
+//! counted in summary.json and on the terminal; below capacity every arrival starts. (The admission's timing, late
+//! starts included, is tested on tokio's paused clock in `run::load`.)
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{text, voicebench, write_fixed_scenario};
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn call_rows(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("calls.csv")).unwrap().lines().count() - 1
+}
+
+#[test]
+fn an_open_loop_counts_the_calls_it_could_not_start_and_drops_none_below_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_fixed_scenario(dir.path(), "s.toml", "");
+    let s = s.to_str().unwrap().to_owned();
+    let (d, s2) = (dir.path().to_owned(), s.clone());
+    // Over capacity: 4 calls/s for 2 s (8 arrivals) with 3 slots; each call holds its slot ~19 s, so the 4th
+    // arrival onwards finds none within 500 ms.
+    let over = std::thread::spawn(move || {
+        let args = ["run", &s2, "--out", "over", "-q", "--rate", "4/s", "--duration", "2s", "--max-in-flight", "3"];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(["--max-start-delay", "500ms"]);
+        text(&voicebench(&d, &args))
+    });
+    // Below capacity: 2 calls/s for 2 s, the default 1000 slots.
+    let below = text(&voicebench(
+        dir.path(),
+        &["run", &s, "--out", "below", "-q", "--rate", "2/s", "--duration", "2s", "--arrivals", "constant"],
+    ));
+    let over = over.join().unwrap();
+
+    assert_eq!(over.0, 0, "{}{}", over.1, over.2);
+    let sum = summary(&dir.path().join("over"));
+    let l = &sum["load"];
+    assert_eq!(
+        (l["intended"].as_u64(), l["started"].as_u64(), l["dropped"].as_u64()),
+        (Some(8), Some(3), Some(5)),
+        "{l}"
+    );
+    assert_eq!(l["late"], 0, "a dropped call is not also late: {l}");
+    assert_eq!(l["max_in_flight"], 3);
+    assert_eq!(call_rows(&dir.path().join("over")), 3, "only started calls have rows");
+    assert!(over.1.contains("8 calls intended, 3 started") && over.1.contains("5 dropped"), "{}", over.1);
+    let errors = super::summary::validate(&super::summary::schema(), &sum);
+    assert!(errors.is_empty(), "summary.json breaks the schema: {errors:?}");
+
+    assert_eq!(below.0, 0, "{}{}", below.1, below.2);
+    let l = &summary(&dir.path().join("below"))["load"];
+    assert_eq!(
+        (l["intended"].as_u64(), l["started"].as_u64(), l["dropped"].as_u64()),
+        (Some(4), Some(4), Some(0)),
+        "{l}"
+    );
+    assert!(l["late"].as_u64().unwrap() <= 1, "a call started 10 ms late below capacity: {l}");
+    assert_eq!(l["start_lateness"]["samples"], 4);
+    assert_eq!(call_rows(&dir.path().join("below")), 4);
+}
+
+#[test]
+fn open_loop_flags_that_do_not_go_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_fixed_scenario(dir.path(), "s.toml", "");
+    let s = s.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--rate", "2/s"], "--rate needs --duration"),
+        (vec!["--rate", "2/s", "--duration", "5s", "--calls", "3"], "closed loop"),
+        (vec!["--stages", "10s:2/s", "--rate", "1/s"], "--stages replaces"),
+        (vec!["--rate", "2/d", "--duration", "5s"], "is not a rate"),
+        (vec!["--stages", "10s-2/s"], "DURATION:RATE"),
+        (vec!["--max-in-flight", "5"], "shape an open loop"),
+        (vec!["--rate", "0.01/s", "--duration", "1s", "--shard", "2/2"], "starts no call in this shard"),
+    ] {
+        let mut all = vec!["run", s, "-q", "--out", "x"];
+        all.extend(&args);
+        let (code, out, err) = text(&voicebench(dir.path(), &all));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
