@@ -63,6 +63,13 @@ fn an_open_loop_counts_the_calls_it_could_not_start_and_drops_none_below_capacit
     assert!(l["late"].as_u64().unwrap() <= 1, "a call started 10 ms late below capacity: {l}");
     assert_eq!(l["start_lateness"]["samples"], 4);
     assert_eq!(call_rows(&dir.path().join("below")), 4);
+    // Every turn is in one 10 s window of the run's time, and the windows' turns add up to the target's.
+    let t = &summary(&dir.path().join("below"))["targets"][0];
+    let windows = t["over_time"].as_array().unwrap();
+    assert!(!windows.is_empty(), "{t}");
+    assert!(windows.iter().all(|w| w["start_s"].as_u64().unwrap() % 10 == 0), "{windows:?}");
+    let turns: u64 = windows.iter().map(|w| w["turns"].as_u64().unwrap()).sum();
+    assert_eq!(turns, t["turns"].as_u64().unwrap(), "{windows:?}");
 }
 
 #[test]

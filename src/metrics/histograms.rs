@@ -240,12 +240,20 @@ pub struct TargetMetrics {
     histograms: BTreeMap<HistKey, Distribution>,
     /// Counts behind the rates.
     pub tally: Tally,
+    /// TTFA and errors per 10 s of run time.
+    pub windows: super::windows::Windows,
 }
 
 impl TargetMetrics {
     /// An empty set for target `name`.
     pub fn new(name: impl Into<String>) -> TargetMetrics {
-        TargetMetrics { name: name.into(), simulated: false, histograms: BTreeMap::new(), tally: Tally::default() }
+        TargetMetrics {
+            name: name.into(),
+            simulated: false,
+            histograms: BTreeMap::new(),
+            tally: Tally::default(),
+            windows: Default::default(),
+        }
     }
 
     /// Adds one turn: each metric it has goes into its kind's histogram and the `all` histogram.
@@ -259,12 +267,14 @@ impl TargetMetrics {
             }
         }
         self.tally.record_turn(turn, slos);
+        self.windows.record_turn(turn);
     }
 
     /// Adds one call (its counts; the run's pacing is kept by [`HistogramSet`]).
     pub fn record_call(&mut self, call: &CallRecord) {
         self.simulated |= call.simulated;
         self.tally.record_call(call);
+        self.windows.record_call(call);
     }
 
     /// The histogram of `metric` over `scope`, if it has samples.

@@ -1,6 +1,6 @@
 //! Aggregation of a run's records (docs/metrics.md, "Aggregation"): one distribution per (target, metric, turn
 //! kind) and per (target, metric, all kinds), the run's frame pacing and event-loop lag, and the counts behind
-//! every rate.
+//! every rate; and each target's figures per 10 s of run time ([`windows`]).
 //!
 //! Values are **microseconds**. Each distribution is an HdrHistogram at 3 significant digits that resizes itself
 //! (a 40-second stall is recorded as faithfully as a 300 ms reply; it is what the `.hgrm` files and the interval log
@@ -12,6 +12,7 @@ mod exact;
 mod histograms;
 pub mod stages;
 mod tally;
+pub mod windows;
 
 pub use exact::Exact;
 pub use histograms::{

@@ -101,6 +101,20 @@ pub fn ttfa_by_turn(report: &Report, target: &str) -> Vec<(u32, f64, f64, usize)
         .collect()
 }
 
+/// A point of a p50/p95 line: `(x, p50, p95, samples)`.
+pub type Point = (u32, f64, f64, usize);
+
+/// A target's TTFA per window of run time, from the summary (`over_time`): `(window, p50, p95, turns)` for the
+/// windows with a TTFA, and `(window start s, failed turns)` for the windows with failures.
+pub fn ttfa_over_time(report: &Report, target: &str) -> (Vec<Point>, Vec<(u32, u64)>) {
+    let Some(t) = report.summary.as_ref().and_then(|s| s.target(target)) else { return Default::default() };
+    let w = crate::metrics::windows::WINDOW_S;
+    let points =
+        t.over_time.iter().filter_map(|x| Some((x.start_s / w, x.ttfa_p50?, x.ttfa_p95?, x.turns as usize))).collect();
+    let failed = t.over_time.iter().filter(|x| x.failed > 0).map(|x| (x.start_s, x.failed)).collect();
+    (points, failed)
+}
+
 /// Turn index → turn id, from any row.
 pub fn turn_ids(report: &Report) -> BTreeMap<u32, String> {
     let mut m = BTreeMap::new();

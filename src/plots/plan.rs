@@ -23,6 +23,7 @@ fn planned(id: impl Into<String>, title: String, caption: String, fig: Figure) -
 /// Every plot the report's data supports, in display order.
 pub(super) fn plan(report: &Report) -> Vec<Planned> {
     let mut out = ttfa(report);
+    out.extend(over_time(report));
     out.extend(stages(report));
     out.extend(barge_in(report));
     out.extend(tools(report));
@@ -95,6 +96,46 @@ fn ttfa(report: &Report) -> Vec<Planned> {
         Figure::ByTurn { series: by_turn, turn_ids: data::turn_ids(report) },
     ));
     out
+}
+
+/// TTFA p50/p95 per 10 s of run time, when the run spans at least three windows (degradation under load shows as a
+/// slope), with the windows that had failed turns named in the caption.
+fn over_time(report: &Report) -> Option<Planned> {
+    let window_s = crate::metrics::windows::WINDOW_S;
+    let mut failures = Vec::new();
+    let series: Vec<_> = report
+        .targets
+        .iter()
+        .map(|t| {
+            let (points, failed) = data::ttfa_over_time(report, t);
+            if !failed.is_empty() {
+                let list: Vec<String> = failed.iter().map(|(s, n)| format!("{s} s: {n}")).collect();
+                failures.push(format!("{} ({})", label(report, t), list.join(", ")));
+            }
+            (label(report, t), target_color(report, t), points)
+        })
+        .filter(|s| !s.2.is_empty())
+        .collect();
+    let windows = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).collect::<std::collections::BTreeSet<_>>();
+    if windows.len() < 3 {
+        return None;
+    }
+    let names = joined(&series.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
+    let failed = if failures.is_empty() {
+        "No turn failed.".to_owned()
+    } else {
+        format!("Failed turns by window: {}.", failures.join("; "))
+    };
+    Some(planned(
+        "ttfa_over_time",
+        format!("TTFA over the run: {names}"),
+        format!(
+            "p50 (solid, ●) and p95 (dashed, ▲) of TTFA per {window_s} s of run time (a turn counts at its call's \
+             start plus its end of speech), as summary.json's over_time: an agent that slows under load shows as a \
+             slope. {failed}"
+        ),
+        Figure::OverTime { series, window_s },
+    ))
 }
 
 /// The stage breakdown of pipeline targets.

@@ -161,6 +161,9 @@ struct CallRow {
     target: String,
     simulated: bool,
     call: u32,
+    /// Absent in reports written before it was read back.
+    #[serde(default)]
+    started_ms: f64,
     turns_total: u32,
     turns_ok: u32,
     error: Option<ErrorCategory>,
@@ -184,6 +187,7 @@ pub fn read_calls(path: &Path) -> Result<Vec<CallRecord>, ReadError> {
             target: row.target,
             simulated: row.simulated,
             call: row.call,
+            started_ms: row.started_ms,
             turns_total: row.turns_total,
             turns_ok: row.turns_ok,
             error: row.error,

@@ -329,9 +329,29 @@ pub struct TargetSummary {
     pub call_errors: BTreeMap<String, u64>,
     /// The counts behind the rates, so shards' summaries merge exactly.
     pub counts: Counts,
+    /// TTFA p50/p95, turns and failed turns per 10 s of run time (windows with turns only); empty in summaries
+    /// written before it existed.
+    #[serde(default)]
+    pub over_time: Vec<WindowSummary>,
     /// Pipeline targets: the mean TTFA split into its stages (absent for native targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<StageBreakdown>,
+}
+
+/// One 10 s window of a target's run time (docs/metrics.md "Load").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSummary {
+    /// The window's start, seconds from the run's start (windows are 10 s wide).
+    pub start_s: u32,
+    /// Turns whose end of speech fell in it.
+    pub turns: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// TTFA median of those turns, ms (`null` without a TTFA).
+    pub ttfa_p50: Option<f64>,
+    /// TTFA p95, ms.
+    pub ttfa_p95: Option<f64>,
 }
 
 /// A pipeline target's mean TTFA, stage by stage ([`crate::metrics::stages`]).
@@ -460,6 +480,20 @@ impl TargetSummary {
             errors: names(&t.turn_errors),
             call_errors: names(&t.call_errors),
             counts: t.counts.clone(),
+            over_time: m
+                .windows
+                .iter()
+                .map(|(i, w)| {
+                    let ms = |q: f64| w.ttfa.quantile(q).map(|us| us as f64 / 1000.0);
+                    WindowSummary {
+                        start_s: i * crate::metrics::windows::WINDOW_S,
+                        turns: w.turns,
+                        failed: w.failed,
+                        ttfa_p50: ms(0.5),
+                        ttfa_p95: ms(0.95),
+                    }
+                })
+                .collect(),
             stages: StageBreakdown::from_sums(&t.stages),
         }
     }

@@ -243,6 +243,7 @@ mod tests {
                 errors: BTreeMap::from([("timeout".into(), 2)]),
                 call_errors: BTreeMap::from([("timeout".into(), 1)]),
                 counts,
+                over_time: Vec::new(),
                 stages: None,
             }],
         }

@@ -12,7 +12,39 @@ pub(super) fn draw_by_turn<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    let label = |i: u32| turn_ids.get(&i).map_or(format!("{i}"), |id| format!("{i} {id}"));
+    draw_p50_p95(root, title, series, "turn (index and id); a gap is a turn with no reply to time", &label)
+}
+
+/// TTFA p50 and p95 per window of run time (x: the window's start).
+pub(super) fn draw_over_time<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[TurnSeries],
+    window_s: u32,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let label = |i: u32| format!("{} s", i * window_s);
+    draw_p50_p95(root, title, series, "run time (window start); a gap is a window without a TTFA", &label)
+}
+
+/// p50 (solid, ●) and p95 (dashed, ▲) lines over integer x points, joined only between consecutive points.
+fn draw_p50_p95<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[TurnSeries],
+    x_desc: &str,
+    x_label: &dyn Fn(u32) -> String,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let first = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).min().unwrap_or(0);
     let last = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).max().unwrap_or(0);
+    // At most ~12 labelled ticks, however many points.
+    let every = ((last - first) / 12 + 1).max(1);
     let top = series.iter().flat_map(|s| s.2.iter().map(|p| p.2)).fold(0.0, f64::max) * 1.1;
     let ystep = nice_step(top, 8.0);
     let ymax = (top / ystep).ceil().max(1.0) * ystep;
@@ -23,16 +55,17 @@ where
     }
     let area = legend_below(root, &keys)?;
     let mut chart = builder(&area, title, 70).build_cartesian_2d(
-        Axis::linear(-0.5, f64::from(last) + 0.5, (0..=last).map(f64::from).collect()),
+        Axis::linear(
+            f64::from(first) - 0.5,
+            f64::from(last) + 0.5,
+            (first..=last).step_by(every as usize).map(f64::from).collect(),
+        ),
         Axis::linear(0.0, ymax, ticks(0.0, ymax, ystep)),
     )?;
-    let label = |v: &f64| {
-        let i = v.round() as u32;
-        turn_ids.get(&i).map_or(format!("{i}"), |id| format!("{i} {id}"))
-    };
+    let label = |v: &f64| x_label(v.round() as u32);
     chart
         .configure_mesh()
-        .x_desc("turn (index and id); a gap is a turn with no reply to time")
+        .x_desc(x_desc)
         .y_desc("TTFA (ms)")
         .label_style(font(LABEL_PX))
         .axis_desc_style(font(LABEL_PX))

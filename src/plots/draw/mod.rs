@@ -54,6 +54,8 @@ pub(crate) enum Figure {
     Hist { series: Vec<Series>, metric: Metric, limit: Option<f64> },
     /// Per target: `(turn, p50, p95, n)`.
     ByTurn { series: Vec<TurnSeries>, turn_ids: BTreeMap<u32, String> },
+    /// Per target: `(window, p50, p95, turns)`, windows of `window_s` seconds of run time.
+    OverTime { series: Vec<TurnSeries>, window_s: u32 },
     /// Per pipeline target: label, mean of each segment, turns.
     Stages { bars: Vec<(String, [f64; 7], usize)> },
     /// One call's turns.
@@ -169,6 +171,7 @@ impl Figure {
             Figure::Cdf { series, metric, log } => draw_cdf(root, title, series, *metric, *log),
             Figure::Hist { series, metric, limit } => draw_hist(root, title, series, *metric, *limit),
             Figure::ByTurn { series, turn_ids } => draw_by_turn(root, title, series, turn_ids),
+            Figure::OverTime { series, window_s } => breakdowns::draw_over_time(root, title, series, *window_s),
             Figure::Stages { bars } => draw_stages(root, title, bars),
             Figure::Timeline { turns, color } => draw_timeline(root, title, turns, *color),
             Figure::Tools { series } => draw_tools(root, title, series),
