@@ -11,9 +11,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 version="${1:-1.33.0}"
 venv="${CARGO_TARGET_DIR:-$root/target}/tools/kubernetes-validate"
-pin="kubernetes-validate==1.37.0"
+version_pinned="1.37.0"
+pin="kubernetes-validate==$version_pinned"
 
-if [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/pip" show -q kubernetes-validate 2>/dev/null | grep -q . ; then
+if ! "$venv/bin/pip" show kubernetes-validate 2>/dev/null | grep -qx "Version: $version_pinned"; then
     echo "installing $pin into $venv"
     python3 -m venv "$venv" || { echo "check-manifests: python3 -m venv failed" >&2; exit 2; }
     "$venv/bin/pip" install -q "$pin" || { echo "check-manifests: pip install $pin failed" >&2; exit 2; }
