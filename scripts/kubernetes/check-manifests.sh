@@ -14,7 +14,8 @@ venv="${CARGO_TARGET_DIR:-$root/target}/tools/kubernetes-validate"
 version_pinned="1.37.0"
 pin="kubernetes-validate==$version_pinned"
 
-if ! "$venv/bin/pip" show kubernetes-validate 2>/dev/null | grep -qx "Version: $version_pinned"; then
+installed="$("$venv/bin/pip" show kubernetes-validate 2>/dev/null || true)"
+if ! grep -qx "Version: $version_pinned" <<<"$installed"; then
     echo "installing $pin into $venv"
     python3 -m venv "$venv" || { echo "check-manifests: python3 -m venv failed" >&2; exit 2; }
     "$venv/bin/pip" install -q "$pin" || { echo "check-manifests: pip install $pin failed" >&2; exit 2; }
