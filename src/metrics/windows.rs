@@ -42,6 +42,8 @@ struct Pending {
 pub struct Windows {
     windows: BTreeMap<u32, Window>,
     pending: HashMap<u32, Vec<Pending>>,
+    /// Turns in `pending`, kept as they come and go rather than summed per turn.
+    pending_turns: usize,
 }
 
 /// At most this many turns wait for their calls' records (a bound on what a run whose call records never come
@@ -51,9 +53,10 @@ const MAX_PENDING: usize = 10_000_000;
 impl Windows {
     /// Holds a turn until its call's record says when the call started.
     pub fn record_turn(&mut self, turn: &TurnRecord) {
-        if self.pending.values().map(Vec::len).sum::<usize>() >= MAX_PENDING {
+        if self.pending_turns >= MAX_PENDING {
             return;
         }
+        self.pending_turns += 1;
         let at_ms = if turn.user_eos_ms > 0.0 { turn.user_eos_ms } else { turn.user_onset_ms };
         let ttfa_us = turn.value(Metric::Ttfa).and_then(ms_to_us);
         self.pending.entry(turn.call).or_default().push(Pending { at_ms, ttfa_us, failed: turn.error.is_some() });
@@ -61,7 +64,9 @@ impl Windows {
 
     /// Places the call's waiting turns in their windows.
     pub fn record_call(&mut self, call: &CallRecord) {
-        for p in self.pending.remove(&call.call).unwrap_or_default() {
+        let turns = self.pending.remove(&call.call).unwrap_or_default();
+        self.pending_turns -= turns.len();
+        for p in turns {
             let t = (call.started_ms + p.at_ms).max(0.0) / 1000.0;
             let w = self.windows.entry((t / f64::from(WINDOW_S)) as u32).or_default();
             w.turns += 1;
