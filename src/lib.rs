@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod pages;
 pub mod plots;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -18,7 +18,8 @@ use tokio::time::{Duration, Instant};
 use self::pacer::{Pacer, Ticker};
 use self::record::{CallRecord, Pacing, TurnRecord};
 use self::turns::{Action, CallId, Tracker};
-use crate::scenario::{ToolSpec, TurnSpec};
+use crate::redact::Redactor;
+use crate::scenario::{StateExpect, ToolSpec, TurnSpec};
 use crate::targets::{ErrorCategory, Frame, Session};
 
 /// Everything one call of one target needs, prepared once per target (frames are encoded once and shared).
@@ -40,6 +41,10 @@ pub struct CallPlan {
     pub frame_ms: u32,
     /// Per-turn timeout.
     pub turn_timeout: Duration,
+    /// What every call must leave in the tools' tables.
+    pub expect_state: Vec<StateExpect>,
+    /// What every record masks.
+    pub redactor: Redactor,
 }
 
 /// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
@@ -57,8 +62,11 @@ pub async fn run_call<S: Session>(
     let mut pacer = Pacer::with_ticker(t0, plan.frame_ms, Ticker::slots());
     let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
     let mut tracker =
-        Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id);
+        Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id)
+            .with_redactor(plan.redactor.clone());
     let mut turns_ok = 0;
+    let (mut content_checked, mut content_failed) = (0, 0);
+    let mut ttfa: Vec<f64> = Vec::new();
     let mut stop_seen = *stop.borrow();
     if stop_seen {
         tracker.abort(ErrorCategory::Interrupted, "run interrupted");
@@ -104,6 +112,11 @@ pub async fn run_call<S: Session>(
         let over = tracker.poll(Instant::now());
         for r in tracker.take_records() {
             turns_ok += u32::from(r.error.is_none());
+            if let Some(ok) = r.content_ok {
+                content_checked += 1;
+                content_failed += u32::from(!ok);
+            }
+            ttfa.extend(r.ttfa_ms.filter(|v| *v >= 0.0));
             let _ = records.send(r);
         }
         if over {
@@ -112,6 +125,11 @@ pub async fn run_call<S: Session>(
     }
     let ended = tracker.ended().cloned();
     let pacing = Pacing::from_lateness(pacer.take_lateness());
+    let outcome = tracker.call_outcome(&plan.expect_state);
+    // A call the user interrupted has no verdict: the agent was not given the whole call to do the task.
+    let interrupted = ended.as_ref().is_some_and(|e| e.0 == ErrorCategory::Interrupted);
+    let task = outcome.task.filter(|_| !interrupted);
+    ttfa.sort_by(f64::total_cmp);
     CallRecord {
         target: plan.target.clone(),
         simulated: plan.simulated,
@@ -123,7 +141,14 @@ pub async fn run_call<S: Session>(
         turns_total: plan.turns.len() as u32,
         turns_ok,
         error: ended.as_ref().map(|e| e.0),
-        error_message: ended.map(|e| e.1),
+        error_message: ended.map(|e| tracker.redact(&e.1)),
         pacing,
+        task_ok: task.as_ref().map(|t| t.0),
+        task_detail: task.map(|t| t.1),
+        tool_calls: outcome.tool_calls,
+        content_checked,
+        content_failed,
+        ttfa_p50_ms: crate::stats::quantile(&ttfa, 0.5),
+        ttfa_max_ms: ttfa.last().copied(),
     }
 }

@@ -22,12 +22,19 @@ use tokio::time::{Duration, Instant};
 use self::state::{Barge, Reply, Turn, Utterance};
 pub use self::tools::conforms;
 use super::playback::{AudibleDetector, Playback};
-use super::record::{TurnKind, TurnRecord};
-use crate::scenario::{Expect, StartSpec, ToolSpec, TurnSpec};
+use super::record::{ToolCallLog, TurnKind, TurnRecord};
+use crate::redact::Redactor;
+use crate::scenario::{Expect, StartSpec, State, StateExpect, ToolSpec, TurnSpec};
 use crate::targets::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
 
 /// A barge-in fails when the agent is still audible this long after the caller's onset.
 pub const BARGE_IN_LIMIT: Duration = Duration::from_secs(2);
+
+/// The most transcript a turn keeps, bytes: a provider that streams text forever cannot grow a run's memory.
+pub const MAX_SAID: usize = 4096;
+
+/// The most tool calls a call's log keeps.
+pub const MAX_TOOL_LOG: usize = 64;
 
 /// What the caller must do in answer to an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +110,23 @@ pub struct Tracker {
     ended: Option<(ErrorCategory, String)>,
     /// The turn whose utterance caused the last cut.
     last_cut_turn: Option<usize>,
+    /// The rows the call's tools recorded.
+    tables: State,
+    /// Every tool call, in order (bounded by [`MAX_TOOL_LOG`]; arguments redacted when the call ends).
+    tool_log: Vec<ToolCallLog>,
+    /// Whether any transcript came in the call so far (a protocol that never sends one leaves content unjudged).
+    any_transcript: bool,
+    /// Masks personal data in everything the tracker writes; learns the names the agent's arguments carry.
+    redactor: Redactor,
+}
+
+/// What a call leaves beyond its turns: its task verdict and its tool calls (see [`Tracker::call_outcome`]).
+#[derive(Debug, Clone, Default)]
+pub struct CallOutcome {
+    /// `[[expect_state]]`'s verdict and detail, when the scenario has expectations.
+    pub task: Option<(bool, String)>,
+    /// Every tool call, arguments redacted.
+    pub tool_calls: Vec<ToolCallLog>,
 }
 
 fn expects_reply(e: Expect) -> bool {
@@ -146,7 +170,36 @@ impl Tracker {
             t0,
             ended: None,
             last_cut_turn: None,
+            tables: State::default(),
+            tool_log: Vec::new(),
+            any_transcript: false,
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Masks what `redactor` masks in every record (default: nothing).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// The call's task verdict against `expects` (none when there are none) and its tool calls, redacted.
+    pub fn call_outcome(&self, expects: &[StateExpect]) -> CallOutcome {
+        let task = (!expects.is_empty()).then(|| {
+            let (ok, detail) = self.tables.judge(expects);
+            (ok, self.redactor.text(&detail))
+        });
+        let tool_calls = self
+            .tool_log
+            .iter()
+            .map(|c| ToolCallLog { arguments: self.redactor.json(&c.arguments), ..c.clone() })
+            .collect();
+        CallOutcome { task, tool_calls }
+    }
+
+    /// Masks `text` as every output must be.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.text(text)
     }
 
     /// The turn whose utterance covers frame `k`, and the frame's index within the utterance.
@@ -264,7 +317,10 @@ impl Tracker {
                 }
                 vec![]
             }
-            AgentEvent::Transcript { .. } => vec![],
+            AgentEvent::Transcript { at, text, segment } => {
+                self.on_transcript(*at, text, *segment);
+                vec![]
+            }
             AgentEvent::Error { at, category, message } => {
                 // An error before any turn's utterance belongs to the first turn (held until it starts).
                 let i = self.reply_owner_at(*at).or_else(|| self.latest_started(*at)).unwrap_or(0);
@@ -329,6 +385,28 @@ impl Tracker {
             let t = cstart + Duration::from_nanos(((s - cs) as u128 * 1_000_000_000 / self.out_rate as u128) as u64);
             heard.first_audible = Some(t);
             it.chunk_starts.clear();
+        }
+    }
+
+    /// A transcript fragment belongs to the reply in progress (or, before its audio, to the turn it answers).
+    fn on_transcript(&mut self, at: Instant, text: &str, segment: bool) {
+        self.any_transcript = true;
+        let Some(j) = self.open_response.or_else(|| self.reply_owner_at(at)) else { return };
+        let st = &mut self.state[j];
+        st.transcribed = true;
+        if st.said.len() >= MAX_SAID {
+            return;
+        }
+        if segment && !st.said.is_empty() && !text.starts_with(char::is_whitespace) {
+            st.said.push(' ');
+        }
+        let room = MAX_SAID.saturating_sub(st.said.len());
+        if text.len() <= room {
+            st.said.push_str(text);
+        } else {
+            let cut = (0..=room).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            st.said.push_str(&text[..cut]);
+            st.said.push('…');
         }
     }
 
@@ -543,9 +621,19 @@ impl Tracker {
         }
         let replied = expects_reply(t.expect) && reply.done.is_some() && reply.heard.is_some();
         let err = st.error.clone().or(failure.filter(|_| !replied));
+        if expects_reply(t.expect) && st.transcribed {
+            r.agent_text = Some(self.redactor.text(st.said.trim()));
+        }
+        // Content is judged on what the provider said it said: a turn without a transcript is judged only when the
+        // provider has sent transcripts in this call (it said nothing), and a failed turn is not judged.
+        if !t.content.is_empty() && err.is_none() && (st.transcribed || self.any_transcript) {
+            let v = t.content.judge(&st.said);
+            r.content_ok = Some(v.ok);
+            r.content_detail = Some(self.redactor.text(&v.detail));
+        }
         if let Some((c, m)) = err {
             r.error = Some(c);
-            r.error_message = Some(m);
+            r.error_message = Some(self.redactor.text(&m));
         }
         self.done.push(r);
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::metrics::call_samples as samples;
-use crate::model::{Metric, TurnKind, TurnRecord};
+use crate::model::{CallRecord, Metric, TurnKind, TurnRecord};
 use crate::report::read::{ReadError, Report};
 use crate::stats::{CallSamples, SplitMix64, fnv, index, interval_and_p, pooled, quantile, resample_pooled};
 
@@ -89,6 +89,8 @@ pub struct Side {
     pub simulated: bool,
     /// Its turn rows.
     pub turns: Vec<TurnRecord>,
+    /// Its call rows (for the rates judged per call: task success).
+    pub calls: Vec<CallRecord>,
 }
 
 impl Side {
@@ -118,7 +120,7 @@ pub struct SideInfo {
 pub enum Measure {
     /// A latency metric.
     Latency(Metric),
-    /// A rate: `tool_success_rate` or `barge_in_success_rate`.
+    /// A rate: `tool_success_rate`, `barge_in_success_rate`, `content_success_rate` or `task_success_rate`.
     Rate(&'static str),
 }
 
@@ -137,6 +139,8 @@ impl Measure {
             Measure::Latency(m) => m.label(),
             Measure::Rate("tool_success_rate") => "tool success",
             Measure::Rate("barge_in_success_rate") => "barge-in success",
+            Measure::Rate("content_success_rate") => "content success",
+            Measure::Rate("task_success_rate") => "task success",
             Measure::Rate(r) => r,
         }
     }
@@ -228,7 +232,8 @@ pub fn sides_of(report: &Report) -> Vec<Side> {
                 .and_then(|s| s.target(target))
                 .map(|t| t.simulated)
                 .unwrap_or_else(|| turns.iter().any(|t| t.simulated));
-            Side { label: target.clone(), target: target.clone(), dir: report.dir.clone(), simulated, turns }
+            let calls = report.calls.iter().filter(|c| &c.target == target).cloned().collect();
+            Side { label: target.clone(), target: target.clone(), dir: report.dir.clone(), simulated, turns, calls }
         })
         .collect()
 }
@@ -353,7 +358,7 @@ fn pair_rows(a: &Side, b: &Side, opts: &CompareOptions) -> Vec<Row> {
         }
     }
     for (metric, per_call) in RATES {
-        let (ra, rb) = (per_call(&a.turns), per_call(&b.turns));
+        let (ra, rb) = (per_call(a), per_call(b));
         if ra.is_empty() || rb.is_empty() {
             continue;
         }
@@ -428,10 +433,15 @@ pub fn ratio_row(
 }
 
 /// Per call (numerator, denominator) of a rate.
-type PerCall = fn(&[TurnRecord]) -> Vec<(u64, u64)>;
+type PerCall = fn(&Side) -> Vec<(u64, u64)>;
 
 /// The rates compared, with how each call contributes.
-const RATES: &[(&str, PerCall)] = &[("tool_success_rate", tool_calls), ("barge_in_success_rate", barge_ins)];
+const RATES: &[(&str, PerCall)] = &[
+    ("tool_success_rate", tool_calls),
+    ("barge_in_success_rate", barge_ins),
+    ("content_success_rate", content),
+    ("task_success_rate", task),
+];
 
 fn by_call(turns: &[TurnRecord], f: impl Fn(&TurnRecord) -> (u64, u64)) -> Vec<(u64, u64)> {
     let mut m: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
@@ -446,15 +456,26 @@ fn by_call(turns: &[TurnRecord], f: impl Fn(&TurnRecord) -> (u64, u64)) -> Vec<(
     m.into_values().collect()
 }
 
-fn tool_calls(turns: &[TurnRecord]) -> Vec<(u64, u64)> {
-    by_call(turns, |t| (u64::from(t.tools_succeeded), u64::from(t.tools_expected)))
+fn tool_calls(s: &Side) -> Vec<(u64, u64)> {
+    by_call(&s.turns, |t| (u64::from(t.tools_succeeded), u64::from(t.tools_expected)))
 }
 
-fn barge_ins(turns: &[TurnRecord]) -> Vec<(u64, u64)> {
-    by_call(turns, |t| match t.barge_in_failed {
+fn barge_ins(s: &Side) -> Vec<(u64, u64)> {
+    by_call(&s.turns, |t| match t.barge_in_failed {
         Some(failed) => (u64::from(!failed), 1),
         None => (0, 0),
     })
+}
+
+fn content(s: &Side) -> Vec<(u64, u64)> {
+    by_call(&s.turns, |t| match t.content_ok {
+        Some(ok) => (u64::from(ok), 1),
+        None => (0, 0),
+    })
+}
+
+fn task(s: &Side) -> Vec<(u64, u64)> {
+    s.calls.iter().filter_map(|c| c.task_ok.map(|ok| (u64::from(ok), 1))).collect()
 }
 
 /// The difference row of a rate.

@@ -161,6 +161,19 @@ fn check(m: &TargetMetrics, slo: &Slo) -> Check {
             let (v, d) = rate(t.counts.premature_takeovers, t.counts.no_takeover_turns, "no-take-over turns");
             (CheckKind::Slo, rate_name(slo), v, d)
         }
+        SloKey::Rate("content_success_rate") => {
+            let (v, d) = rate(
+                t.counts.content_turns - t.counts.content_failed,
+                t.counts.content_turns,
+                "turns with content checks judged",
+            );
+            (CheckKind::Slo, rate_name(slo), v, d)
+        }
+        SloKey::Rate("task_success_rate") => {
+            let (v, d) =
+                rate(t.counts.task_calls - t.counts.task_failed, t.counts.task_calls, "calls with an end state judged");
+            (CheckKind::Slo, rate_name(slo), v, d)
+        }
         SloKey::Rate("error_rate") => {
             let (v, d) = rate(t.counts.turns_failed, t.turns, "turns attempted");
             (CheckKind::Slo, rate_name(slo), v, d)

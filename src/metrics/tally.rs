@@ -46,6 +46,18 @@ pub struct Counts {
     pub no_takeover_turns: u64,
     /// No-take-over turns with a premature take-over.
     pub premature_takeovers: u64,
+    /// Turns whose content checks were judged (`say` / `not_say` on a transcript).
+    #[serde(default)]
+    pub content_turns: u64,
+    /// Judged turns whose content checks failed.
+    #[serde(default)]
+    pub content_failed: u64,
+    /// Calls whose end state was judged against `[[expect_state]]`.
+    #[serde(default)]
+    pub task_calls: u64,
+    /// Judged calls whose end state was not as expected.
+    #[serde(default)]
+    pub task_failed: u64,
 }
 
 impl Counts {
@@ -67,6 +79,10 @@ impl Counts {
         self.false_stops += o.false_stops;
         self.no_takeover_turns += o.no_takeover_turns;
         self.premature_takeovers += o.premature_takeovers;
+        self.content_turns += o.content_turns;
+        self.content_failed += o.content_failed;
+        self.task_calls += o.task_calls;
+        self.task_failed += o.task_failed;
     }
 }
 
@@ -117,6 +133,7 @@ impl Tally {
         count_flag(t.barge_in_failed, &mut self.counts.barge_in_turns, &mut self.counts.barge_in_failed);
         count_flag(t.false_stop, &mut self.counts.backchannel_turns, &mut self.counts.false_stops);
         count_flag(t.premature_takeover, &mut self.counts.no_takeover_turns, &mut self.counts.premature_takeovers);
+        count_flag(t.content_ok.map(|ok| !ok), &mut self.counts.content_turns, &mut self.counts.content_failed);
         self.stages.record(t);
         if !slos.is_empty() {
             self.slo_judged = true;
@@ -127,6 +144,7 @@ impl Tally {
     /// Counts one call; a failed call's unreached turns count as failed turns.
     pub fn record_call(&mut self, c: &CallRecord) {
         self.calls += 1;
+        count_flag(c.task_ok.map(|ok| !ok), &mut self.counts.task_calls, &mut self.counts.task_failed);
         let rows = self.rows_per_call.remove(&c.call).unwrap_or(0);
         let Some(category) = c.error else { return };
         self.counts.calls_failed += 1;
@@ -178,6 +196,16 @@ impl Tally {
         ratio(self.counts.premature_takeovers, self.counts.no_takeover_turns)
     }
 
+    /// Turns whose content checks passed / turns judged.
+    pub fn content_success_rate(&self) -> Option<f64> {
+        ratio(self.counts.content_turns - self.counts.content_failed, self.counts.content_turns)
+    }
+
+    /// Calls whose end state was as expected / calls judged.
+    pub fn task_success_rate(&self) -> Option<f64> {
+        ratio(self.counts.task_calls - self.counts.task_failed, self.counts.task_calls)
+    }
+
     /// Failed turns / turns attempted; 0 when nothing was attempted.
     pub fn error_rate(&self) -> f64 {
         ratio(self.counts.turns_failed, self.turns).unwrap_or(0.0)
@@ -217,6 +245,8 @@ pub fn meets_slos(t: &TurnRecord, slos: &[Slo]) -> bool {
             SloKey::Rate("barge_in_success_rate") => t.barge_in_failed != Some(true),
             SloKey::Rate("false_stop_rate") => t.false_stop != Some(true),
             SloKey::Rate("premature_takeover_rate") => t.premature_takeover != Some(true),
+            SloKey::Rate("content_success_rate") => t.content_ok != Some(false),
+            // `task_success_rate` is a call's, not a turn's.
             // `error_rate` (a failed turn already meets none) and `goodput` itself.
             SloKey::Rate(_) => true,
             SloKey::Latency(metric, _) => t.value(metric).is_none_or(within),

@@ -137,6 +137,10 @@ pub enum AgentEvent {
         at: Instant,
         /// The text fragment.
         text: String,
+        /// Whether it is a whole segment (joined to the text before it with a space: ElevenLabs' `agent_response`,
+        /// ws-pcm's `transcript`) rather than a delta (appended as is: OpenAI's transcript deltas, Gemini's output
+        /// transcription, the pipeline's LLM tokens).
+        segment: bool,
     },
     /// An error event from the provider; the session may continue.
     Error {

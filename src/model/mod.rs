@@ -15,7 +15,7 @@ pub mod record;
 pub mod shard;
 
 pub use events::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
-pub use record::{CallRecord, Pacing, TurnKind, TurnRecord};
+pub use record::{CallRecord, Pacing, ToolCallLog, TurnKind, TurnRecord};
 pub use shard::Shard;
 
 /// A latency metric of docs/metrics.md. Every one is a duration in milliseconds.

@@ -125,6 +125,13 @@ pub struct TurnRecord {
     pub tools_expected_names: String,
     /// The names of the expected calls that succeeded, `;`-separated in scenario order.
     pub tools_succeeded_names: String,
+    /// What the agent said in reply, from the provider's own transcript events (redacted; at most ~4 KB, cut
+    /// with `…`). `None` when the provider sent no transcript for this turn.
+    pub agent_text: Option<String>,
+    /// The turn's content checks (`say` / `not_say`): `None` when it has none or there was no transcript to judge.
+    pub content_ok: Option<bool>,
+    /// What the content checks found or missed (redacted).
+    pub content_detail: Option<String>,
 }
 
 impl TurnRecord {
@@ -208,4 +215,34 @@ pub struct CallRecord {
     pub error_message: Option<String>,
     /// Outgoing frame pacing.
     pub pacing: Pacing,
+    /// Whether the call left the tools' tables as `[[expect_state]]` says (`None`: no expectations, or the run was
+    /// interrupted during the call).
+    pub task_ok: Option<bool>,
+    /// Which expectations failed and what the tables held, or that they held.
+    pub task_detail: Option<String>,
+    /// Every tool call the agent made, in order (arguments redacted).
+    pub tool_calls: Vec<ToolCallLog>,
+    /// Turns whose content checks were judged.
+    pub content_checked: u32,
+    /// Content checks that failed.
+    pub content_failed: u32,
+    /// The call's TTFA, median and worst over its reply turns, ms.
+    pub ttfa_p50_ms: Option<f64>,
+    /// Worst TTFA of the call, ms.
+    pub ttfa_max_ms: Option<f64>,
+}
+
+/// One tool call of a call, as `calls.jsonl` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ToolCallLog {
+    /// The turn it was attributed to (0-based), when any.
+    pub turn: Option<u32>,
+    /// Tool name (bounded, as received).
+    pub name: String,
+    /// Its arguments: the JSON object, or the raw text (cut to 1 KB) when it was not one.
+    pub arguments: serde_json::Value,
+    /// `succeeded`, `early`, `late`, `unexpected` or `malformed` (see docs/metrics.md).
+    pub outcome: String,
+    /// When it completed, ms after the call's t0.
+    pub at_ms: f64,
 }

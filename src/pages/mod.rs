@@ -99,6 +99,8 @@ pub fn summary_table(s: &Summary) -> Table {
         "barge-in stop p95",
         "tool success",
         "barge-in success",
+        "content success",
+        "task success",
         "error rate",
         "goodput",
     ];
@@ -117,6 +119,8 @@ pub fn summary_table(s: &Summary) -> Table {
                 stat(t.metric(Metric::BargeInStop), |s| s.p95),
                 rate(t.tool_success_rate),
                 rate(t.barge_in_success_rate),
+                rate(t.content_success_rate),
+                rate(t.task_success_rate),
                 rate(Some(t.error_rate)),
                 rate(t.goodput),
             ]

@@ -167,6 +167,9 @@ struct CallRow {
     turns_total: u32,
     turns_ok: u32,
     error: Option<ErrorCategory>,
+    /// Absent in reports written before task checks.
+    #[serde(default)]
+    task_ok: Option<bool>,
 }
 
 /// Reads `calls.csv` (pacing columns are not read back).
@@ -191,6 +194,7 @@ pub fn read_calls(path: &Path) -> Result<Vec<CallRecord>, ReadError> {
             turns_total: row.turns_total,
             turns_ok: row.turns_ok,
             error: row.error,
+            task_ok: row.task_ok,
             ..Default::default()
         });
     }
@@ -242,6 +246,9 @@ pub(crate) struct TurnRow {
     agent_audio_end_ms: Option<f64>,
     tools_expected_names: String,
     tools_succeeded_names: String,
+    agent_text: Option<String>,
+    content_ok: Option<bool>,
+    content_detail: Option<String>,
 }
 
 impl TurnRow {
@@ -293,6 +300,9 @@ impl TurnRow {
             agent_audio_end_ms: self.agent_audio_end_ms,
             tools_expected_names: self.tools_expected_names,
             tools_succeeded_names: self.tools_succeeded_names,
+            agent_text: self.agent_text,
+            content_ok: self.content_ok,
+            content_detail: self.content_detail,
         })
     }
 }
@@ -348,6 +358,9 @@ mod tests {
             agent_audio_end_ms: v(),
             tools_expected_names: "check_availability;book".into(),
             tools_succeeded_names: "book".into(),
+            agent_text: Some("For eight people, \"this\" Friday".into()),
+            content_ok: Some(false),
+            content_detail: Some("did not say \"six\"".into()),
         }
     }
 

@@ -1,12 +1,12 @@
-//! Row formats streamed during a run: `turns.csv`, `turns.jsonl` and `calls.csv`. Each function returns the bytes
-//! of one line (header or row); the [`Recorder`](super::Recorder) appends them.
+//! Row formats streamed during a run: `turns.csv`, `turns.jsonl`, `calls.csv` and `calls.jsonl`. Each function
+//! returns the bytes of one line (header or row); the [`Recorder`](super::Recorder) appends them.
 //!
 //! Turn columns are [`TurnRecord`]'s fields in declaration order, so the CSV follows the record without a second
 //! list to keep in step. Call rows flatten [`CallRecord`]'s pacing into `pacing_*` columns.
 
 use serde::Serialize;
 
-use crate::model::{CallRecord, ErrorCategory, TurnRecord};
+use crate::model::{CallRecord, ErrorCategory, Pacing, ToolCallLog, TurnRecord};
 
 /// The header line of `turns.csv`.
 pub fn turns_csv_header() -> Result<Vec<u8>, csv::Error> {
@@ -53,6 +53,11 @@ struct CallRow<'a> {
     pacing_p50_us: u32,
     pacing_p99_us: u32,
     pacing_max_us: u32,
+    task_ok: Option<bool>,
+    content_checked: u32,
+    content_failed: u32,
+    ttfa_p50_ms: Option<f64>,
+    ttfa_max_ms: Option<f64>,
 }
 
 impl<'a> From<&'a CallRecord> for CallRow<'a> {
@@ -73,6 +78,81 @@ impl<'a> From<&'a CallRecord> for CallRow<'a> {
             pacing_p50_us: c.pacing.p50_us,
             pacing_p99_us: c.pacing.p99_us,
             pacing_max_us: c.pacing.max_us,
+            task_ok: c.task_ok,
+            content_checked: c.content_checked,
+            content_failed: c.content_failed,
+            ttfa_p50_ms: c.ttfa_p50_ms,
+            ttfa_max_ms: c.ttfa_max_ms,
+        }
+    }
+}
+
+/// One line of `calls.jsonl` (docs/calls.md): the call's structured row.
+pub fn calls_jsonl_line(c: &CallRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(&CallJson::from(c))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A call as `calls.jsonl` writes it.
+#[derive(Serialize)]
+struct CallJson<'a> {
+    target: &'a str,
+    simulated: bool,
+    call: u32,
+    /// `ok`, or the category of the error that ended the call.
+    outcome: &'a str,
+    error_message: Option<&'a str>,
+    session_id: Option<&'a str>,
+    started_ms: f64,
+    connect_ms: Option<f64>,
+    duration_ms: f64,
+    turns_total: u32,
+    turns_ok: u32,
+    task_ok: Option<bool>,
+    task_detail: Option<&'a str>,
+    content_checked: u32,
+    content_failed: u32,
+    ttfa_p50_ms: Option<f64>,
+    ttfa_max_ms: Option<f64>,
+    tool_calls: &'a [ToolCallLog],
+    /// Every argument of the call's well-formed tool calls, the last value of each name (what the agent
+    /// collected: name, callback number, party size, date, time).
+    slots: serde_json::Map<String, serde_json::Value>,
+    pacing: &'a Pacing,
+}
+
+impl<'a> From<&'a CallRecord> for CallJson<'a> {
+    fn from(c: &'a CallRecord) -> Self {
+        let mut slots = serde_json::Map::new();
+        for call in c.tool_calls.iter().filter(|t| t.outcome != "malformed") {
+            if let serde_json::Value::Object(o) = &call.arguments {
+                for (k, v) in o {
+                    slots.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        CallJson {
+            target: &c.target,
+            simulated: c.simulated,
+            call: c.call,
+            outcome: c.error.map_or("ok", ErrorCategory::as_str),
+            error_message: c.error_message.as_deref(),
+            session_id: c.session_id.as_deref(),
+            started_ms: c.started_ms,
+            connect_ms: c.connect_ms,
+            duration_ms: c.duration_ms,
+            turns_total: c.turns_total,
+            turns_ok: c.turns_ok,
+            task_ok: c.task_ok,
+            task_detail: c.task_detail.as_deref(),
+            content_checked: c.content_checked,
+            content_failed: c.content_failed,
+            ttfa_p50_ms: c.ttfa_p50_ms,
+            ttfa_max_ms: c.ttfa_max_ms,
+            tool_calls: &c.tool_calls,
+            slots,
+            pacing: &c.pacing,
         }
     }
 }

@@ -319,6 +319,13 @@ pub struct TargetSummary {
     pub false_stop_rate: Option<f64>,
     /// Paused utterances the agent talked into / paused utterances; `null` without such turns.
     pub premature_takeover_rate: Option<f64>,
+    /// Turns whose reply said what `say` / `not_say` ask / turns judged; `null` without content checks or
+    /// transcripts.
+    #[serde(default)]
+    pub content_success_rate: Option<f64>,
+    /// Calls that left the tools' tables as `[[expect_state]]` says / calls judged; `null` without expectations.
+    #[serde(default)]
+    pub task_success_rate: Option<f64>,
     /// Turns meeting every SLO of the scenario at once / turns; `null` when the scenario has no SLOs.
     pub goodput: Option<f64>,
     /// Failed turns / turns attempted.
@@ -475,6 +482,8 @@ impl TargetSummary {
             barge_in_success_rate: t.barge_in_success_rate(),
             false_stop_rate: t.false_stop_rate(),
             premature_takeover_rate: t.premature_takeover_rate(),
+            content_success_rate: t.content_success_rate(),
+            task_success_rate: t.task_success_rate(),
             goodput: t.goodput(),
             error_rate: t.error_rate(),
             errors: names(&t.turn_errors),

@@ -113,6 +113,14 @@ fn target_block(out: &mut String, t: &TargetSummary) {
     rate_row(out, "false stop", t.false_stop_rate, format!("{}/{} backchannels", c.false_stops, c.backchannel_turns));
     let takeover = format!("{}/{} paused utterances", c.premature_takeovers, c.no_takeover_turns);
     rate_row(out, "premature take-over", t.premature_takeover_rate, takeover);
+    if c.content_turns > 0 {
+        let said = format!("{}/{} replies said what they must", c.content_turns - c.content_failed, c.content_turns);
+        rate_row(out, "content success", t.content_success_rate, said);
+    }
+    if c.task_calls > 0 {
+        let state = format!("{}/{} calls left the expected state", c.task_calls - c.task_failed, c.task_calls);
+        rate_row(out, "task success", t.task_success_rate, state);
+    }
     let mut errors = format!("{}/{} turns", c.turns_failed, t.turns);
     if !t.errors.is_empty() {
         let by: Vec<String> = t.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -201,6 +209,10 @@ mod tests {
             false_stops: 0,
             no_takeover_turns: 0,
             premature_takeovers: 0,
+            content_turns: 0,
+            content_failed: 0,
+            task_calls: 0,
+            task_failed: 0,
         };
         Summary {
             voicebench: "0.1.0".into(),
@@ -238,6 +250,8 @@ mod tests {
                 barge_in_success_rate: Some(0.8),
                 false_stop_rate: None,
                 premature_takeover_rate: None,
+                content_success_rate: None,
+                task_success_rate: None,
                 goodput: None,
                 error_rate: 0.05,
                 errors: BTreeMap::from([("timeout".into(), 2)]),

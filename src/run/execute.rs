@@ -67,6 +67,7 @@ impl RunPlan {
             out_dir,
             mut recorder,
         } = self;
+        let redactor = scenario.redactor.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel::<TurnRecord>();
         let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
@@ -107,7 +108,7 @@ impl RunPlan {
         let mut ground_truth = HashMap::new();
         for s in sims {
             let path = out_dir.join(format!("ground_truth.{}.jsonl", s.target()));
-            s.write_ground_truth(&path).with_context(|| format!("writing {}", path.display()))?;
+            s.write_ground_truth(&path, &redactor).with_context(|| format!("writing {}", path.display()))?;
             ground_truth.insert(s.target().to_string(), (s.started_at(), s.ground_truth()));
             s.shutdown().await;
         }

@@ -141,7 +141,8 @@ impl RunPlan {
         }
         meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
         let recorder = Recorder::create(&out_dir, meta)
-            .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
+            .with_context(|| format!("creating the report directory {}", out_dir.display()))?
+            .with_redactor(scenario.redactor.clone());
         notice(&format!("writing to {}", out_dir.display()));
         Ok(RunPlan {
             scenario: Arc::new(scenario.clone()),
@@ -236,9 +237,12 @@ fn plan_for(
     }
     let silence = targets::encode_frame(target, &vec![0; (rate as usize * f as usize) / 1000]);
     let mut turns = scenario.turns.clone();
+    let mut expect_state = scenario.expect_state.clone();
     if !targets::shows_tool_calls(target) {
-        // Audio-only protocols: the agent's tool calls cannot be seen, so they are not scored (n/a, not failed).
+        // Audio-only protocols: the agent's tool calls cannot be seen, so they are not scored (n/a, not failed),
+        // and neither is the state they would have left.
         turns.iter_mut().for_each(|t| t.tool_calls.clear());
+        expect_state.clear();
     }
     Ok(CallPlan {
         target: target.name.get_ref().clone(),
@@ -249,5 +253,7 @@ fn plan_for(
         silence,
         frame_ms: f,
         turn_timeout: Duration::from_millis(scenario.defaults.turn_timeout_ms as u64),
+        expect_state,
+        redactor: scenario.redactor.clone(),
     })
 }

@@ -1,6 +1,7 @@
 //! Scenarios: the TOML a user writes ([`schema`]), its validation with `file:line:col` diagnostics ([`crate::diag`],
 //! [`validate`]), argument matchers ([`matcher`]), and the resolved [`Scenario`] the rest of voicebench runs.
 
+pub mod content;
 pub mod matcher;
 pub mod schema;
 mod validate;
@@ -13,6 +14,7 @@ use serde_json::Value as Json;
 use crate::model::Metric;
 
 pub use crate::diag::Diagnostic;
+pub use content::{ContentCheck, State, StateExpect};
 pub use matcher::Matcher;
 pub use schema::{Expect, Protocol, Target};
 
@@ -72,6 +74,10 @@ pub struct Scenario {
     pub turns: Vec<TurnSpec>,
     /// SLOs for the gate.
     pub slo: Vec<Slo>,
+    /// What every call must leave in the tools' tables.
+    pub expect_state: Vec<StateExpect>,
+    /// What every output masks, and the scenario's own names.
+    pub redactor: crate::redact::Redactor,
 }
 
 /// Run-wide defaults, resolved.
@@ -123,6 +129,8 @@ pub struct ToolSpec {
     pub results: Vec<(Vec<(String, Matcher)>, Json)>,
     /// Output when nothing matches.
     pub default_result: Json,
+    /// The state table a call of this tool adds its arguments to.
+    pub records: Option<String>,
 }
 
 impl ToolSpec {
@@ -206,6 +214,8 @@ pub struct TurnSpec {
     pub tool_calls: Vec<ExpectedCall>,
     /// What a simulated agent says in reply.
     pub reply: Option<AudioRef>,
+    /// What the reply must and must not say.
+    pub content: ContentCheck,
 }
 
 /// Direction of an SLO bound.
@@ -287,6 +297,8 @@ pub const RATES: &[(&str, Bound)] = &[
     ("error_rate", Bound::AtMost),
     ("false_stop_rate", Bound::AtMost),
     ("premature_takeover_rate", Bound::AtMost),
+    ("content_success_rate", Bound::AtLeast),
+    ("task_success_rate", Bound::AtLeast),
 ];
 
 /// Reads and validates a scenario file.

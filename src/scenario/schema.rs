@@ -36,6 +36,27 @@ pub struct ScenarioFile {
     /// Service-level objectives for `voicebench gate`.
     #[serde(default)]
     pub slo: BTreeMap<Spanned<String>, Spanned<f64>>,
+    /// What every call must leave in the tools' tables (task success).
+    #[serde(default)]
+    pub expect_state: Vec<Spanned<ExpectState>>,
+    /// What to mask in every output: `"phone"`, `"name"`, `"email"`, `"dates"`, `{ regex = "…" }`. Default
+    /// `["phone", "name"]`; `[]` masks nothing.
+    #[serde(default)]
+    pub redact: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+}
+
+/// `[[expect_state]]`: rows a tool's table must hold at the end of every call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectState {
+    /// The table: a tool's `records`.
+    pub table: Spanned<String>,
+    /// Column matchers (the tool's argument names), as for tool calls.
+    #[serde(default, rename = "where")]
+    pub matches: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// How many rows must match (default 1).
+    #[serde(default)]
+    pub count: Option<Spanned<u32>>,
 }
 
 /// `[defaults]`: how many calls, how fast, and timing limits.
@@ -225,6 +246,8 @@ pub struct SimOptions {
     pub false_stop_rate: Option<f64>,
     /// Probability that the sim takes over during a pause inside an utterance.
     pub takeover_rate: Option<f64>,
+    /// Probability that a reply's transcript says the wrong numbers ("six" for "eight"; the audio is unchanged).
+    pub misspeak_rate: Option<f64>,
     /// How many times faster than real time reply audio is sent.
     pub realtime_factor: Option<f64>,
     /// Audio per delta, ms.
@@ -497,6 +520,9 @@ pub struct Tool {
     pub results: Vec<CannedResult>,
     /// The result when no `result` entry matches.
     pub default_result: toml::Value,
+    /// A state table each call of this tool adds a row (its arguments) to, for `[[expect_state]]`.
+    #[serde(default)]
+    pub records: Option<Spanned<String>>,
 }
 
 /// A canned tool result chosen by argument matchers.
@@ -571,6 +597,12 @@ pub struct Turn {
     /// Simulated providers only: the agent corpus line the sim says in reply.
     #[serde(default)]
     pub reply: Option<Spanned<String>>,
+    /// What the agent's reply must say: a phrase, `{ regex = "…" }`, or an array of them (all must be found).
+    #[serde(default)]
+    pub say: Option<Spanned<toml::Value>>,
+    /// What the agent's reply must not say (same forms; none may be found).
+    #[serde(default)]
+    pub not_say: Option<Spanned<toml::Value>>,
 }
 
 /// A tool call a turn expects.

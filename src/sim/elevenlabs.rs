@@ -155,9 +155,7 @@ impl Wire for ElevenLabs {
                 )));
             }
             Event::Transcript(t) => {
-                if !self.text.is_empty() {
-                    self.text.push(' ');
-                }
+                // Deltas carry their own spaces; the whole response goes out trimmed.
                 self.text.push_str(&t);
             }
             Event::UserTranscript { text: t, .. } => out.push(text(json!({"type": "user_transcript",
@@ -173,7 +171,7 @@ impl Wire for ElevenLabs {
                     "tool_call_id": call_id, "parameters": params, "event_id": self.response_id}})));
             }
             Event::ResponseDone { cancelled, spoke, .. } => {
-                let said = std::mem::take(&mut self.text);
+                let said = std::mem::take(&mut self.text).trim().to_string();
                 if spoke && !cancelled {
                     out.push(text(json!({"type": "agent_response",
                         "agent_response_event": {"agent_response": said, "event_id": self.response_id}})));

@@ -271,6 +271,8 @@ pub struct GroundTruth {
     pub interrupted_response: Option<String>,
     /// Interrupts: a backchannel (`expect = "ignore"`) treated as a barge-in.
     pub false_stop: bool,
+    /// The reply's transcript says the wrong numbers (`misspeak_rate`): its audio is the recording, unchanged.
+    pub misspoke: bool,
     /// `response.done` sent (for interrupts: the cancelling `response.done`).
     #[serde(skip)]
     pub response_done_at: Option<Instant>,
@@ -326,6 +328,7 @@ impl GroundTruth {
             speech_started_ms: None,
             interrupted_response: None,
             false_stop: false,
+            misspoke: false,
             response_done_at: None,
             response_done_ms: None,
             tool_calls: Vec::new(),
@@ -429,11 +432,21 @@ impl SimHandle {
         self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Writes the ground truth so far as JSON lines (one entry per line, sessions in log order).
-    pub fn write_ground_truth(&self, path: &Path) -> Result<(), SimError> {
+    /// Writes the ground truth so far as JSON lines (one entry per line, sessions in log order), the texts and tool
+    /// arguments in it masked by `redactor` like every other artefact of a run.
+    pub fn write_ground_truth(&self, path: &Path, redactor: &crate::redact::Redactor) -> Result<(), SimError> {
         let io = |source| SimError::Io { path: path.to_owned(), source };
         let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-        for g in self.ground_truth() {
+        for mut g in self.ground_truth() {
+            if !redactor.is_off() {
+                g.text = g.text.map(|t| redactor.text(&t));
+                for c in &mut g.tool_calls {
+                    c.arguments = match serde_json::from_str::<serde_json::Value>(&c.arguments) {
+                        Ok(v) => redactor.json(&v).to_string(),
+                        Err(_) => redactor.text(&c.arguments),
+                    };
+                }
+            }
             let line = serde_json::to_string(&g).map_err(|e| io(std::io::Error::other(e)))?;
             // What the sim logged came partly from the client (a key-echoing fault makes a session id of its key):
             // through the run's scrubber like every other artefact.
@@ -631,7 +644,7 @@ pub async fn serve_forever(
             } else {
                 p.to_owned()
             };
-            if let Err(e) = s.write_ground_truth(&path)
+            if let Err(e) = s.write_ground_truth(&path, &crate::redact::Redactor::default())
                 && result.is_ok()
             {
                 result = Err(e);

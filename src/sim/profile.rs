@@ -65,6 +65,8 @@ pub struct Profile {
     pub false_stop_rate: f64,
     /// Probability of replying during a pause inside an utterance (per pause).
     pub takeover_rate: f64,
+    /// Probability that a reply's transcript says the wrong numbers.
+    pub misspeak_rate: f64,
     /// Reply audio is sent this many times faster than real time.
     pub realtime_factor: f64,
     /// Audio per delta, ms.
@@ -97,6 +99,7 @@ impl Profile {
                 tool_arg_error_rate: 0.0,
                 false_stop_rate: 0.0,
                 takeover_rate: 0.0,
+                misspeak_rate: 0.0,
                 realtime_factor: 4.0,
                 chunk_ms: 100.0,
             },
@@ -111,6 +114,7 @@ impl Profile {
                 tool_arg_error_rate: 0.05,
                 false_stop_rate: 0.03,
                 takeover_rate: 0.03,
+                misspeak_rate: 0.03,
                 realtime_factor: 4.0,
                 chunk_ms: 100.0,
             },
@@ -147,6 +151,7 @@ impl Profile {
         rate("tool_arg_error_rate", o.tool_arg_error_rate, &mut p.tool_arg_error_rate)?;
         rate("false_stop_rate", o.false_stop_rate, &mut p.false_stop_rate)?;
         rate("takeover_rate", o.takeover_rate, &mut p.takeover_rate)?;
+        rate("misspeak_rate", o.misspeak_rate, &mut p.misspeak_rate)?;
         if let Some(n) = o.tool_arg_deltas {
             if !(1..=1000).contains(&n) {
                 return Err(BadOption { field: "tool_arg_deltas", value: n as f64, why: "must be 1–1000" });

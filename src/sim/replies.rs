@@ -188,6 +188,8 @@ impl Reply {
         if let Some(text) = &self.text {
             let words: Vec<&str> = text.split_whitespace().collect();
             let speech_chunks = ((self.speech_ms / chunk_ms).ceil() as usize).clamp(1, chunks.len().max(1));
+            // Deltas, as OpenAI and Gemini send them: concatenated they give the text, so every word after the
+            // first carries its leading space, even at the start of a chunk.
             let mut per_chunk: Vec<String> = vec![String::new(); speech_chunks];
             for (w, word) in words.iter().enumerate() {
                 let c = (w * speech_chunks / words.len()).min(speech_chunks - 1);
@@ -240,5 +242,66 @@ impl ReplyBank {
             per_turn.push(Some(reply));
         }
         Ok(Self { per_turn })
+    }
+}
+
+/// The text with its numbers changed ("eight" → "six", "seven thirty" → "nine thirty", "555" → "444"): what a
+/// `misspeak_rate` reply's transcript says instead of the truth. Word by word, so transcript deltas change the same
+/// way whole texts do.
+pub fn misspeak(text: &str) -> String {
+    const SWAP: &[(&str, &str)] = &[
+        ("one", "two"),
+        ("two", "three"),
+        ("three", "two"),
+        ("four", "five"),
+        ("five", "four"),
+        ("six", "eight"),
+        ("seven", "nine"),
+        ("eight", "six"),
+        ("nine", "seven"),
+        ("ten", "eleven"),
+        ("fifteen", "fifty"),
+        ("thirty", "forty"),
+        ("forty-five", "fifteen"),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let lower = word.to_ascii_lowercase();
+        match SWAP.iter().find(|(a, _)| *a == lower) {
+            Some((_, b)) if word.starts_with(|c: char| c.is_uppercase()) => {
+                out.push_str(&b[..1].to_uppercase());
+                out.push_str(&b[1..]);
+            }
+            Some((_, b)) => out.push_str(b),
+            None if word.chars().all(|c| c.is_ascii_digit()) => {
+                out.extend(word.chars().map(|c| if c == '9' { '0' } else { (c as u8 + 1) as char }))
+            }
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() || c == '-' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod misspeak_tests {
+    #[test]
+    fn numbers_change_and_nothing_else_does() {
+        assert_eq!(
+            super::misspeak("No problem. For eight people this Friday, I can offer seven thirty or eight forty-five."),
+            "No problem. For six people this Friday, I can offer nine forty or six fifteen."
+        );
+        assert_eq!(super::misspeak(" Eight, 555"), " Six, 666");
+        assert_eq!(super::misspeak("Got it, thank you."), "Got it, thank you.");
     }
 }

@@ -533,7 +533,7 @@ async fn pcmu_sessions_get_mulaw_audio_and_ground_truth_is_written() {
     assert!((g.audio_sent_ms - bytes as f64 / 8.0).abs() < 0.01, "μ-law is 8 bytes per ms");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gt.jsonl");
-    h.write_ground_truth(&out).unwrap();
+    h.write_ground_truth(&out, &crate::redact::Redactor::default()).unwrap();
     let line: Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(line["kind"], "reply");
     assert!(line["first_audio_ms"].as_f64().unwrap() > line["eos_ms"].as_f64().unwrap());

@@ -216,7 +216,7 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
         "user_transcript" => out.push(AgentEvent::SpeechStopped { at }),
         "agent_response" => {
             let t = v["agent_response_event"]["agent_response"].as_str().unwrap_or_default();
-            out.push(AgentEvent::Transcript { at, text: t.to_string() });
+            out.push(AgentEvent::Transcript { at, text: ws::cut(t, ws::MAX_FRAGMENT).to_string(), segment: true });
         }
         "error" => {
             let e = &v["error_event"];

@@ -174,7 +174,7 @@ pub fn decode_message(at: Instant, v: &Json, st: &mut DecodeState) -> Vec<AgentE
         if let Some(t) =
             sc.get("outputTranscription").or_else(|| sc.get("output_transcription")).and_then(|t| t["text"].as_str())
         {
-            out.push(AgentEvent::Transcript { at, text: t.to_string() });
+            out.push(AgentEvent::Transcript { at, text: ws::cut(t, ws::MAX_FRAGMENT).to_string(), segment: false });
         }
         if sc["interrupted"] == true {
             st.interrupted = true;

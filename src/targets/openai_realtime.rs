@@ -282,7 +282,11 @@ impl Decode {
             "input_audio_buffer.speech_started" => out.event(AgentEvent::SpeechStarted { at }),
             "input_audio_buffer.speech_stopped" => out.event(AgentEvent::SpeechStopped { at }),
             "response.output_audio_transcript.delta" | "response.audio_transcript.delta" => {
-                out.event(AgentEvent::Transcript { at, text: ev["delta"].as_str().unwrap_or("").to_string() })
+                out.event(AgentEvent::Transcript {
+                    at,
+                    text: ws::cut(ev["delta"].as_str().unwrap_or(""), ws::MAX_FRAGMENT).to_string(),
+                    segment: false,
+                })
             }
             "response.created" => {
                 self.active = true;

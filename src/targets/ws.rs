@@ -41,6 +41,8 @@ pub const MAX_ID: usize = 256;
 pub const MAX_ITEMS: usize = 4096;
 /// The most bytes of tool-call arguments taken from the wire; a longer call is a protocol error.
 pub const MAX_ARGUMENTS: usize = 64 * 1024;
+/// The longest transcript fragment kept from one message, bytes (a turn keeps at most `caller::turns::MAX_SAID`).
+pub const MAX_FRAGMENT: usize = 4096;
 
 /// A client socket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

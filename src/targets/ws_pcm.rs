@@ -60,9 +60,11 @@ impl Decode {
                     });
                 }
             }
-            "transcript" if v["role"] != "user" => {
-                out.event(AgentEvent::Transcript { at, text: v["text"].as_str().unwrap_or_default().to_string() })
-            }
+            "transcript" if v["role"] != "user" => out.event(AgentEvent::Transcript {
+                at,
+                text: ws::cut(v["text"].as_str().unwrap_or_default(), ws::MAX_FRAGMENT).to_string(),
+                segment: true,
+            }),
             "error" => out.event(AgentEvent::Error {
                 at,
                 category: ErrorCategory::ProviderError,

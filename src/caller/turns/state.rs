@@ -181,6 +181,10 @@ pub(super) struct Turn {
     pub error: Option<(ErrorCategory, String)>,
     /// Whether its record has been written.
     pub finalized: bool,
+    /// The transcript of its reply as the provider reported it (bounded: [`super::MAX_SAID`] bytes).
+    pub said: String,
+    /// Whether any transcript of its reply came.
+    pub transcribed: bool,
 }
 
 impl Turn {
@@ -195,6 +199,8 @@ impl Turn {
             false_stop: false,
             error,
             finalized: false,
+            said: String::new(),
+            transcribed: false,
         }
     }
 }

@@ -31,6 +31,7 @@ fn turn(i: usize, expect: Expect, start: StartSpec) -> TurnSpec {
         expect,
         tool_calls: vec![],
         reply: None,
+        content: Default::default(),
     }
 }
 
@@ -315,6 +316,7 @@ async fn tool_calls_are_scored_and_answered() {
             parameters: serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
             results: vec![(vec![("n".into(), matcher("4"))], serde_json::json!({"ok": 4}))],
             default_result: serde_json::json!({"ok": false}),
+            records: None,
         },
         ToolSpec {
             name: "book".into(),
@@ -322,6 +324,7 @@ async fn tool_calls_are_scored_and_answered() {
             parameters: serde_json::json!({"type": "object"}),
             results: vec![],
             default_result: serde_json::json!({"booked": true}),
+            records: Some("bookings".into()),
         },
     ];
     let mut tr = Tracker::new(vec![a, b], tools, t0, RATE, ms_(5000), id());
@@ -352,4 +355,128 @@ async fn tool_calls_are_scored_and_answered() {
         (1, 1, 1, 1, 2)
     );
     assert_eq!(r.tool_call_ms, Some(100.0));
+}
+
+fn transcript(tr: &mut Tracker, at: Instant, text: &str, segment: bool) {
+    tr.on_event(&AgentEvent::Transcript { at, text: text.into(), segment });
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcripts_go_to_the_reply_they_belong_to_and_are_judged() {
+    let t0 = Instant::now();
+    let mut a = turn(0, Expect::Respond, done(0));
+    let patterns = |src: &str| {
+        crate::scenario::content::compile_patterns(&toml::from_str::<toml::Table>(&format!("x = {src}")).unwrap()["x"])
+            .unwrap()
+    };
+    a.content = crate::scenario::ContentCheck { say: patterns(r#""eight people""#), not_say: patterns(r#""four""#) };
+    let mut b = turn(1, Expect::Respond, done(100));
+    b.content = crate::scenario::ContentCheck { say: patterns(r#""booked""#), not_say: vec![] };
+    let redactor = crate::redact::Redactor::new(crate::redact::default_kinds(), ["Jordan Lee".to_string()]);
+    let mut tr = tracker(vec![a, b], t0).with_redactor(redactor);
+    tr.schedule(0, ms_(20));
+    let eos = t0 + ms_(1300);
+    // Deltas before the audio (Gemini sends text first) and during it, concatenated as sent.
+    transcript(&mut tr, eos + ms_(400), "For eight", false);
+    audio(&mut tr, eos + ms_(500), 0, loud(400));
+    transcript(&mut tr, eos + ms_(510), " people, Jordan Lee, 555-0142.", false);
+    response_done(&mut tr, eos + ms_(520));
+    tr.poll(eos + ms_(1000));
+    let r = tr.take_records().pop().unwrap();
+    assert_eq!(r.agent_text.as_deref(), Some("For eight people, [name], [phone]."));
+    assert_eq!(r.content_ok, Some(true), "{:?}", r.content_detail);
+    // The second reply comes as a whole segment and says nothing the check wants.
+    assert!(tr.schedule(100, ms_(20)).is_some());
+    let eos2 = eos + ms_(1000) + ms_(100) + ms_(1300);
+    transcript(&mut tr, eos2 + ms_(300), "Sorry,", true);
+    transcript(&mut tr, eos2 + ms_(301), "Jordan, we are full.", true);
+    audio(&mut tr, eos2 + ms_(400), 1, loud(300));
+    response_done(&mut tr, eos2 + ms_(410));
+    assert!(tr.poll(eos2 + ms_(1000)));
+    let r = tr.take_records().pop().unwrap();
+    assert_eq!(r.agent_text.as_deref(), Some("Sorry, [name], we are full."));
+    assert_eq!(r.content_ok, Some(false));
+    assert_eq!(r.content_detail.as_deref(), Some(r#"did not say "booked""#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_without_transcripts_leaves_content_unjudged_and_text_is_bounded() {
+    let t0 = Instant::now();
+    let mut a = turn(0, Expect::Respond, done(0));
+    let v: toml::Table = toml::from_str(r#"x = "eight""#).unwrap();
+    a.content.say = crate::scenario::content::compile_patterns(&v["x"]).unwrap();
+    let mut tr = tracker(vec![a.clone()], t0);
+    tr.schedule(0, ms_(20));
+    let eos = t0 + ms_(1300);
+    audio(&mut tr, eos + ms_(500), 0, loud(300));
+    response_done(&mut tr, eos + ms_(510));
+    tr.poll(eos + ms_(1000));
+    let r = tr.take_records().pop().unwrap();
+    assert_eq!((r.agent_text, r.content_ok), (None, None));
+    // A provider that streams text without end: the turn keeps MAX_SAID bytes, cut on a character boundary.
+    let mut tr = tracker(vec![a], t0);
+    tr.schedule(0, ms_(20));
+    for i in 0..10_000 {
+        transcript(&mut tr, eos + ms_(400), "é eight ", i > 0 && i % 2 == 0);
+    }
+    audio(&mut tr, eos + ms_(500), 0, loud(300));
+    response_done(&mut tr, eos + ms_(510));
+    tr.poll(eos + ms_(1000));
+    let r = tr.take_records().pop().unwrap();
+    let text = r.agent_text.unwrap();
+    assert!(text.len() <= super::MAX_SAID + 4 && text.ends_with('…'), "{}", text.len());
+    assert_eq!(r.content_ok, Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn recording_tools_fill_the_state_the_task_is_judged_on() {
+    let t0 = Instant::now();
+    let tools = vec![ToolSpec {
+        name: "book".into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object", "properties": {"size": {"type": "integer"}, "name": {"type": "string"}}, "required": ["size"]}),
+        results: vec![],
+        default_result: serde_json::json!({"booked": true}),
+        records: Some("bookings".into()),
+    }];
+    let redactor = crate::redact::Redactor::new(crate::redact::default_kinds(), []);
+    let mut tr =
+        Tracker::new(vec![turn(0, Expect::Respond, done(0))], tools, t0, RATE, ms_(5000), id()).with_redactor(redactor);
+    tr.schedule(0, ms_(20));
+    let eos = t0 + ms_(1300);
+    let call = |tr: &mut Tracker, ms: u64, args: &str| {
+        tr.on_event(&AgentEvent::ToolCall {
+            at: eos + ms_(ms),
+            first_at: eos + ms_(ms),
+            call_id: "c".into(),
+            name: "book".into(),
+            arguments: args.into(),
+        })
+    };
+    call(&mut tr, 100, r#"{"size": 8, "name": "Maria Okafor"}"#);
+    // Breaks the schema: a backend refuses it, so it makes no row.
+    call(&mut tr, 200, r#"{"size": "wrong"}"#);
+    transcript(&mut tr, eos + ms_(300), "Booked for Maria.", false);
+    let expect = |count| crate::scenario::StateExpect {
+        table: "bookings".into(),
+        matchers: vec![("size".into(), crate::scenario::Matcher::compile(&toml::Value::Integer(8)).unwrap())],
+        count,
+    };
+    let o = tr.call_outcome(&[expect(1)]);
+    assert_eq!(o.task, Some((true, "1 expectation held".into())));
+    assert!(!tr.call_outcome(&[expect(2)]).task.unwrap().0);
+    assert_eq!(tr.call_outcome(&[]).task, None);
+    // The log has both calls, their outcomes, and the name the agent gave masked (it was learned from the call).
+    let log: Vec<(&str, String)> = o.tool_calls.iter().map(|c| (c.outcome.as_str(), c.arguments.to_string())).collect();
+    assert_eq!(
+        log,
+        vec![
+            ("unexpected", r#"{"name":"[name]","size":8}"#.to_string()),
+            ("malformed", r#"{"size":"wrong"}"#.to_string())
+        ]
+    );
+    audio(&mut tr, eos + ms_(400), 0, loud(300));
+    response_done(&mut tr, eos + ms_(410));
+    tr.poll(eos + ms_(1000));
+    assert_eq!(tr.take_records().pop().unwrap().agent_text.as_deref(), Some("Booked for [name]."));
 }

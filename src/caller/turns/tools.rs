@@ -4,7 +4,8 @@
 use serde_json::Value as Json;
 use tokio::time::Instant;
 
-use super::{Action, Tracker};
+use super::{Action, MAX_TOOL_LOG, Tracker, ms};
+use crate::model::ToolCallLog;
 
 impl Tracker {
     /// A tool call: scored on the turn that owns it, answered with the scenario's canned result.
@@ -17,28 +18,70 @@ impl Tracker {
             (Some(t), None) => t.default_result.to_string(),
             (None, _) => serde_json::json!({"error": format!("unknown tool {name}")}).to_string(),
         };
-        if let Some(j) = owner {
-            if self.open_response.is_none() {
-                self.open_response = Some(j);
+        // The arguments, when they are a JSON object that respects the tool's schema (any object for a tool the
+        // scenario does not declare).
+        let well_formed = match (tool, &parsed) {
+            (_, None) => false,
+            (Some(t), Some(args)) => conforms(args, &t.parameters),
+            (None, Some(_)) => true,
+        };
+        // A tool that records a table adds a well-formed call's arguments as a row, whatever turn it came in (a
+        // backend refuses a call that breaks its schema).
+        let records = tool.and_then(|t| t.records.clone()).filter(|_| well_formed);
+        let outcome = match owner {
+            Some(j) => {
+                if self.open_response.is_none() {
+                    self.open_response = Some(j);
+                }
+                self.state[j].tools.first_at.get_or_insert(at);
+                match parsed.as_ref().filter(|_| well_formed) {
+                    None => {
+                        self.state[j].tools.malformed += 1;
+                        "malformed"
+                    }
+                    Some(args) => self.score(j, name, args),
+                }
             }
-            // The arguments, when they are a JSON object that respects the tool's schema (any object for a tool the
-            // scenario does not declare).
-            let well_formed = match (tool, &parsed) {
-                (_, None) => None,
-                (Some(t), Some(args)) => conforms(args, &t.parameters).then_some(args),
-                (None, Some(args)) => Some(args),
-            };
-            self.state[j].tools.first_at.get_or_insert(at);
-            match well_formed {
-                None => self.state[j].tools.malformed += 1,
-                Some(args) => self.score(j, name, args),
-            }
+            None => "unexpected",
+        };
+        self.log_call(owner, at, name, arguments, parsed.as_ref(), outcome);
+        if let (Some(table), Some(args)) = (records, parsed) {
+            self.tables.insert(&table, args);
         }
         vec![Action::ToolResult { call_id: call_id.to_string(), output }]
     }
 
-    /// Scores a well-formed call attributed to turn `j`.
-    fn score(&mut self, j: usize, name: &str, args: &Json) {
+    /// Logs a call for `calls.jsonl` (bounded), and learns the names its arguments carry for redaction.
+    fn log_call(
+        &mut self,
+        turn: Option<usize>,
+        at: Instant,
+        name: &str,
+        raw: &str,
+        args: Option<&Json>,
+        outcome: &str,
+    ) {
+        if let Some(a) = args {
+            self.redactor.learn_from_args(a);
+        }
+        if self.tool_log.len() >= MAX_TOOL_LOG {
+            return;
+        }
+        let arguments = match args {
+            Some(a) => a.clone(),
+            None => Json::String(raw.chars().take(1024).collect()),
+        };
+        self.tool_log.push(ToolCallLog {
+            turn: turn.map(|j| j as u32),
+            name: name.to_string(),
+            arguments,
+            outcome: outcome.to_string(),
+            at_ms: ms(at.saturating_duration_since(self.t0)),
+        });
+    }
+
+    /// Scores a well-formed call attributed to turn `j`; returns the outcome's name.
+    fn score(&mut self, j: usize, name: &str, args: &Json) -> &'static str {
         let here = self.turns[j]
             .tool_calls
             .iter()
@@ -59,12 +102,16 @@ impl Tracker {
             let score = &mut self.state[j].tools;
             score.satisfied[k] = true;
             score.succeeded += 1;
+            "succeeded"
         } else if early() {
             self.state[j].tools.early += 1;
+            "early"
         } else if late() {
             self.state[j].tools.late += 1;
+            "late"
         } else {
             self.state[j].tools.unexpected += 1;
+            "unexpected"
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::content::{ContentCheck, StateExpect, compile_patterns};
 use super::matcher::{Matcher, parse_date, toml_to_json};
 use super::schema::{self, Expect, Protocol, ScenarioFile, Start};
 use super::{
@@ -17,6 +18,7 @@ use crate::audio::{read_wav, vad::EnergyVad};
 use crate::corpus::manifest::Manifest;
 use crate::diag::{Diagnostic, suggest};
 use crate::model::Metric;
+use crate::redact::{self, Redactor};
 
 mod secrets;
 mod shape;
@@ -24,7 +26,7 @@ mod targets;
 mod turns;
 
 use targets::check_targets;
-use turns::{check_agent, check_turns, find_corpus};
+use turns::{check_agent, check_expect_state, check_redact, check_turns, find_corpus};
 
 /// Profiles of the embedded simulated providers.
 pub const SIM_PROFILES: &[&str] = &["native", "fixed", "pipeline"];
@@ -86,6 +88,8 @@ pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError
     let corpus = find_corpus(&mut c, &file);
     let turns = check_turns(&mut c, &file, &agent, corpus.as_ref().map(|(d, m)| (d.as_path(), m)), &defaults);
     let slo = check_slo(&mut c, &file.slo);
+    let expect_state = check_expect_state(&mut c, &file, &agent);
+    let redactor = check_redact(&mut c, &file, &turns);
 
     if !c.diags.is_empty() {
         c.diags.sort_by_key(|d| (d.line, d.col));
@@ -101,6 +105,8 @@ pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError
         agent,
         turns,
         slo,
+        expect_state,
+        redactor,
     })
 }
 

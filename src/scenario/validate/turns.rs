@@ -85,12 +85,22 @@ pub(super) fn check_agent(c: &mut Checker, a: &schema::Agent) -> AgentSpec {
             .iter()
             .map(|r| (compile_matchers(c, &r.when, Some(&props), name), toml_to_json(&r.output)))
             .collect();
+        if let Some(r) = &t.records
+            && !is_identifier(r.get_ref())
+        {
+            c.err(
+                r.span(),
+                format!("`records = \"{}\"` is not a table name", r.get_ref()),
+                "use 1–64 letters, digits, `_`, `-` or `.`, e.g. `records = \"bookings\"`".to_string(),
+            );
+        }
         tools.push(ToolSpec {
             name: name.clone(),
             description: t.description.clone(),
             parameters: toml_to_json(&toml::Value::Table(params.clone())),
             results,
             default_result: toml_to_json(&t.default_result),
+            records: t.records.as_ref().map(|r| r.get_ref().clone()),
         });
     }
     AgentSpec { instructions: a.instructions.clone(), today: a.today.as_ref().map(|t| t.get_ref().clone()), tools }
@@ -289,8 +299,9 @@ pub(super) fn check_turns(
             let v = agent_voices.first().copied().unwrap_or("agent").to_string();
             corpus_audio(c, corpus, "agent", r, &v, r.span())
         });
+        let content = content_check(c, t, expect);
         if let Some(audio) = audio {
-            out.push(TurnSpec { index: i, id, audio, start, expect, tool_calls: calls, reply });
+            out.push(TurnSpec { index: i, id, audio, start, expect, tool_calls: calls, reply, content });
         }
     }
     out
@@ -471,4 +482,122 @@ fn sim_arguments(
         out.entry(k.clone()).or_insert_with(|| toml_to_json(v));
     }
     serde_json::Value::Object(out)
+}
+
+/// A turn's `say` / `not_say`, compiled; only turns that expect a reply can have them.
+fn content_check(c: &mut Checker, t: &schema::Turn, expect: Expect) -> ContentCheck {
+    let mut check = ContentCheck::default();
+    for (v, key) in [(&t.say, "say"), (&t.not_say, "not_say")] {
+        let Some(v) = v else { continue };
+        if expect == Expect::Ignore {
+            c.err(v.span(), format!("an `ignore` turn (a backchannel) gets no reply to check with `{key}`"), None);
+            continue;
+        }
+        match compile_patterns(v.get_ref()) {
+            Ok(p) if key == "say" => check.say = p,
+            Ok(p) => check.not_say = p,
+            Err((at, msg, hint)) => {
+                // The entry at fault, when the value is an array and the array's element spans are known.
+                let span = at.and_then(|i| element_span(c.src, v.span(), i)).unwrap_or_else(|| v.span());
+                c.err(span, format!("`{key}`: {msg}"), hint)
+            }
+        }
+    }
+    check
+}
+
+/// The span of element `i` of the TOML array at `span`, found by reparsing it with spans.
+fn element_span(src: &str, span: Range<usize>, i: usize) -> Option<Range<usize>> {
+    let text = src.get(span.clone())?;
+    #[derive(serde::Deserialize)]
+    struct X {
+        x: Vec<Spanned<toml::Value>>,
+    }
+    let x: X = toml::from_str(&format!("x = {text}")).ok()?;
+    let e = x.x.get(i)?.span();
+    Some(span.start + e.start - 4..span.start + e.end - 4)
+}
+
+/// `[[expect_state]]`: each names a table some tool `records`, with matchers on that tool's arguments.
+pub(super) fn check_expect_state(c: &mut Checker, f: &ScenarioFile, agent: &AgentSpec) -> Vec<StateExpect> {
+    let tables: Vec<&str> = agent.tools.iter().filter_map(|t| t.records.as_deref()).collect();
+    let mut out = Vec::new();
+    for e in &f.expect_state {
+        let e = e.get_ref();
+        let table = e.table.get_ref();
+        let tool = agent.tools.iter().find(|t| t.records.as_deref() == Some(table.as_str()));
+        if tool.is_none() {
+            let hint = if tables.is_empty() {
+                "give the tool whose calls make the rows `records = \"…\"` under its [[agent.tool]]".to_string()
+            } else {
+                suggest(table, "tables", &tables)
+            };
+            c.err(e.table.span(), format!("no tool records a table `{table}`"), hint);
+        }
+        let props: Option<Vec<String>> = tool
+            .and_then(|t| t.parameters.get("properties"))
+            .and_then(|p| p.as_object())
+            .map(|o| o.keys().cloned().collect());
+        let tool_name = tool.map_or(table.as_str(), |t| t.name.as_str());
+        let matchers = compile_matchers(c, &e.matches, props.as_deref(), tool_name);
+        out.push(StateExpect { table: table.clone(), matchers, count: e.count.as_ref().map_or(1, |n| *n.get_ref()) });
+    }
+    out
+}
+
+/// `redact`: the kinds to mask (default phone and name), with the names the scenario itself gives.
+pub(super) fn check_redact(c: &mut Checker, f: &ScenarioFile, turns: &[TurnSpec]) -> Redactor {
+    let kinds = match &f.redact {
+        None => redact::default_kinds(),
+        Some(list) => {
+            let mut kinds = Vec::new();
+            for v in list.get_ref() {
+                match v.get_ref() {
+                    toml::Value::String(s) => match s.as_str() {
+                        "phone" => kinds.push(redact::Kind::Phone),
+                        "name" => kinds.push(redact::Kind::Name),
+                        "email" => kinds.push(redact::Kind::Email),
+                        "dates" => kinds.push(redact::Kind::Dates),
+                        other => c.err(
+                            v.span(),
+                            format!("unknown redaction `{other}`"),
+                            format!("{}, or `{{ regex = \"…\" }}`", suggest(other, "kinds", redact::KIND_NAMES)),
+                        ),
+                    },
+                    toml::Value::Table(t) if t.len() == 1 && t.get("regex").is_some_and(|r| r.is_str()) => {
+                        let s = t["regex"].as_str().unwrap_or_default();
+                        match regex::RegexBuilder::new(s).size_limit(1 << 20).build() {
+                            Ok(re) => kinds.push(redact::Kind::Pattern(re)),
+                            Err(e) => c.err(
+                                v.span(),
+                                format!("bad regex `{s}`: {}", e.to_string().lines().last().unwrap_or_default().trim()),
+                                "regex syntax: https://docs.rs/regex/#syntax; in TOML write it as a 'literal string'"
+                                    .to_string(),
+                            ),
+                        }
+                    }
+                    other => c.err(
+                        v.span(),
+                        format!("a redaction cannot be {}", other.type_str()),
+                        "write `\"phone\"`, `\"name\"`, `\"email\"`, `\"dates\"` or `{ regex = \"…\" }`".to_string(),
+                    ),
+                }
+            }
+            kinds
+        }
+    };
+    // The names the scenario gives: what the simulated agent sends, and the text name matchers expect.
+    let mut names = Vec::new();
+    for call in turns.iter().flat_map(|t| &t.tool_calls) {
+        if let serde_json::Value::Object(o) = &call.sim_args {
+            for (k, v) in o {
+                if k.to_ascii_lowercase().contains("name")
+                    && let Some(s) = v.as_str()
+                {
+                    names.push(s.to_string());
+                }
+            }
+        }
+    }
+    Redactor::new(kinds, names)
 }

@@ -73,6 +73,8 @@ pub(super) struct Resp {
     first_audio_at: Option<Instant>,
     last_audio_at: Option<Instant>,
     calls: Vec<PlannedCall>,
+    /// This reply's transcript says the wrong numbers (`misspeak_rate`).
+    misspeak: bool,
 }
 
 impl Brain {
@@ -111,6 +113,7 @@ impl Brain {
             first_audio_at: None,
             last_audio_at: None,
             calls: Vec::new(),
+            misspeak: false,
         }
     }
 
@@ -159,7 +162,12 @@ impl Brain {
             g.reply = Some(reply.id.clone());
         });
         r.msg_item = Some(item_id.clone());
+        r.misspeak = chance(&mut self.rng, self.ctx.profile.misspeak_rate);
         r.transcript_full = reply.text.clone().unwrap_or_default();
+        if r.misspeak {
+            r.transcript_full = super::super::replies::misspeak(&r.transcript_full);
+            self.gt(r.gt, |g| g.misspoke = true);
+        }
         self.event(Event::ResponseCreated { response_id: r.id.clone() });
         self.event(Event::MessageStarted { response_id: r.id.clone(), item_id });
         let first = reference + ms_dur(delay);
@@ -300,7 +308,10 @@ impl Brain {
     }
 
     fn send_audio(&mut self, r: &mut Resp, b64: Arc<str>, ms: f64, transcript: Option<Arc<str>>) {
-        if let Some(t) = transcript {
+        if let Some(mut t) = transcript {
+            if r.misspeak {
+                t = Arc::from(super::super::replies::misspeak(&t));
+            }
             r.transcript_sent.push_str(&t);
             self.event(Event::Transcript(t));
         }

@@ -48,8 +48,15 @@ pub(super) async fn chat(x: &mut Exchange<'_>) -> std::io::Result<bool> {
     let ttft = ctx.profile.draw(rng, ctx.profile.llm_ttft_ms, 0.3);
     let first_at = req.complete_at + Duration::from_secs_f64(ttft / 1000.0);
     if calls.is_empty() {
-        let text = turn.and_then(|t| ctx.turns[t].reply_text.clone()).unwrap_or_else(|| ctx.fallback_text.clone());
-        shared.update(i, |g| g.text = Some(text.clone()));
+        let mut text = turn.and_then(|t| ctx.turns[t].reply_text.clone()).unwrap_or_else(|| ctx.fallback_text.clone());
+        let misspoke = chance(rng, ctx.profile.misspeak_rate);
+        if misspoke {
+            text = crate::sim::replies::misspeak(&text);
+        }
+        shared.update(i, |g| {
+            g.text = Some(text.clone());
+            g.misspoke = misspoke;
+        });
         c.chunk(chunk_json(&id, json!({"role": "assistant", "content": ""}), None).as_bytes()).await?;
         let token = if ctx.profile.fixed { ctx.profile.token_ms } else { log_uniform(rng, ctx.profile.token_ms, 1.6) };
         let words: Vec<&str> = text.split_whitespace().collect();

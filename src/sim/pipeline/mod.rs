@@ -80,6 +80,8 @@ pub struct StageProfile {
     pub tool_arg_deltas: u32,
     /// Probability of one wrong argument.
     pub tool_arg_error_rate: f64,
+    /// Probability that a reply's text says the wrong numbers.
+    pub misspeak_rate: f64,
 }
 
 impl StageProfile {
@@ -100,6 +102,7 @@ impl StageProfile {
                 realtime_factor: 2.0,
                 tool_arg_deltas: 6,
                 tool_arg_error_rate: 0.0,
+                misspeak_rate: 0.0,
             }
         } else {
             Self {
@@ -113,6 +116,7 @@ impl StageProfile {
                 realtime_factor: 1.5,
                 tool_arg_deltas: 6,
                 tool_arg_error_rate: 0.03,
+                misspeak_rate: 0.03,
             }
         };
         if let Some(o) = o {
@@ -146,6 +150,9 @@ impl StageProfile {
             }
             if let Some(r) = o.tool_arg_error_rate {
                 p.tool_arg_error_rate = r.clamp(0.0, 1.0);
+            }
+            if let Some(r) = o.misspeak_rate {
+                p.misspeak_rate = r.clamp(0.0, 1.0);
             }
         }
         Ok(p)

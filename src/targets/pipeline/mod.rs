@@ -764,6 +764,9 @@ async fn speak(
             }
             if !sentence_heard {
                 sentence_heard = true;
+                // What the agent says, as the LLM wrote it: the sentence the caller is starting to hear.
+                let text = crate::targets::ws::cut(&sentence, crate::targets::ws::MAX_FRAGMENT).to_string();
+                let _ = cfg.events.send(AgentEvent::Transcript { at, text, segment: true }).await;
                 if !spoken.is_empty() {
                     spoken.push(' ');
                 }
