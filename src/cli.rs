@@ -55,6 +55,11 @@ pub enum Command {
         /// VOICEBENCH_SHARDS set it instead. docs/scale.md.
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        /// Which calls to record as stereo WAVs (caller left, agent right, aligned on the call's start) under
+        /// recordings/: `failures` (calls with a failed turn, content check or task, and each target's slowest
+        /// call), `all`, or `none`. Default: failures, or none above 200 calls in flight.
+        #[arg(long, value_name = "WHICH")]
+        record: Option<crate::caller::recording::RecordMode>,
         #[command(flatten)]
         load: LoadArgs,
         /// No progress output.
@@ -376,13 +381,36 @@ pub enum CorpusAction {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Run { scenario, targets, calls, concurrency, out, seed, shard, load, quiet, gate, gate_args } => {
+        Command::Run {
+            scenario,
+            targets,
+            calls,
+            concurrency,
+            out,
+            seed,
+            shard,
+            record,
+            load,
+            quiet,
+            gate,
+            gate_args,
+        } => {
             let load = load.resolve(calls, concurrency)?;
             let shard = match shard {
                 Some(s) => Some(crate::model::Shard::parse(&s)?),
                 None => crate::model::Shard::from_env(|k| std::env::var(k).ok())?,
             };
-            let opts = crate::run::RunOptions { targets, calls, concurrency, out, seed, progress: !quiet, shard, load };
+            let opts = crate::run::RunOptions {
+                targets,
+                calls,
+                concurrency,
+                out,
+                seed,
+                progress: !quiet,
+                shard,
+                load,
+                record,
+            };
             run_scenario(&scenario, &opts, gate, &gate_args)
         }
         Command::Merge { dirs, out, allow_missing } => merge(&dirs, &out, allow_missing),

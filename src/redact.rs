@@ -166,7 +166,7 @@ impl Redactor {
                 Kind::Pattern(re) => re.replace_all(&out, "[redacted]").into_owned(),
                 Kind::Name => {
                     for n in &self.names {
-                        out = replace_ci(&out, n, "[name]");
+                        out = replace_ci(&out, n, "[name]", !n.contains(' '));
                     }
                     out
                 }
@@ -189,9 +189,15 @@ impl Redactor {
     }
 }
 
-/// Replaces every whole-word, case-insensitive occurrence of `needle` in `hay`.
-fn replace_ci(hay: &str, needle: &str, with: &str) -> String {
-    let re = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(needle)));
+/// Replaces every case-insensitive occurrence of `needle` in `hay`: as a whole word when `word` (a single name:
+/// "Lee" must not mask "sleepy"), anywhere otherwise (a full name is masked even inside a pattern like
+/// `\bJordan Lee\b`).
+fn replace_ci(hay: &str, needle: &str, with: &str, word: bool) -> String {
+    let re = if word {
+        Regex::new(&format!(r"(?i)\b{}\b", regex::escape(needle)))
+    } else {
+        Regex::new(&format!("(?i){}", regex::escape(needle)))
+    };
     match re {
         Ok(re) => re.replace_all(hay, with).into_owned(),
         Err(_) => hay.to_string(),
@@ -231,6 +237,8 @@ mod tests {
         assert_eq!(r.text("booked for Maria Okafor"), "booked for [name]");
         // A name is a whole word: "Lee" does not mask "sleepy", and short words are not learned alone.
         assert_eq!(r.text("a sleepy Lee"), "a sleepy [name]");
+        // A full name is masked wherever it appears, even glued to other text (a content check's label).
+        assert_eq!(r.text(r"said /\bJordan Lee\b/"), r"said /\b[name]\b/");
         let off = Redactor::new(vec![Kind::Phone], ["Jordan Lee".to_string()]);
         assert_eq!(off.text("Jordan Lee"), "Jordan Lee");
     }

@@ -1,6 +1,7 @@
 //! voicebench's integration tests: one binary (one link), one module per area.
 
 mod azure;
+mod content;
 mod corpus;
 mod faults;
 mod fuzz_inputs;

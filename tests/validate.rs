@@ -277,3 +277,24 @@ fn http_timeouts_auth_and_azure_are_checked() {
     let (code, out, err) = text(&voicebench(tmp.path(), &["validate", &path]));
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// Issue 18: content checks, state expectations and redaction are validated at file:line:col like every key.
+#[test]
+fn content_state_and_redaction_mistakes_point_at_their_value() {
+    let body = booking_with(r#"say = "eight people""#, r#"say = ["eight people", { regex = "(eight" }]"#);
+    expect_error("bad-say.toml", &body, r#"{ regex = "(eight" }"#, "`say`: bad regex `(eight`");
+    let body = booking_with(r#"not_say = "four people""#, r#"not_say = { regx = "four" }"#);
+    expect_error("bad-not-say.toml", &body, r#"{ regx = "four" }"#, "a content check cannot be a table with `regx`");
+    let body = booking_with(r#"table = "bookings""#, r#"table = "bokings""#);
+    let err = expect_error("bad-table.toml", &body, r#""bokings""#, "no tool records a table `bokings`");
+    assert!(err.contains("did you mean `bookings`?"), "{err}");
+    let body = booking_with(r#"where = { party_size = 8,"#, r#"where = { party = 8,"#);
+    expect_error("bad-column.toml", &body, "party =", "tool `make_booking` has no parameter `party`");
+    let body = booking_with(r#"redact = ["phone", "name"]"#, r#"redact = ["phone", "nmae"]"#);
+    let err = expect_error("bad-redact.toml", &body, r#""nmae""#, "unknown redaction `nmae`");
+    assert!(err.contains("valid kinds: `phone`, `name`, `email`, `dates`, or `{ regex"), "{err}");
+    let body = booking_with("expect = \"ignore\"\n", "expect = \"ignore\"\nsay = \"hm\"\n");
+    expect_error("say-on-ignore.toml", &body, r#""hm""#, "an `ignore` turn (a backchannel) gets no reply to check");
+    let body = booking_with(r#"records = "bookings""#, r#"records = "book ings""#);
+    expect_error("bad-records.toml", &body, r#""book ings""#, "is not a table name");
+}

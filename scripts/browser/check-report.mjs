@@ -1,7 +1,8 @@
 // Opens a voicebench HTML report (DIR/index.html) over file:// in headless Debian chromium,
 // driven by playwright-core, and fails when the page is broken: console errors, uncaught
-// exceptions, failed requests, images that did not load, any request that is not file:// or
-// data: (a report must be self-contained), broken local links, a blank screenshot, no <h1>.
+// exceptions, failed requests, images that did not load, recordings (<audio>) that do not open,
+// any request that is not file:// or data: (a report must be self-contained), broken local
+// links, a blank screenshot, no <h1>.
 // Run it through check-report.sh, which installs chromium and playwright-core first.
 // Usage: node check-report.mjs DIR [SCREENSHOT.png]   exit 0 ok, 1 check failed, 2 usage.
 import fs from 'node:fs';
@@ -82,6 +83,9 @@ try {
   page.on('websocket', (ws) => external.add(ws.url()));
   page.on('requestfailed', (req) => {
     if (!isLocal(req.url())) return; // reported as external
+    // A media element stops its request once it has what it preloads (the metadata): an abort is not a failure.
+    // Whether each recording opened is checked on its <audio> element below.
+    if (req.resourceType() === 'media' && req.failure()?.errorText === 'net::ERR_ABORTED') return;
     failedUrls.add(req.url());
     problems.push(`failed request: ${short(req.url())} (${req.failure()?.errorText ?? 'failed'})`);
   });
@@ -134,9 +138,21 @@ try {
       .map((a) => a.href)
       .filter((u) => u.startsWith('file:') && u.split('#')[0] !== location.href.split('#')[0]);
     const h1s = [...document.querySelectorAll('h1')].map((h) => h.textContent.trim());
+    // Every recording on the page is opened: its metadata must load (a stereo WAV the browser decodes) with a
+    // duration, or it is reported as broken.
+    const audios = await Promise.all([...document.querySelectorAll('audio')].map((a) => new Promise((resolve) => {
+      const src = a.currentSrc || a.src || a.getAttribute('src') || '(no src)';
+      const done = (ok, why) => resolve({ src, ok, why, duration: a.duration });
+      if (a.readyState >= 1) return done(a.duration > 0, 'no duration');
+      a.addEventListener('loadedmetadata', () => done(a.duration > 0, 'no duration'), { once: true });
+      a.addEventListener('error', () => done(false, `error ${a.error ? a.error.code : '?'}`), { once: true });
+      setTimeout(() => done(false, 'timeout'), timeoutMs);
+      a.preload = 'metadata';
+      a.load();
+    })));
     await document.fonts.ready;
     return {
-      images, refs, links, h1s,
+      images, refs, links, h1s, audios,
       height: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
     };
   }, { timeoutMs: IMAGE_TIMEOUT_MS, localSchemes: LOCAL_SCHEMES });
@@ -151,6 +167,7 @@ try {
     if (fs.existsSync(p)) linksOk++;
     else problems.push(`broken local link: ${short(u)} (no such file)`);
   }
+  for (const a of facts.audios.filter((x) => !x.ok)) problems.push(`recording did not open (${a.why}): ${short(a.src)}`);
   if (facts.h1s.length === 0) problems.push('no <h1> on the page');
   else if (!facts.h1s.some((t) => t.length > 0)) problems.push('the page\'s <h1> is empty');
 
@@ -172,7 +189,9 @@ try {
     exitCode = 1;
   } else {
     console.log(`check-report: OK ${indexPath}: ${facts.images.length}/${facts.images.length} images loaded, ` +
-      `${linksOk} local links ok, ${distinct} distinct colours, page ${width}x${height} px ` +
+      `${linksOk} local links ok, ${facts.audios.length} recording(s) opened ` +
+      `(${facts.audios.map((a) => a.duration.toFixed(1) + ' s').join(', ') || 'none'}), ` +
+      `${distinct} distinct colours, page ${width}x${height} px ` +
       `(document ${facts.height} px), ${elapsedS().toFixed(1)} s${shotNote}`);
     exitCode = 0;
   }

@@ -2,7 +2,7 @@
 # Checks a voicebench HTML report in a real headless browser, for CI and by hand:
 # opens DIR/index.html over file:// in Debian chromium (1280x900 viewport, full-page
 # screenshot) and fails on console errors, uncaught exceptions, failed requests, images that
-# did not load, any request that is not file:// or data:, broken local links, a blank
+# did not load, recordings that do not open, any request that is not file:// or data:, broken local links, a blank
 # screenshot, or no <h1>. Installs chromium and playwright-core first (install.sh).
 # Usage: scripts/browser/check-report.sh DIR [SCREENSHOT.png]
 # Exit: 0 the page is fine (one line of facts), 1 the check failed (what failed), 2 usage.

@@ -7,6 +7,7 @@
 pub mod pacer;
 pub mod playback;
 pub mod record;
+pub mod recording;
 pub mod slots;
 pub mod turns;
 
@@ -17,6 +18,7 @@ use tokio::time::{Duration, Instant};
 
 use self::pacer::{Pacer, Ticker};
 use self::record::{CallRecord, Pacing, TurnRecord};
+use self::recording::Recording;
 use self::turns::{Action, CallId, Tracker};
 use crate::redact::Redactor;
 use crate::scenario::{StateExpect, ToolSpec, TurnSpec};
@@ -45,6 +47,8 @@ pub struct CallPlan {
     pub expect_state: Vec<StateExpect>,
     /// What every record masks.
     pub redactor: Redactor,
+    /// Whether calls keep their audio for a recording.
+    pub record: bool,
 }
 
 /// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
@@ -57,13 +61,17 @@ pub async fn run_call<S: Session>(
     run_start: Instant,
     mut stop: watch::Receiver<bool>,
     records: &mpsc::UnboundedSender<TurnRecord>,
-) -> CallRecord {
+) -> (CallRecord, Option<Recording>) {
     let t0 = Instant::now() + phase;
     let mut pacer = Pacer::with_ticker(t0, plan.frame_ms, Ticker::slots());
     let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
     let mut tracker =
         Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id)
             .with_redactor(plan.redactor.clone());
+    if plan.record {
+        let in_rate = plan.silence.samples.len() as u32 * 1000 / plan.frame_ms.max(1);
+        tracker = tracker.with_recording(Recording::new(in_rate, session.output_rate(), plan.frame_ms));
+    }
     let mut turns_ok = 0;
     let (mut content_checked, mut content_failed) = (0, 0);
     let mut ttfa: Vec<f64> = Vec::new();
@@ -101,6 +109,7 @@ pub async fn run_call<S: Session>(
                     Some((i, n)) if n < plan.frames[i].len() => &plan.frames[i][n],
                     _ => &plan.silence,
                 };
+                tracker.record_sent(&frame.samples);
                 let now = Instant::now();
                 let k = pacer.sent(now);
                 tracker.sent(k, now.saturating_duration_since(pacer.due(k)));
@@ -130,7 +139,8 @@ pub async fn run_call<S: Session>(
     let interrupted = ended.as_ref().is_some_and(|e| e.0 == ErrorCategory::Interrupted);
     let task = outcome.task.filter(|_| !interrupted);
     ttfa.sort_by(f64::total_cmp);
-    CallRecord {
+    let recording = tracker.take_recording();
+    let record = CallRecord {
         target: plan.target.clone(),
         simulated: plan.simulated,
         call,
@@ -150,5 +160,7 @@ pub async fn run_call<S: Session>(
         content_failed,
         ttfa_p50_ms: crate::stats::quantile(&ttfa, 0.5),
         ttfa_max_ms: ttfa.last().copied(),
-    }
+        recording: None,
+    };
+    (record, recording)
 }

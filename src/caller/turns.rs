@@ -23,6 +23,7 @@ use self::state::{Barge, Reply, Turn, Utterance};
 pub use self::tools::conforms;
 use super::playback::{AudibleDetector, Playback};
 use super::record::{ToolCallLog, TurnKind, TurnRecord};
+use super::recording::Recording;
 use crate::redact::Redactor;
 use crate::scenario::{Expect, StartSpec, State, StateExpect, ToolSpec, TurnSpec};
 use crate::targets::{AgentEvent, ErrorCategory, ResponseStatus, Stage};
@@ -118,6 +119,8 @@ pub struct Tracker {
     any_transcript: bool,
     /// Masks personal data in everything the tracker writes; learns the names the agent's arguments carry.
     redactor: Redactor,
+    /// The call's audio, when it is recorded.
+    recording: Option<Recording>,
 }
 
 /// What a call leaves beyond its turns: its task verdict and its tool calls (see [`Tracker::call_outcome`]).
@@ -174,7 +177,27 @@ impl Tracker {
             tool_log: Vec::new(),
             any_transcript: false,
             redactor: Redactor::default(),
+            recording: None,
         }
+    }
+
+    /// Keeps the call's audio in `recording` (the caller's frames as [`Tracker::record_sent`] gives them, the
+    /// agent's as the playback timeline places and cuts them).
+    pub fn with_recording(mut self, recording: Recording) -> Self {
+        self.recording = Some(recording);
+        self
+    }
+
+    /// The next frame sent carried `samples`.
+    pub fn record_sent(&mut self, samples: &std::sync::Arc<[i16]>) {
+        if let Some(r) = &mut self.recording {
+            r.sent(samples);
+        }
+    }
+
+    /// The recording, once the call is over.
+    pub fn take_recording(&mut self) -> Option<Recording> {
+        self.recording.take()
     }
 
     /// Masks what `redactor` masks in every record (default: nothing).
@@ -369,6 +392,9 @@ impl Tracker {
             self.items[idx].samples += samples.len();
             return;
         };
+        if let Some(r) = &mut self.recording {
+            r.heard(ms(placed.start.saturating_duration_since(self.t0)), samples);
+        }
         let it = &mut self.items[idx];
         let first_index = it.samples;
         it.samples += samples.len();
@@ -415,6 +441,9 @@ impl Tracker {
             return vec![];
         };
         self.last_cut_turn = self.latest_started(at);
+        if let Some(r) = &mut self.recording {
+            r.cut(ms(cut.heard_end.saturating_duration_since(self.t0)));
+        }
         if let Some(owner) = self.items.get(cut.item as usize).and_then(|i| i.turn)
             && let Some(heard) = &mut self.state[owner].reply.heard
         {

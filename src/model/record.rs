@@ -230,6 +230,9 @@ pub struct CallRecord {
     pub ttfa_p50_ms: Option<f64>,
     /// Worst TTFA of the call, ms.
     pub ttfa_max_ms: Option<f64>,
+    /// Its recording, relative to the report directory, when it was written as the call ended (a failed call, or
+    /// `--record all`; the slowest call's is in `recordings/index.json`).
+    pub recording: Option<String>,
 }
 
 /// One tool call of a call, as `calls.jsonl` lists it.

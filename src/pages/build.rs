@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Figure, Page, render_html, render_markdown};
+use super::{Figure, Page, RecordedCall, render_html, render_markdown};
 use crate::compare::Comparison;
 use crate::gate::GateReport;
 use crate::report::read::{ReadError, Report};
@@ -65,6 +65,8 @@ const LINKED: &[&str] = &[
     "turns.csv",
     "turns.jsonl",
     "calls.csv",
+    "calls.jsonl",
+    "recordings/index.json",
     "histograms.hlog",
     "report.md",
     "compare.md",
@@ -84,6 +86,7 @@ pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, Pages
     };
     let Verdicts { gate, compare, mut warnings } = verdicts;
 
+    let index = crate::report::recordings::read_index(dir);
     let plots = match crate::plots::render_report(report, dir) {
         Ok(p) => p,
         Err(e) => {
@@ -99,6 +102,25 @@ pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, Pages
             target: p.target.clone(),
             png: p.png.to_string_lossy().into_owned(),
             svg: p.svg.to_string_lossy().into_owned(),
+            listen: index
+                .iter()
+                .find(|e| Some(&e.target) == p.target.as_ref() && Some(e.call) == p.call && dir.join(&e.file).is_file())
+                .map(|e| e.file.clone()),
+        })
+        .collect();
+    let recordings: Vec<RecordedCall> = index
+        .iter()
+        .filter(|e| dir.join(&e.file).is_file())
+        .map(|e| {
+            let turns: Vec<&crate::model::TurnRecord> =
+                report.turns.iter().filter(|t| t.target == e.target && t.call == e.call).collect();
+            RecordedCall {
+                target: e.target.clone(),
+                call: e.call,
+                why: e.why.clone(),
+                file: e.file.clone(),
+                turns: super::call_transcript(&turns),
+            }
         })
         .collect();
 
@@ -117,8 +139,14 @@ pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, Pages
     let page_files = |files: &[String]| -> Vec<String> {
         files.iter().filter(|f| f.as_str() == "report.md" || dir.join(f).is_file()).cloned().collect()
     };
-    let page =
-        Page { summary, gate: gate.as_ref(), compare: compare.as_ref(), figures: &figures, files: page_files(&files) };
+    let page = Page {
+        summary,
+        gate: gate.as_ref(),
+        compare: compare.as_ref(),
+        figures: &figures,
+        files: page_files(&files),
+        recordings,
+    };
     write(&markdown, render_markdown(&page))?;
     let html = dir.join("index.html");
     write(&html, render_html(&page, dir))?;

@@ -44,6 +44,23 @@ pub struct Figure {
     pub png: String,
     /// SVG, relative to the report directory.
     pub svg: String,
+    /// The recording of the call it draws, when there is one (relative to the report directory).
+    pub listen: Option<String>,
+}
+
+/// A recorded call: its audio and what was said, turn by turn.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    /// Target.
+    pub target: String,
+    /// Call index.
+    pub call: u32,
+    /// Why it was kept: `failed`, `slowest`, `all`.
+    pub why: String,
+    /// The stereo WAV, relative to the report directory.
+    pub file: String,
+    /// The call's transcript view: one row per turn.
+    pub turns: Table,
 }
 
 /// Everything the pages show.
@@ -59,6 +76,40 @@ pub struct Page<'a> {
     pub figures: &'a [Figure],
     /// Files of the report directory to link, relative names, in order.
     pub files: Vec<String>,
+    /// Recorded calls, in target then call order.
+    pub recordings: Vec<RecordedCall>,
+}
+
+/// A call's transcript view from its turn rows: what the caller said (the utterance), when and how fast the agent
+/// answered, what it said (its transcript, redacted), and what failed.
+pub fn call_transcript(turns: &[&crate::model::TurnRecord]) -> Table {
+    let headers =
+        ["turn", "kind", "caller (utterance)", "caller stops (s)", "TTFA (ms)", "agent said", "content", "error"];
+    let rows = turns
+        .iter()
+        .map(|t| {
+            vec![
+                t.turn_id.clone(),
+                t.kind.map_or("–".into(), |k| k.as_str().to_string()),
+                t.utterance.clone(),
+                format!("{:.2}", t.user_eos_ms / 1000.0),
+                t.ttfa_ms.map_or("–".into(), |v| format!("{v:.0}")),
+                t.agent_text.clone().unwrap_or_else(|| "–".into()),
+                match (t.content_ok, &t.content_detail) {
+                    (Some(true), _) => "ok".into(),
+                    (Some(false), Some(d)) => format!("FAILED: {d}"),
+                    (Some(false), None) => "FAILED".into(),
+                    (None, _) => "–".into(),
+                },
+                match (&t.error, &t.error_message) {
+                    (Some(c), Some(m)) => format!("{}: {m}", c.as_str()),
+                    (Some(c), None) => c.as_str().to_string(),
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows }
 }
 
 fn ms(v: f64) -> String {
@@ -87,9 +138,11 @@ pub fn simulated_targets(s: &Summary) -> Vec<&str> {
     s.targets.iter().filter(|t| t.simulated).map(|t| t.name.as_str()).collect()
 }
 
-/// The summary table: one row per target.
+/// The summary table: one row per target. The content and task columns appear when some target has them.
 pub fn summary_table(s: &Summary) -> Table {
-    let headers = [
+    let content = s.targets.iter().any(|t| t.content_success_rate.is_some());
+    let task = s.targets.iter().any(|t| t.task_success_rate.is_some());
+    let mut headers = vec![
         "target",
         "protocol",
         "calls",
@@ -99,17 +152,16 @@ pub fn summary_table(s: &Summary) -> Table {
         "barge-in stop p95",
         "tool success",
         "barge-in success",
-        "content success",
-        "task success",
-        "error rate",
-        "goodput",
     ];
+    headers.extend(content.then_some("content success"));
+    headers.extend(task.then_some("task success"));
+    headers.extend(["error rate", "goodput"]);
     let rows = s
         .targets
         .iter()
         .map(|t| {
             let ttfa = t.metric(Metric::Ttfa);
-            vec![
+            let mut row = vec![
                 name(t),
                 t.protocol.clone(),
                 t.calls.to_string(),
@@ -119,11 +171,11 @@ pub fn summary_table(s: &Summary) -> Table {
                 stat(t.metric(Metric::BargeInStop), |s| s.p95),
                 rate(t.tool_success_rate),
                 rate(t.barge_in_success_rate),
-                rate(t.content_success_rate),
-                rate(t.task_success_rate),
-                rate(Some(t.error_rate)),
-                rate(t.goodput),
-            ]
+            ];
+            row.extend(content.then(|| rate(t.content_success_rate)));
+            row.extend(task.then(|| rate(t.task_success_rate)));
+            row.extend([rate(Some(t.error_rate)), rate(t.goodput)]);
+            row
         })
         .collect();
     Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows }
@@ -337,6 +389,13 @@ pub fn render_markdown(p: &Page) -> String {
         out.push_str(&crate::compare::render_markdown(c));
         out.push('\n');
     }
+    if !p.recordings.is_empty() {
+        out.push_str("## Recorded calls\n\n");
+        for r in &p.recordings {
+            let _ = writeln!(out, "### {} call {} ({}): [{}]({})\n", md_cell(&r.target), r.call, r.why, r.file, r.file);
+            md_table(&mut out, &r.turns);
+        }
+    }
     out.push_str("## Provenance\n\n");
     for (k, v) in provenance(s) {
         let _ = writeln!(out, "- {k}: {}", md_cell(&v));
@@ -435,7 +494,7 @@ fn html_head(p: &Page) -> String {
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data: 'self'; media-src 'self'; style-src 'unsafe-inline'\">\
          <title>{}</title><style>{CSS}</style></head><body>\n",
         esc(&title(s))
     );
@@ -541,6 +600,34 @@ fn html_targets(o: &mut String, p: &Page, dir: &Path) {
         for f in p.figures.iter().filter(|f| f.target.as_deref() == Some(t.name.as_str())) {
             figure_html(o, f, dir);
         }
+        let recorded: Vec<&RecordedCall> = p.recordings.iter().filter(|r| r.target == t.name).collect();
+        if !recorded.is_empty() {
+            let _ = writeln!(
+                o,
+                "<h3 id=\"recordings-{i}\">Recorded calls</h3>\n<p>Stereo: the caller as sent on the left, the agent as \
+                 the caller heard it on the right, from the call's start.</p>"
+            );
+        }
+        for r in recorded {
+            let why = match r.why.as_str() {
+                "failed" => "a turn, content check or task failed",
+                "slowest" => "the target's slowest call (its worst TTFA)",
+                _ => "every call is recorded",
+            };
+            let _ = writeln!(
+                o,
+                "<h4 id=\"call-{}-{}\">Call {} — {}</h4>\n<p><audio controls preload=\"metadata\" src=\"{}\"></audio> \
+                 <a href=\"{}\">{}</a></p>",
+                i,
+                r.call,
+                r.call,
+                esc(why),
+                esc(&r.file),
+                esc(&r.file),
+                esc(&r.file)
+            );
+            html_table(o, &r.turns, "transcript");
+        }
     }
 }
 
@@ -555,12 +642,13 @@ fn figure_html(o: &mut String, f: &Figure, dir: &Path) {
     let _ = writeln!(
         o,
         "<figure><img src=\"{}\" alt=\"{}\"><figcaption><strong>{}</strong> — {} (<a href=\"{}\">PNG</a>, \
-         <a href=\"{}\">SVG</a>)</figcaption></figure>",
+         <a href=\"{}\">SVG</a>{})</figcaption></figure>",
         src,
         esc(&f.title),
         esc(&f.title),
         esc(&f.caption),
         esc(&f.png),
-        esc(&f.svg)
+        esc(&f.svg),
+        f.listen.as_ref().map(|l| format!(", <a href=\"{}\">listen to this call</a>", esc(l))).unwrap_or_default()
     );
 }

@@ -33,6 +33,8 @@ pub struct Plot {
     pub caption: String,
     /// The target a per-target plot is about (`None` when it overlays several).
     pub target: Option<String>,
+    /// The call a per-call plot draws (the timeline).
+    pub call: Option<u32>,
     /// `plots/<id>.png`.
     pub png: PathBuf,
     /// `plots/<id>.svg`.
@@ -139,6 +141,7 @@ pub fn render_report(report: &Report, out_dir: &Path) -> Result<Vec<Plot>, PlotE
             title: p.title,
             caption: p.caption,
             target: p.target,
+            call: p.call,
         });
     }
     Ok(plots)
@@ -182,6 +185,7 @@ pub fn cdf_overlay(
             "Fraction of samples at most x ms, {n} samples; ● marks each set's p50, ▲ its p95 (nearest rank)."
         ),
         target: None,
+        call: None,
         png: PathBuf::from(format!("{stem}.png")),
         svg: PathBuf::from(format!("{stem}.svg")),
     })

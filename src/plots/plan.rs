@@ -13,11 +13,13 @@ pub(super) struct Planned {
     pub title: String,
     pub caption: String,
     pub target: Option<String>,
+    /// The call a per-call plot draws (the timeline).
+    pub call: Option<u32>,
     pub fig: Figure,
 }
 
 fn planned(id: impl Into<String>, title: String, caption: String, fig: Figure) -> Planned {
-    Planned { id: id.into(), title, caption, target: None, fig }
+    Planned { id: id.into(), title, caption, target: None, call: None, fig }
 }
 
 /// Every plot the report's data supports, in display order.
@@ -214,6 +216,7 @@ fn timelines(report: &Report) -> Vec<Planned> {
                  the caller heard it, and events (endpointing, tool call complete, barge-in cut)."
             ),
             target: Some(t.clone()),
+            call: Some(call),
             fig: Figure::Timeline { turns, color: target_color(report, t) },
         });
     }

@@ -22,6 +22,7 @@ pub mod hlog;
 pub mod merge;
 pub mod read;
 mod recorder;
+pub mod recordings;
 pub mod recover;
 pub mod rows;
 pub mod summary;

@@ -116,6 +116,7 @@ struct CallJson<'a> {
     ttfa_p50_ms: Option<f64>,
     ttfa_max_ms: Option<f64>,
     tool_calls: &'a [ToolCallLog],
+    recording: Option<&'a str>,
     /// Every argument of the call's well-formed tool calls, the last value of each name (what the agent
     /// collected: name, callback number, party size, date, time).
     slots: serde_json::Map<String, serde_json::Value>,
@@ -151,6 +152,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             ttfa_p50_ms: c.ttfa_p50_ms,
             ttfa_max_ms: c.ttfa_max_ms,
             tool_calls: &c.tool_calls,
+            recording: c.recording.as_deref(),
             slots,
             pacing: &c.pacing,
         }

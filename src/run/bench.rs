@@ -373,6 +373,8 @@ pub async fn bench_once(corpus: &Path, out: &Path, calls: u32, sim: Option<&SimP
         concurrency: Some(calls),
         out: Some(dir.join("report")),
         progress: false,
+        // The bench measures the harness's pacing and memory, not the recorder's.
+        record: Some(crate::caller::recording::RecordMode::None),
         ..Default::default()
     };
     let outcome = super::run(&scenario, &opts, &|_| {}).await?;

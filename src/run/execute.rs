@@ -68,6 +68,7 @@ impl RunPlan {
             mut recorder,
         } = self;
         let redactor = scenario.redactor.clone();
+        let recordings = prepared.first().map(|p| p.recordings.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel::<TurnRecord>();
         let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
@@ -105,6 +106,9 @@ impl RunPlan {
         }
 
         let summary = recorder.finish(collected.interrupted).context("writing the report")?;
+        for problem in recordings.map(|r| r.finish()).unwrap_or_default() {
+            notice(&format!("recording not written: {problem}"));
+        }
         let mut ground_truth = HashMap::new();
         for s in sims {
             let path = out_dir.join(format!("ground_truth.{}.jsonl", s.target()));
@@ -300,10 +304,21 @@ async fn one_call(
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     match connected {
         Ok(mut session) => {
-            let mut rec = run_call(&mut session, &p.plan, call, phase, run_start, stop, turns).await;
+            let (mut rec, recording) = run_call(&mut session, &p.plan, call, phase, run_start, stop, turns).await;
             session.close().await;
             rec.connect_ms = Some(connect_ms);
-            rec
+            match recording {
+                // Writing a WAV is blocking file I/O: off the runtime's threads.
+                Some(audio) => {
+                    let recordings = p.recordings.clone();
+                    let offered = tokio::task::spawn_blocking(move || {
+                        recordings.offer(&mut rec, audio);
+                        rec
+                    });
+                    offered.await.expect("a recording is written without panicking")
+                }
+                None => rec,
+            }
         }
         Err(e) => CallRecord {
             target: p.plan.target.clone(),

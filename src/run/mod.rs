@@ -10,6 +10,7 @@ mod execute;
 pub mod load;
 mod plan;
 mod progress;
+pub mod recordings;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ pub struct RunOptions {
     pub shard: Option<crate::model::Shard>,
     /// Open loop: start calls on this schedule instead of `concurrency` in a closed loop (`load`).
     pub load: Option<load::Load>,
+    /// Which calls are recorded; `None`: failed calls and each target's slowest, unless more than
+    /// [`plan::MAX_RECORDED_IN_FLIGHT`] calls are in flight.
+    pub record: Option<crate::caller::recording::RecordMode>,
 }
 
 /// What a run produced.

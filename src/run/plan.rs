@@ -12,9 +12,11 @@ use anyhow::{Context, Result, bail};
 use tokio::time::Duration;
 
 use super::load::Load;
+use super::recordings::Recordings;
 use super::{RunOptions, default_out_dir};
 use crate::audio::{frames::frames, read_wav, resample::resample};
 use crate::caller::CallPlan;
+use crate::caller::recording::RecordMode;
 use crate::model::Shard;
 use crate::report::{Recorder, RunMeta, ShardSummary, TargetMeta};
 use crate::scenario::{Scenario, Target};
@@ -26,7 +28,12 @@ pub(super) struct Prepared {
     /// The target, its URLs pointed at the embedded sim when it is simulated.
     pub(super) target: Target,
     pub(super) plan: Arc<CallPlan>,
+    /// Where its calls' recordings go.
+    pub(super) recordings: Arc<Recordings>,
 }
+
+/// Above this many calls in flight, calls are not recorded unless `--record` asks.
+pub const MAX_RECORDED_IN_FLIGHT: u32 = 200;
 
 /// A run resolved once, then run by [`RunPlan::execute`].
 pub struct RunPlan {
@@ -98,6 +105,22 @@ impl RunPlan {
             }
         }
 
+        let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(scenario));
+        // Recordings: what `--record` says; by default failed calls and each target's slowest, unless so many calls
+        // are in flight that holding their audio (~3 MB a minute each) would crowd the machine.
+        let in_flight = opts.load.as_ref().map_or(concurrency, |l| l.max_in_flight);
+        let mode = match opts.record {
+            Some(m) => m,
+            None if in_flight > MAX_RECORDED_IN_FLIGHT => {
+                notice(&format!(
+                    "not recording calls: {in_flight} in flight hold ~3 MB of audio a minute each (`--record failures` records anyway)"
+                ));
+                RecordMode::None
+            }
+            None => RecordMode::Failures,
+        };
+        let recordings = Arc::new(Recordings::new(&out_dir, mode));
+
         // Resolve targets: start sims, check keys, skip what cannot run (with the reason).
         let mut skipped = Vec::new();
         let mut sims: Vec<SimHandle> = Vec::new();
@@ -116,8 +139,9 @@ impl RunPlan {
                     continue;
                 }
             };
-            let plan = Arc::new(plan_for(scenario, &target, &mut cache)?);
-            prepared.push(Prepared { target, plan });
+            let mut plan = plan_for(scenario, &target, &mut cache)?;
+            plan.record = recordings.enabled();
+            prepared.push(Prepared { target, plan: Arc::new(plan), recordings: recordings.clone() });
         }
         for (name, why) in &skipped {
             notice(&format!("skipping target `{name}`: {why}"));
@@ -129,7 +153,6 @@ impl RunPlan {
             );
         }
 
-        let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(scenario));
         let mut meta = RunMeta::from_scenario(scenario).context("reading the scenario's provenance")?;
         meta.calls = calls;
         meta.concurrency = concurrency;
@@ -255,5 +278,6 @@ fn plan_for(
         turn_timeout: Duration::from_millis(scenario.defaults.turn_timeout_ms as u64),
         expect_state,
         redactor: scenario.redactor.clone(),
+        record: false,
     })
 }

@@ -162,7 +162,8 @@ impl Brain {
             g.reply = Some(reply.id.clone());
         });
         r.msg_item = Some(item_id.clone());
-        r.misspeak = chance(&mut self.rng, self.ctx.profile.misspeak_rate);
+        // No draw at rate 0: a profile that never misspeaks keeps the random stream it had before the option.
+        r.misspeak = self.ctx.profile.misspeak_rate > 0.0 && chance(&mut self.rng, self.ctx.profile.misspeak_rate);
         r.transcript_full = reply.text.clone().unwrap_or_default();
         if r.misspeak {
             r.transcript_full = super::super::replies::misspeak(&r.transcript_full);

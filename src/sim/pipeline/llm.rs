@@ -49,7 +49,8 @@ pub(super) async fn chat(x: &mut Exchange<'_>) -> std::io::Result<bool> {
     let first_at = req.complete_at + Duration::from_secs_f64(ttft / 1000.0);
     if calls.is_empty() {
         let mut text = turn.and_then(|t| ctx.turns[t].reply_text.clone()).unwrap_or_else(|| ctx.fallback_text.clone());
-        let misspoke = chance(rng, ctx.profile.misspeak_rate);
+        // No draw at rate 0: the random stream stays what it was without the option.
+        let misspoke = ctx.profile.misspeak_rate > 0.0 && chance(rng, ctx.profile.misspeak_rate);
         if misspoke {
             text = crate::sim::replies::misspeak(&text);
         }
