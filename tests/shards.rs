@@ -208,6 +208,29 @@ fn four_shards_merge_to_the_figures_of_their_pooled_rows() {
     }
     assert_eq!(logged.pacing(), summed.pacing(), "pacing");
     assert!(sum["harness"]["pacing"]["samples"].as_u64().unwrap() > 0);
+
+    // calls.jsonl: each shard's rows once; recordings copied under recordings/shard-<I>/, every path resolving.
+    let lines = |d: &std::path::Path| std::fs::read_to_string(d.join("calls.jsonl")).unwrap().lines().count();
+    let shard_dirs: Vec<PathBuf> = ["s1", "s2", "s3", "s4"].iter().map(|n| s.dir.join(n)).collect();
+    assert_eq!(lines(dir), shard_dirs.iter().map(|d| lines(d)).sum::<usize>());
+    let index: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("recordings/index.json")).unwrap()).unwrap();
+    let shard_recordings: usize = shard_dirs
+        .iter()
+        .map(|d| std::fs::read_to_string(d.join("recordings/index.json")).map_or(0, |t| t.matches("\"file\"").count()))
+        .sum();
+    assert_eq!(index.len(), shard_recordings);
+    assert!(!index.is_empty(), "each shard records its targets' slowest call");
+    for e in &index {
+        let file = e["file"].as_str().unwrap();
+        assert!(file.starts_with("recordings/shard-") && dir.join(file).is_file(), "{e}");
+    }
+    for line in std::fs::read_to_string(dir.join("calls.jsonl")).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(f) = row["recording"].as_str() {
+            assert!(dir.join(f).is_file(), "{f}");
+        }
+    }
 }
 
 #[test]

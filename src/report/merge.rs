@@ -1,8 +1,9 @@
 //! `voicebench merge`: the shards of one sharded run (`voicebench run --shard I/N`, one report directory each)
 //! combined into one report directory, exactly.
 //!
-//! - The rows (`turns.jsonl`, `turns.csv`, `calls.csv`) are concatenated byte for byte in shard order: call indices
-//!   are the whole run's, so each call appears once.
+//! - The rows (`turns.jsonl`, `turns.csv`, `calls.csv`, `calls.jsonl`) are concatenated byte for byte in shard
+//!   order: call indices are the whole run's, so each call appears once. Recordings are copied under
+//!   `recordings/shard-<I>/`, the index and the rows' `recording` paths rewritten to match.
 //! - `summary.json` is rebuilt from the merged rows through [`super::recover::replay`], the same replay the gate and
 //!   a recovered run use: every percentile is the exact order statistic of the pooled samples and every count a sum,
 //!   so the merged figures are what one process would compute over the same rows.
@@ -175,6 +176,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Summar
     for (name, header) in ROW_FILES {
         concatenate(&inputs, out, name, header)?;
     }
+    merge_calls_and_recordings(&inputs, out)?;
 
     let first = &inputs[0].summary;
     let report = Report::read(out, false)?;
@@ -232,6 +234,43 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Summar
     write_summary(out, &summary)?;
     copy_ground_truth(&inputs, out)?;
     Ok(summary)
+}
+
+/// `calls.jsonl` concatenated in shard order (when every shard has one: shards of an older version have none), and
+/// each shard's recordings copied under `recordings/shard-<I>/`, with the index and the rows' `recording` paths
+/// pointing there.
+fn merge_calls_and_recordings(inputs: &[Input], out: &Path) -> Result<(), MergeError> {
+    let mut index = Vec::new();
+    let mut calls = Vec::new();
+    let all_calls = inputs.iter().all(|i| i.dir.join("calls.jsonl").is_file());
+    for i in inputs {
+        let prefix = format!("recordings/shard-{}/", i.index);
+        for mut e in super::recordings::read_index(&i.dir) {
+            let Some(rest) = e.file.strip_prefix("recordings/") else { continue };
+            let (from, to) = (i.dir.join(&e.file), out.join(&prefix).join(rest));
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(ReportError::io("create directory", parent))?;
+            }
+            std::fs::copy(&from, &to).map_err(ReportError::io("write", &to))?;
+            e.file = format!("{prefix}{rest}");
+            index.push(e);
+        }
+        if all_calls {
+            let path = i.dir.join("calls.jsonl");
+            let text = std::fs::read_to_string(&path).map_err(ReportError::io("read", &path))?;
+            calls.push(text.replace("\"recording\":\"recordings/", &format!("\"recording\":\"{prefix}")));
+        }
+    }
+    if all_calls {
+        let path = out.join("calls.jsonl");
+        std::fs::write(&path, calls.concat()).map_err(ReportError::io("write", &path))?;
+    }
+    if !index.is_empty() {
+        let path = out.join(super::recordings::INDEX);
+        let json = serde_json::to_string_pretty(&index).unwrap_or_default();
+        std::fs::write(&path, json).map_err(ReportError::io("write", &path))?;
+    }
+    Ok(())
 }
 
 /// Reads each directory's summary and shard.
