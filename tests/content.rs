@@ -257,3 +257,58 @@ fn recordings_line_up_with_the_turns_within_a_frame() {
     assert!(html.contains("listen to this call"), "the timeline links its call's recording");
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Recorded calls"));
 }
+
+/// `transcribe`: what the caller heard of each reply, transcribed (here by the simulated transcriber, which knows
+/// the agent's lines): a reply cut by a barge-in was reported in full but heard only in part (`unheard_words`), a
+/// misspoken transcript disagrees with its audio, and Twilio's replies, which carry no text, are judged on what was
+/// heard.
+#[test]
+fn heard_audio_is_transcribed_and_reveals_what_was_reported_but_not_heard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "\n[[target]]\nname = \"twilio\"\nprotocol = \"twilio\"\nsim = \"fixed\"\nsim_options = {{ {FIXED} }}\n\
+         \n[[target]]\nname = \"liar\"\nprotocol = \"openai-realtime\"\nsim = \"fixed\"\nsim_options = {{ {FIXED}, misspeak_rate = 1.0 }}\n"
+    );
+    let path = super::write_fixed_scenario(tmp.path(), "heard.toml", &extra);
+    let toml = std::fs::read_to_string(&path).unwrap();
+    // The barge-in's answer says numbers (so a misspoken transcript shows), and is checked.
+    let toml = format!("transcribe = {{ sim = true }}\n{toml}").replacen(
+        "expect = \"stop\"\nreply = \"noted\"",
+        "expect = \"stop\"\nreply = \"slots_eight\"\nsay = \"eight people\"",
+        1,
+    );
+    assert!(toml.contains("say = \"eight people\""), "the scenario changed: {toml}");
+    std::fs::write(&path, toml).unwrap();
+    let out = tmp.path().join("out");
+    let o = voicebench(tmp.path(), &["run", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let (code, stdout, stderr) = text(&o);
+    assert!(code == 0 || code == 1, "exit {code}\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("could not be transcribed"), "{stderr}");
+    let turns = jsonl(&out.join("turns.jsonl"));
+    let row = |target: &str, turn: u64| turns.iter().find(|t| t["target"] == target && t["turn"] == turn).unwrap();
+    for target in ["fixed", "twilio", "liar"] {
+        // The first reply, heard whole.
+        let r = row(target, 0);
+        assert_eq!(r["heard_text"], "Got it, thank you.", "{target}: {r}");
+        // The reply the barge-in cut: heard in part.
+        let cut = row(target, 1);
+        let heard = cut["heard_text"].as_str().unwrap_or_else(|| panic!("{target}: {cut}"));
+        assert!(heard.starts_with("Let me check"), "{target}: {heard:?}");
+        assert!(heard.split_whitespace().count() < 21, "{target}: the cut reply was heard whole: {heard:?}");
+    }
+    // The provider's transcript ran ahead of what was heard when the barge-in cut it.
+    assert!(row("fixed", 1)["unheard_words"].as_u64().unwrap() > 0, "{}", row("fixed", 1));
+    assert_eq!(row("fixed", 2)["unheard_words"], 0, "{}", row("fixed", 2));
+    assert_eq!(row("fixed", 2)["content_ok"], true);
+    // A misspoken transcript disagrees with its audio, and fails its check.
+    assert!(row("liar", 2)["unheard_words"].as_u64().unwrap() >= 4, "{}", row("liar", 2));
+    assert_eq!(row("liar", 2)["content_ok"], false);
+    // Twilio sends no text: nothing to compare, and the check is judged on what was heard.
+    let tw = row("twilio", 2);
+    assert!(tw["agent_text"].is_null() && tw["unheard_words"].is_null(), "{tw}");
+    assert_eq!(tw["content_ok"], true, "{tw}");
+    assert!(tw["content_detail"].as_str().unwrap().ends_with("(on the heard audio)"), "{tw}");
+    let summary: Json = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let twilio = summary["targets"].as_array().unwrap().iter().find(|t| t["name"] == "twilio").unwrap();
+    assert_eq!(twilio["content_success_rate"], 1.0);
+}

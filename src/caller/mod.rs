@@ -61,7 +61,7 @@ pub async fn run_call<S: Session>(
     run_start: Instant,
     mut stop: watch::Receiver<bool>,
     records: &mpsc::UnboundedSender<TurnRecord>,
-) -> (CallRecord, Option<Recording>) {
+) -> CallEnd {
     let t0 = Instant::now() + phase;
     let mut pacer = Pacer::with_ticker(t0, plan.frame_ms, Ticker::slots());
     let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
@@ -162,5 +162,16 @@ pub async fn run_call<S: Session>(
         ttfa_max_ms: ttfa.last().copied(),
         recording: None,
     };
-    (record, recording)
+    CallEnd { record, recording, redactor: tracker.redactor().clone() }
+}
+
+/// What a call leaves: its record, its audio when it was recorded, and the redactor with the names it learned.
+#[derive(Debug)]
+pub struct CallEnd {
+    /// The call's record.
+    pub record: CallRecord,
+    /// Its audio, when the plan records.
+    pub recording: Option<Recording>,
+    /// The scenario's redaction with the names this call's tool arguments taught it.
+    pub redactor: Redactor,
 }

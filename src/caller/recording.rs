@@ -68,6 +68,11 @@ impl Recording {
         }
     }
 
+    /// The sample rate of both channels (the agent's output rate).
+    pub fn out_rate(&self) -> u32 {
+        self.out_rate
+    }
+
     /// Agent samples that play from `start_ms` after t0 (the playback timeline's placement).
     pub fn heard(&mut self, start_ms: f64, samples: &[i16]) {
         let at = (start_ms.max(0.0) * f64::from(self.out_rate) / 1000.0).round() as u64;

@@ -225,6 +225,11 @@ impl Tracker {
         self.redactor.text(text)
     }
 
+    /// The redactor, with the names the call's tool arguments taught it.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// The turn whose utterance covers frame `k`, and the frame's index within the utterance.
     pub fn utterance_frame(&self, k: u64) -> Option<(usize, usize)> {
         // Only the most recent started turn can be sounding (utterances never overlap: the next starts after an

@@ -132,6 +132,10 @@ pub struct TurnRecord {
     pub content_ok: Option<bool>,
     /// What the content checks found or missed (redacted).
     pub content_detail: Option<String>,
+    /// What the caller heard of the reply, transcribed by the scenario's `transcribe` service (redacted).
+    pub heard_text: Option<String>,
+    /// Words of `agent_text` that `heard_text` does not contain: reported but not heard.
+    pub unheard_words: Option<u32>,
 }
 
 impl TurnRecord {

@@ -249,6 +249,8 @@ pub(crate) struct TurnRow {
     agent_text: Option<String>,
     content_ok: Option<bool>,
     content_detail: Option<String>,
+    heard_text: Option<String>,
+    unheard_words: Option<u32>,
 }
 
 impl TurnRow {
@@ -303,6 +305,8 @@ impl TurnRow {
             agent_text: self.agent_text,
             content_ok: self.content_ok,
             content_detail: self.content_detail,
+            heard_text: self.heard_text,
+            unheard_words: self.unheard_words,
         })
     }
 }
@@ -361,6 +365,8 @@ mod tests {
             agent_text: Some("For eight people, \"this\" Friday".into()),
             content_ok: Some(false),
             content_detail: Some("did not say \"six\"".into()),
+            heard_text: Some("For eight people".into()),
+            unheard_words: Some(2),
         }
     }
 

@@ -69,6 +69,7 @@ impl RunPlan {
         } = self;
         let redactor = scenario.redactor.clone();
         let recordings = prepared.first().map(|p| p.recordings.clone());
+        let transcriber = prepared.first().and_then(|p| p.transcriber.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (turn_tx, turn_rx) = mpsc::unbounded_channel::<TurnRecord>();
         let (call_tx, call_rx) = mpsc::unbounded_channel::<CallRecord>();
@@ -108,6 +109,16 @@ impl RunPlan {
         let summary = recorder.finish(collected.interrupted).context("writing the report")?;
         for problem in recordings.map(|r| r.finish()).unwrap_or_default() {
             notice(&format!("recording not written: {problem}"));
+        }
+        if let Some(tr) = &transcriber {
+            let failed = tr.failed.load(std::sync::atomic::Ordering::Relaxed);
+            if failed > 0 {
+                notice(&format!(
+                    "transcribe: {failed} repl{} could not be transcribed (their heard_text is empty): {}",
+                    if failed == 1 { "y" } else { "ies" },
+                    tr.first_error().unwrap_or_default()
+                ));
+            }
         }
         let mut ground_truth = HashMap::new();
         for s in sims {
@@ -304,9 +315,32 @@ async fn one_call(
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     match connected {
         Ok(mut session) => {
-            let (mut rec, recording) = run_call(&mut session, &p.plan, call, phase, run_start, stop, turns).await;
+            // A transcribed call's rows wait for its transcripts: they go out when the call ends.
+            let (held_tx, mut held_rx) = mpsc::unbounded_channel();
+            let rows = if p.transcriber.is_some() { &held_tx } else { turns };
+            let end = run_call(&mut session, &p.plan, call, phase, run_start, stop, rows).await;
             session.close().await;
+            let (mut rec, recording) = (end.record, end.recording);
             rec.connect_ms = Some(connect_ms);
+            if let Some(tr) = &p.transcriber {
+                drop(held_tx);
+                let mut rows = Vec::new();
+                while let Some(r) = held_rx.recv().await {
+                    rows.push(r);
+                }
+                if let Some(audio) = &recording {
+                    tr.annotate(&mut rows, audio, &p.plan.turns, &end.redactor).await;
+                }
+                (rec.content_checked, rec.content_failed) = (0, 0);
+                for r in rows {
+                    if let Some(ok) = r.content_ok {
+                        rec.content_checked += 1;
+                        rec.content_failed += u32::from(!ok);
+                    }
+                    let _ = turns.send(r);
+                }
+            }
+            let recording = recording.filter(|_| p.recordings.enabled());
             match recording {
                 // Writing a WAV is blocking file I/O: off the runtime's threads.
                 Some(audio) => {

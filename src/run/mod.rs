@@ -11,6 +11,7 @@ pub mod load;
 mod plan;
 mod progress;
 pub mod recordings;
+pub mod transcribe;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

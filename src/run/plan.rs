@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     pub(super) plan: Arc<CallPlan>,
     /// Where its calls' recordings go.
     pub(super) recordings: Arc<Recordings>,
+    /// What transcribes what its callers heard, when the scenario asks.
+    pub(super) transcriber: Option<Arc<super::transcribe::Transcriber>>,
 }
 
 /// Above this many calls in flight, calls are not recorded unless `--record` asks.
@@ -131,6 +133,7 @@ impl RunPlan {
         // Every key the run can know is registered before anything is dialled, so nothing a provider echoes or an
         // error quotes can carry one into a row, a page or the terminal.
         crate::secret::register(&run_secrets(selected()));
+        let transcriber = super::transcribe::Transcriber::start(scenario, seed, &mut sims).await?.map(Arc::new);
         for t in selected() {
             let target = match resolve_target(scenario, t, seed, &mut sims).await {
                 Ok(target) => target,
@@ -140,8 +143,9 @@ impl RunPlan {
                 }
             };
             let mut plan = plan_for(scenario, &target, &mut cache)?;
-            plan.record = recordings.enabled();
-            prepared.push(Prepared { target, plan: Arc::new(plan), recordings: recordings.clone() });
+            plan.record = recordings.enabled() || transcriber.is_some();
+            let (recordings, transcriber) = (recordings.clone(), transcriber.clone());
+            prepared.push(Prepared { target, plan: Arc::new(plan), recordings, transcriber });
         }
         for (name, why) in &skipped {
             notice(&format!("skipping target `{name}`: {why}"));

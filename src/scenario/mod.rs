@@ -78,6 +78,24 @@ pub struct Scenario {
     pub expect_state: Vec<StateExpect>,
     /// What every output masks, and the scenario's own names.
     pub redactor: crate::redact::Redactor,
+    /// How to transcribe what the caller heard of each reply, when asked.
+    pub transcribe: Option<TranscribeSpec>,
+}
+
+/// Where heard audio is transcribed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TranscribeSpec {
+    /// An OpenAI-compatible service.
+    Service {
+        /// Base URL (`…/v1`).
+        url: String,
+        /// Model.
+        model: Option<String>,
+        /// The key's environment variable.
+        api_key_env: Option<String>,
+    },
+    /// voicebench's simulated transcriber.
+    Sim,
 }
 
 /// Run-wide defaults, resolved.

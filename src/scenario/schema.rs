@@ -43,6 +43,27 @@ pub struct ScenarioFile {
     /// `["phone", "name"]`; `[]` masks nothing.
     #[serde(default)]
     pub redact: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    /// Transcribe what the caller heard of each reply with an OpenAI-compatible speech-to-text service.
+    #[serde(default)]
+    pub transcribe: Option<Spanned<Transcribe>>,
+}
+
+/// `transcribe = { url, model, api_key_env }` or `transcribe = { sim = true }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcribe {
+    /// Base URL of an OpenAI-compatible API (`…/v1`): `POST {url}/audio/transcriptions`.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Model (default `whisper-1`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The environment variable holding its key (sent as `Authorization: Bearer`).
+    #[serde(default)]
+    pub api_key_env: Option<Spanned<String>>,
+    /// Use voicebench's own simulated transcriber (it knows the scenario's lines).
+    #[serde(default)]
+    pub sim: Option<bool>,
 }
 
 /// `[[expect_state]]`: rows a tool's table must hold at the end of every call.

@@ -521,6 +521,20 @@ pub async fn start_on(scenario: &Scenario, target: &Target, seed: u64, port: u16
     start_wire_on(scenario, target, seed, port).await
 }
 
+/// The name of the simulated transcriber's target (its ground truth is `ground_truth.transcriber.jsonl`).
+pub const TRANSCRIBER: &str = "transcriber";
+
+/// Starts a simulated OpenAI-compatible speech-to-text service for `transcribe = { sim = true }`: the pipeline sim's
+/// `/v1/audio/transcriptions` (fixed profile, answering 50 ms after the request), recognising the scenario's caller
+/// lines and its agent's reply lines; audio that covers part of a line gets that share of its words.
+pub async fn start_transcriber(scenario: &Scenario, seed: u64) -> Result<SimHandle, SimError> {
+    let target: Target = toml::from_str(&format!(
+        "name = \"{TRANSCRIBER}\"\nprotocol = \"pipeline\"\nsim = \"fixed\"\nsim_options = {{ stt_delay_ms = 50 }}\n"
+    ))
+    .expect("the transcriber's target parses");
+    pipeline::start_as(scenario, &target, true, seed, true).await
+}
+
 /// A fake API key in the simulated Gemini URL, so that tests can check it never reaches any output.
 pub const SIM_GEMINI_KEY: &str = "SIMKEY-voicebench-not-a-secret-0123456789";
 

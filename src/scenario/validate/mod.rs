@@ -90,6 +90,7 @@ pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError
     let slo = check_slo(&mut c, &file.slo);
     let expect_state = check_expect_state(&mut c, &file, &agent);
     let redactor = check_redact(&mut c, &file, &turns);
+    let transcribe = file.transcribe.as_ref().and_then(|t| targets::check_transcribe(&mut c, t));
 
     if !c.diags.is_empty() {
         c.diags.sort_by_key(|d| (d.line, d.col));
@@ -107,6 +108,7 @@ pub(super) fn validate(path: &Path, src: &str) -> Result<Scenario, ScenarioError
         slo,
         expect_state,
         redactor,
+        transcribe,
     })
 }
 

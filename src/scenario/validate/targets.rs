@@ -370,3 +370,41 @@ fn check_auth(c: &mut Checker, a: &Spanned<String>) {
         c.err(a.span(), format!("unknown auth `{v}`"), suggest(v, "values", AUTH));
     }
 }
+
+/// `transcribe`: a service URL (http or https) with an optional model and key variable, or the sim; not both.
+pub(super) fn check_transcribe(
+    c: &mut Checker,
+    t: &Spanned<schema::Transcribe>,
+) -> Option<super::super::TranscribeSpec> {
+    let tr = t.get_ref();
+    if let Some(v) = &tr.api_key_env {
+        check_env_name(c, v);
+    }
+    match (&tr.url, tr.sim) {
+        (Some(url), Some(true)) => {
+            c.err(
+                url.span(),
+                "`transcribe` has both `url` and `sim = true`",
+                "keep one: a service's URL, or the sim".to_string(),
+            );
+            None
+        }
+        (Some(url), _) => {
+            check_url(c, url, &["http", "https"], "transcribe.url");
+            Some(super::super::TranscribeSpec::Service {
+                url: url.get_ref().clone(),
+                model: tr.model.clone(),
+                api_key_env: tr.api_key_env.as_ref().map(|v| v.get_ref().clone()),
+            })
+        }
+        (None, Some(true)) => Some(super::super::TranscribeSpec::Sim),
+        (None, _) => {
+            c.err(
+                t.span(),
+                "`transcribe` needs a `url` (an OpenAI-compatible `…/v1`) or `sim = true`",
+                "e.g. `transcribe = { url = \"http://127.0.0.1:8000/v1\", model = \"whisper-1\" }`".to_string(),
+            );
+            None
+        }
+    }
+}

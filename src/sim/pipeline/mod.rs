@@ -221,18 +221,26 @@ async fn wait_or_cancel(c: &mut Conn, shared: &Shared, i: usize, due: Instant) -
 }
 
 impl Ctx {
-    fn new(scenario: &Scenario, target: &Target, profile: StageProfile, seed: u64) -> Result<Self, SimError> {
+    fn new(
+        scenario: &Scenario,
+        target: &Target,
+        profile: StageProfile,
+        seed: u64,
+        transcriber: bool,
+    ) -> Result<Self, SimError> {
         let mut known = Vec::new();
         let mut known_turn = Vec::new();
         let mut seen: Vec<std::path::PathBuf> = Vec::new();
-        for t in &scenario.turns {
-            if seen.contains(&t.audio.path) {
+        // A transcriber also knows the agent's reply lines: it transcribes what the caller heard of the agent.
+        let agent = scenario.turns.iter().filter(|_| transcriber).filter_map(|t| Some((t.index, t.reply.as_ref()?)));
+        for (index, audio) in scenario.turns.iter().map(|t| (t.index, &t.audio)).chain(agent) {
+            if seen.contains(&audio.path) {
                 continue;
             }
-            seen.push(t.audio.path.clone());
-            let pcm = read_wav(&t.audio.path)?;
-            known.push(Known::new(&pcm, t.audio.text.as_deref().unwrap_or(&t.audio.id)));
-            known_turn.push(t.index);
+            seen.push(audio.path.clone());
+            let pcm = read_wav(&audio.path)?;
+            known.push(Known::new(&pcm, audio.text.as_deref().unwrap_or(&audio.id)));
+            known_turn.push(index);
         }
         let mut voices: Vec<Voice> = Vec::new();
         for r in scenario.turns.iter().filter_map(|t| t.reply.as_ref()) {
@@ -340,11 +348,22 @@ pub(crate) async fn start(
     fixed: bool,
     seed: u64,
 ) -> Result<super::SimHandle, SimError> {
+    start_as(scenario, target, fixed, seed, false).await
+}
+
+/// Starts the pipeline sim for a target; a `transcriber` also recognises the agent's reply lines.
+pub(crate) async fn start_as(
+    scenario: &Scenario,
+    target: &Target,
+    fixed: bool,
+    seed: u64,
+    transcriber: bool,
+) -> Result<super::SimHandle, SimError> {
     let name = target.name.get_ref().clone();
     let profile =
         StageProfile::resolve(ProfileKind::Native, fixed, target.sim_options.as_ref().map(|o| o.get_ref()))
             .map_err(|b| SimError::BadOption { target: name.clone(), field: b.field, value: b.value, why: b.why })?;
-    let ctx = Arc::new(Ctx::new(scenario, target, profile, seed)?);
+    let ctx = Arc::new(Ctx::new(scenario, target, profile, seed, transcriber)?);
     let listener = super::listen(0).map_err(SimError::Bind)?;
     let addr = listener.local_addr().map_err(SimError::Bind)?;
     let shared = Arc::new(Shared {
