@@ -83,12 +83,16 @@ pub struct Page<'a> {
 /// A call's transcript view from its turn rows: what the caller said (the utterance), when and how fast the agent
 /// answered, what it said (its transcript, redacted), and what failed.
 pub fn call_transcript(turns: &[&crate::model::TurnRecord]) -> Table {
-    let headers =
-        ["turn", "kind", "caller (utterance)", "caller stops (s)", "TTFA (ms)", "agent said", "content", "error"];
+    let heard = turns.iter().any(|t| t.heard_text.is_some());
+    let mut headers =
+        vec!["turn", "kind", "caller (utterance)", "caller stops (s)", "TTFA (ms)", "agent said", "content", "error"];
+    if heard {
+        headers.insert(6, "caller heard");
+    }
     let rows = turns
         .iter()
         .map(|t| {
-            vec![
+            let mut row = vec![
                 t.turn_id.clone(),
                 t.kind.map_or("–".into(), |k| k.as_str().to_string()),
                 t.utterance.clone(),
@@ -106,7 +110,12 @@ pub fn call_transcript(turns: &[&crate::model::TurnRecord]) -> Table {
                     (Some(c), None) => c.as_str().to_string(),
                     _ => String::new(),
                 },
-            ]
+            ];
+            if heard {
+                let unheard = t.unheard_words.filter(|n| *n > 0).map(|n| format!(" ({n} reported words not heard)"));
+                row.insert(6, format!("{}{}", t.heard_text.as_deref().unwrap_or("–"), unheard.unwrap_or_default()));
+            }
+            row
         })
         .collect();
     Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows }
