@@ -152,6 +152,11 @@ pub struct ToolSpec {
 }
 
 impl ToolSpec {
+    /// The names of its parameters (its schema's `properties`); `None` when the schema lists none (any name goes).
+    pub fn parameter_names(&self) -> Option<Vec<String>> {
+        self.parameters.get("properties").and_then(|p| p.as_object()).map(|o| o.keys().cloned().collect())
+    }
+
     /// The canned output for a call's arguments.
     pub fn result_for(&self, args: &Json) -> &Json {
         self.results

@@ -425,10 +425,7 @@ fn expected_calls(c: &mut Checker, t: &schema::Turn, agent: &AgentSpec, uses_sim
             };
             c.err(tc.name.span(), format!("unknown tool `{name}`"), hint);
         }
-        let props: Option<Vec<String>> = tool
-            .and_then(|t| t.parameters.get("properties"))
-            .and_then(|p| p.as_object())
-            .map(|o| o.keys().cloned().collect());
+        let props = tool.and_then(|t| t.parameter_names());
         let args = compile_matchers(c, &tc.args, props.as_deref(), name);
         let sim_args = sim_arguments(c, tc, &args, agent.today.as_deref(), uses_sim);
         calls.push(ExpectedCall { name: name.clone(), args, sim_args });
@@ -534,10 +531,7 @@ pub(super) fn check_expect_state(c: &mut Checker, f: &ScenarioFile, agent: &Agen
             };
             c.err(e.table.span(), format!("no tool records a table `{table}`"), hint);
         }
-        let props: Option<Vec<String>> = tool
-            .and_then(|t| t.parameters.get("properties"))
-            .and_then(|p| p.as_object())
-            .map(|o| o.keys().cloned().collect());
+        let props = tool.and_then(|t| t.parameter_names());
         let tool_name = tool.map_or(table.as_str(), |t| t.name.as_str());
         let matchers = compile_matchers(c, &e.matches, props.as_deref(), tool_name);
         out.push(StateExpect { table: table.clone(), matchers, count: e.count.as_ref().map_or(1, |n| *n.get_ref()) });
