@@ -666,6 +666,14 @@ fn compare(
 /// `voicebench bench`: one row per concurrent-call count, then where the harness breaks.
 fn bench(calls: &[u32], corpus: &Path, out: &Path, sim_process: bool) -> Result<i32> {
     use crate::run::bench::{SimProcess, bench_once, render};
+    // The corpus first: the sim child would otherwise fail on it with its own, later error.
+    if !corpus.join("manifest.json").is_file() {
+        anyhow::bail!(
+            "no corpus at {}: {} is missing (run from the repository's root, or pass --corpus DIR)",
+            corpus.display(),
+            corpus.join("manifest.json").display()
+        );
+    }
     let rt = runtime()?;
     let exe = std::env::current_exe().context("finding this executable to run the sim")?;
     let mut rows = Vec::new();
