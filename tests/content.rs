@@ -312,3 +312,25 @@ fn heard_audio_is_transcribed_and_reveals_what_was_reported_but_not_heard() {
     let twilio = summary["targets"].as_array().unwrap().iter().find(|t| t["name"] == "twilio").unwrap();
     assert_eq!(twilio["content_success_rate"], 1.0);
 }
+
+/// A call that never connected did not do its task: it counts as a failed task, not as one left out.
+#[test]
+fn a_call_that_never_connected_failed_its_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = scenario();
+    let start = full.find("\n[[target]]").unwrap();
+    let end = full.find("\n[agent]").unwrap();
+    let broken = "\n[[target]]\nname = \"broken\"\nprotocol = \"openai-realtime\"\nsim = \"fixed\"\nsim_options = { fault = \"http-500\" }\n\n";
+    let toml = format!("{}{broken}{}", &full[..start], &full[end..]).replace("calls = 2", "calls = 1");
+    std::fs::write(tmp.path().join("broken.toml"), toml).unwrap();
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) =
+        text(&voicebench(tmp.path(), &["run", "broken.toml", "--out", out.to_str().unwrap(), "-q"]));
+    assert_eq!(code, 2, "every call failed: {stdout}{stderr}");
+    let calls = jsonl(&out.join("calls.jsonl"));
+    assert_eq!(calls.len(), 1);
+    assert_eq!((&calls[0]["outcome"], &calls[0]["task_ok"]), (&"provider_error".into(), &false.into()), "{}", calls[0]);
+    assert_eq!(calls[0]["task_detail"], "the call never connected");
+    let summary: Json = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["targets"][0]["task_success_rate"], 0.0);
+}

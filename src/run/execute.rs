@@ -354,17 +354,23 @@ async fn one_call(
                 None => rec,
             }
         }
-        Err(e) => CallRecord {
-            target: p.plan.target.clone(),
-            simulated: p.plan.simulated,
-            call,
-            connect_ms: Some(connect_ms),
-            started_ms: t.saturating_duration_since(run_start).as_secs_f64() * 1000.0,
-            turns_total: p.plan.turns.len() as u32,
-            error: Some(if e.category == ErrorCategory::Disconnect { ErrorCategory::Connect } else { e.category }),
-            error_message: Some(e.message),
-            ..Default::default()
-        },
+        Err(e) => {
+            // A call that never connected did not do its task: a failure, unless the user stopped the run.
+            let judged = !p.plan.expect_state.is_empty() && e.category != ErrorCategory::Interrupted;
+            CallRecord {
+                target: p.plan.target.clone(),
+                simulated: p.plan.simulated,
+                call,
+                connect_ms: Some(connect_ms),
+                started_ms: t.saturating_duration_since(run_start).as_secs_f64() * 1000.0,
+                turns_total: p.plan.turns.len() as u32,
+                error: Some(if e.category == ErrorCategory::Disconnect { ErrorCategory::Connect } else { e.category }),
+                error_message: Some(e.message),
+                task_ok: judged.then_some(false),
+                task_detail: judged.then(|| "the call never connected".to_string()),
+                ..Default::default()
+            }
+        }
     }
 }
 
