@@ -44,7 +44,9 @@ pub(crate) struct TurnInfo {
     expect: Expect,
     span_ms: f64,
     text: Option<String>,
-    tool_calls: Vec<(String, Value)>,
+    /// Per expected call: its tool, the arguments the sim sends, and the arguments the expectation checks (the
+    /// ones a deliberate mistake may change: one matched by `{ any = true }` would stay right).
+    tool_calls: Vec<(String, Value, Vec<String>)>,
     reply: Option<Arc<Reply>>,
     user_audio_ms: f64,
     longest_pause_ms: f64,
@@ -96,7 +98,19 @@ impl Ctx {
                 expect: t.expect,
                 span_ms: t.audio.speech_end_ms - t.audio.speech_start_ms,
                 text: t.audio.text.clone(),
-                tool_calls: t.tool_calls.iter().map(|c| (c.name.clone(), c.sim_args.clone())).collect(),
+                tool_calls: t
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        let checked = c
+                            .args
+                            .iter()
+                            .filter(|(_, m)| !matches!(m, crate::scenario::Matcher::Any))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        (c.name.clone(), c.sim_args.clone(), checked)
+                    })
+                    .collect(),
                 reply,
                 user_audio_ms: t.audio.duration_ms,
                 longest_pause_ms: t.audio.pauses_ms.iter().map(|(a, b)| b - a).fold(0.0, f64::max),
@@ -717,11 +731,11 @@ impl Brain {
     /// The scripted response to a finished turn: a tool call where the turn expects one (and the session declared
     /// the tool), else the spoken reply.
     fn respond_to_turn(&mut self, end: TurnEnd, reference: Instant, create_at: Option<Instant>) {
-        let calls: Vec<(String, Value)> = self
+        let calls: Vec<(String, Value, Vec<String>)> = self
             .ctx
             .turns
             .get(end.idx)
-            .map(|t| t.tool_calls.iter().filter(|(n, _)| self.tools.iter().any(|x| x == n)).cloned().collect())
+            .map(|t| t.tool_calls.iter().filter(|(n, ..)| self.tools.iter().any(|x| x == n)).cloned().collect())
             .unwrap_or_default();
         if calls.is_empty() {
             self.start_spoken(end, reference, create_at, GroundTruthKind::Reply);

@@ -193,7 +193,7 @@ impl Brain {
     pub(super) fn start_tool(
         &mut self,
         end: TurnEnd,
-        calls: Vec<(String, Value)>,
+        calls: Vec<(String, Value, Vec<String>)>,
         reference: Instant,
         create_at: Option<Instant>,
     ) {
@@ -203,10 +203,10 @@ impl Brain {
         let n_deltas = self.ctx.profile.tool_arg_deltas.max(1) as usize;
         let mut truths = Vec::new();
         let mut t = reference + ms_dur(delay);
-        for (i, (name, args)) in calls.into_iter().enumerate() {
+        for (i, (name, args, checked)) in calls.into_iter().enumerate() {
             let mut args = args;
             let wrong = if chance(&mut self.rng, self.ctx.profile.tool_arg_error_rate) {
-                corrupt_one(&mut args, &mut self.rng)
+                corrupt_one(&mut args, &checked, &mut self.rng)
             } else {
                 None
             };

@@ -52,12 +52,16 @@ pub(crate) fn split_text(text: &str, n: usize, rng: &mut SplitMix64, kind: Profi
 
 /// Makes one argument wrong, the way a model gets one wrong: a number off by one, the next day, an hour later, a
 /// misspelt name. Returns the argument's name.
-pub(crate) fn corrupt_one(args: &mut Value, rng: &mut SplitMix64) -> Option<String> {
+pub(crate) fn corrupt_one(args: &mut Value, checked: &[String], rng: &mut SplitMix64) -> Option<String> {
     let obj = args.as_object_mut()?;
     if obj.is_empty() {
         return None;
     }
-    let mut keys: Vec<String> = obj.keys().cloned().collect();
+    // An argument the expectation checks, so the mistake is one (any argument when it checks none).
+    let mut keys: Vec<String> = obj.keys().filter(|k| checked.contains(k)).cloned().collect();
+    if keys.is_empty() {
+        keys = obj.keys().cloned().collect();
+    }
     keys.sort();
     let k = keys[(rng.next_u64() % keys.len() as u64) as usize].clone();
     let v = obj.get_mut(&k)?;
@@ -129,12 +133,21 @@ mod tests {
     #[test]
     fn corrupting_changes_exactly_one_argument() {
         let mut rng = SplitMix64::new(5);
+        let all: Vec<String> = ["party_size", "date", "time", "name"].map(String::from).to_vec();
         for _ in 0..20 {
             let orig = json!({"party_size": 4, "date": "2026-12-04", "time": "19:00", "name": "Jordan Lee"});
             let mut v = orig.clone();
-            let k = corrupt_one(&mut v, &mut rng).unwrap();
+            let k = corrupt_one(&mut v, &all, &mut rng).unwrap();
             let changed: Vec<_> = orig.as_object().unwrap().keys().filter(|key| orig[*key] != v[*key]).collect();
             assert_eq!(changed, vec![&k]);
+        }
+        // Only an argument the expectation checks is changed (a `time = { any = true }` would stay right).
+        let checked: Vec<String> = vec!["party_size".into(), "date".into()];
+        for _ in 0..50 {
+            let mut v = json!({"party_size": 8, "date": "2026-12-04", "time": "any"});
+            let k = corrupt_one(&mut v, &checked, &mut rng).unwrap();
+            assert!(checked.contains(&k), "{k}");
+            assert_eq!(v["time"], "any");
         }
         assert_eq!(wrong_string("2026-12-31"), "2027-01-01");
         assert_eq!(wrong_string("2026-12-04"), "2026-12-05");
