@@ -85,7 +85,8 @@ fn date_re() -> &'static Regex {
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     kinds: Vec<Kind>,
-    names: Vec<String>,
+    /// The names learned, longest first, each with its pattern compiled once (masking runs on every row).
+    names: Vec<(String, Regex)>,
 }
 
 /// The longest name a redactor learns (a longer "name" is not one, and would make masking slow).
@@ -120,8 +121,11 @@ impl Redactor {
             return;
         }
         let mut add = |n: &str| {
-            if !self.names.iter().any(|x| x.eq_ignore_ascii_case(n)) && self.names.len() < MAX_NAMES {
-                self.names.push(n.to_string());
+            if !self.names.iter().any(|(x, _)| x.eq_ignore_ascii_case(n))
+                && self.names.len() < MAX_NAMES
+                && let Some(re) = name_pattern(n)
+            {
+                self.names.push((n.to_string(), re));
             }
         };
         add(name);
@@ -129,7 +133,7 @@ impl Redactor {
             add(w.trim_matches(|c: char| !c.is_alphanumeric()));
         }
         // Longest first, so "Jordan Lee" is masked whole before "Jordan".
-        self.names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.names.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
     }
 
     /// Learns the names among a tool call's arguments (values of keys containing `name`).
@@ -165,8 +169,8 @@ impl Redactor {
                 Kind::Dates => date_re().replace_all(&out, "[date]").into_owned(),
                 Kind::Pattern(re) => re.replace_all(&out, "[redacted]").into_owned(),
                 Kind::Name => {
-                    for n in &self.names {
-                        out = replace_ci(&out, n, "[name]", !n.contains(' '));
+                    for (_, re) in &self.names {
+                        out = re.replace_all(&out, "[name]").into_owned();
                     }
                     out
                 }
@@ -189,19 +193,12 @@ impl Redactor {
     }
 }
 
-/// Replaces every case-insensitive occurrence of `needle` in `hay`: as a whole word when `word` (a single name:
-/// "Lee" must not mask "sleepy"), anywhere otherwise (a full name is masked even inside a pattern like
-/// `\bJordan Lee\b`).
-fn replace_ci(hay: &str, needle: &str, with: &str, word: bool) -> String {
-    let re = if word {
-        Regex::new(&format!(r"(?i)\b{}\b", regex::escape(needle)))
-    } else {
-        Regex::new(&format!("(?i){}", regex::escape(needle)))
-    };
-    match re {
-        Ok(re) => re.replace_all(hay, with).into_owned(),
-        Err(_) => hay.to_string(),
-    }
+/// The pattern that masks a name, case-insensitively: a single name as a whole word ("Lee" must not mask "sleepy"),
+/// a full name anywhere (it is masked even inside a pattern like `\bJordan Lee\b`).
+fn name_pattern(name: &str) -> Option<Regex> {
+    let escaped = regex::escape(name);
+    let src = if name.contains(' ') { format!("(?i){escaped}") } else { format!(r"(?i)\b{escaped}\b") };
+    Regex::new(&src).ok()
 }
 
 #[cfg(test)]
