@@ -73,9 +73,14 @@ impl Recording {
         self.out_rate
     }
 
+    /// The sample of either channel at `ms` after t0 (0 before t0).
+    pub fn index(&self, ms: f64) -> u64 {
+        (ms.max(0.0) * f64::from(self.out_rate) / 1000.0).round() as u64
+    }
+
     /// Agent samples that play from `start_ms` after t0 (the playback timeline's placement).
     pub fn heard(&mut self, start_ms: f64, samples: &[i16]) {
-        let at = (start_ms.max(0.0) * f64::from(self.out_rate) / 1000.0).round() as u64;
+        let at = self.index(start_ms);
         if at < MAX_SECONDS * u64::from(self.out_rate) {
             self.agent.push((at, samples.to_vec()));
         }
@@ -83,7 +88,7 @@ impl Recording {
 
     /// A flush at `at_ms` after t0: the caller heard nothing of the agent's audio after it.
     pub fn cut(&mut self, at_ms: f64) {
-        let at = (at_ms.max(0.0) * f64::from(self.out_rate) / 1000.0).round() as u64;
+        let at = self.index(at_ms);
         self.agent.retain(|(start, _)| *start < at);
         for (start, s) in &mut self.agent {
             let keep = (at - *start) as usize;
@@ -91,22 +96,29 @@ impl Recording {
         }
     }
 
-    /// The two channels at the output rate: (caller, agent), the same length.
-    pub fn channels(&self) -> (Vec<i16>, Vec<i16>) {
-        let sent: Vec<i16> = self.caller.iter().flat_map(|f| f.iter().copied()).collect();
-        let left = if self.in_rate == self.out_rate {
-            sent
-        } else {
-            resample(&Pcm::new(self.in_rate, sent), self.out_rate).samples
-        };
+    /// The agent's channel alone, from t0 to the end of its last audio (silence where it said nothing).
+    pub fn agent_channel(&self) -> Vec<i16> {
         let end = self.agent.iter().map(|(s, x)| *s as usize + x.len()).max().unwrap_or(0);
-        let mut right = vec![0i16; end.max(left.len())];
+        let mut right = vec![0i16; end];
         for (start, s) in &self.agent {
             let start = *start as usize;
             right[start..start + s.len()].copy_from_slice(s);
         }
-        let mut left = left;
-        left.resize(right.len(), 0);
+        right
+    }
+
+    /// The two channels at the output rate: (caller, agent), the same length.
+    pub fn channels(&self) -> (Vec<i16>, Vec<i16>) {
+        let sent: Vec<i16> = self.caller.iter().flat_map(|f| f.iter().copied()).collect();
+        let mut left = if self.in_rate == self.out_rate {
+            sent
+        } else {
+            resample(&Pcm::new(self.in_rate, sent), self.out_rate).samples
+        };
+        let mut right = self.agent_channel();
+        let len = left.len().max(right.len());
+        left.resize(len, 0);
+        right.resize(len, 0);
         (left, right)
     }
 

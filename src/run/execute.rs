@@ -329,14 +329,12 @@ async fn one_call(
                     rows.push(r);
                 }
                 if let Some(audio) = &recording {
-                    tr.annotate(&mut rows, audio, &p.plan.turns, &end.redactor).await;
+                    // The caller counted the turns it judged; these are the ones judged on the heard audio.
+                    let (judged, failed) = tr.annotate(&mut rows, audio, &p.plan.turns, &end.redactor).await;
+                    rec.content_checked += judged;
+                    rec.content_failed += failed;
                 }
-                (rec.content_checked, rec.content_failed) = (0, 0);
                 for r in rows {
-                    if let Some(ok) = r.content_ok {
-                        rec.content_checked += 1;
-                        rec.content_failed += u32::from(!ok);
-                    }
                     let _ = turns.send(r);
                 }
             }

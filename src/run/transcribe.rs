@@ -107,23 +107,24 @@ impl Transcriber {
     }
 
     /// Transcribes what the caller heard of each reply of `turns` (one call's rows) from `recording`, and judges
-    /// the content checks of turns the provider gave no transcript for on it.
+    /// the content checks of turns the provider gave no transcript for on it. Returns how many turns it judged
+    /// that way, and how many of those failed.
     pub async fn annotate(
         &self,
         turns: &mut [TurnRecord],
         recording: &Recording,
         specs: &[TurnSpec],
         redactor: &Redactor,
-    ) {
-        let (_, agent) = recording.channels();
-        let rate = recording.out_rate();
+    ) -> (u32, u32) {
+        let agent = recording.agent_channel();
+        let (mut judged, mut failed) = (0, 0);
         for r in turns.iter_mut() {
             let (Some(start), Some(end)) = (r.agent_audio_start_ms, r.agent_audio_end_ms) else { continue };
             if end - start < MIN_HEARD_MS {
                 continue;
             }
-            let at = |ms: f64| ((ms.max(0.0) * f64::from(rate) / 1000.0) as usize).min(agent.len());
-            let pcm = Pcm::new(rate, agent[at(start)..at(end)].to_vec());
+            let at = |ms: f64| (recording.index(ms) as usize).min(agent.len());
+            let pcm = Pcm::new(recording.out_rate(), agent[at(start)..at(end)].to_vec());
             let Some(text) = self.heard(&pcm).await else { continue };
             let heard = redactor.text(text.trim());
             r.unheard_words = r.agent_text.as_deref().map(|said| unheard_words(said, &heard));
@@ -132,11 +133,14 @@ impl Transcriber {
                 && let Some(spec) = specs.get(r.turn as usize).filter(|s| !s.content.is_empty())
             {
                 let v = spec.content.judge(text.trim());
+                judged += 1;
+                failed += u32::from(!v.ok);
                 r.content_ok = Some(v.ok);
                 r.content_detail = Some(redactor.text(&format!("{} (on the heard audio)", v.detail)));
             }
             r.heard_text = Some(heard);
         }
+        (judged, failed)
     }
 }
 
