@@ -4,7 +4,6 @@
 //! target (the highest worst-turn TTFA) as `recordings/<target>/slowest.wav`, rewritten as a slower call ends.
 //! `recordings/index.json` lists them all with why each was kept ([`crate::report::recordings`]); the page reads it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -14,9 +13,8 @@ use crate::report::recordings::{Entry, INDEX};
 
 #[derive(Debug, Default)]
 struct State {
+    /// What was kept so far; a target's `slowest` entry holds the worst TTFA any later call must beat.
     entries: Vec<Entry>,
-    /// Per target: the slowest call so far and its worst TTFA.
-    slowest: BTreeMap<String, (u32, f64)>,
     errors: Vec<String>,
 }
 
@@ -66,7 +64,6 @@ impl Recordings {
             RecordMode::Failures if failed(call) => Some("failed"),
             RecordMode::Failures => None,
         };
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let entry = |file: String, why: &str| Entry {
             target: call.target.clone(),
             call: call.call,
@@ -75,8 +72,11 @@ impl Recordings {
             ttfa_max_ms: call.ttfa_max_ms,
         };
         if let Some(why) = why {
+            // Its own file: written without holding the lock, so calls ending together write side by side.
             let file = format!("recordings/{target}/call-{}.wav", call.call);
-            match self.write(&rec, &file) {
+            let written = self.write(&rec, &file);
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match written {
                 Ok(()) => {
                     call.recording = Some(file.clone());
                     st.entries.push(entry(file, why));
@@ -85,16 +85,18 @@ impl Recordings {
             }
             return;
         }
-        // Not failed: kept only while it is its target's slowest call.
+        // Not failed: kept only while it is its target's slowest call (the lock held across the write, so two
+        // calls cannot both think they are the slowest and overwrite each other's file).
         let Some(ttfa) = call.ttfa_max_ms else { return };
-        if st.slowest.get(&call.target).is_some_and(|(_, t)| *t >= ttfa) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slowest = |e: &Entry| e.target == call.target && e.why == "slowest";
+        if st.entries.iter().find(|e| slowest(e)).and_then(|e| e.ttfa_max_ms).is_some_and(|t| t >= ttfa) {
             return;
         }
         let file = format!("recordings/{target}/slowest.wav");
         match self.write(&rec, &file) {
             Ok(()) => {
-                st.slowest.insert(call.target.clone(), (call.call, ttfa));
-                st.entries.retain(|e| !(e.target == call.target && e.why == "slowest"));
+                st.entries.retain(|e| !slowest(e));
                 st.entries.push(entry(file, "slowest"));
             }
             Err(e) => st.errors.push(e),
