@@ -86,7 +86,9 @@ pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, Pages
     };
     let Verdicts { gate, compare, mut warnings } = verdicts;
 
-    let index = crate::report::recordings::read_index(dir);
+    // The recordings the directory still holds (an index entry whose file is gone is not shown).
+    let index: Vec<_> =
+        crate::report::recordings::read_index(dir).into_iter().filter(|e| dir.join(&e.file).is_file()).collect();
     let plots = match crate::plots::render_report(report, dir) {
         Ok(p) => p,
         Err(e) => {
@@ -104,13 +106,12 @@ pub fn render_dir(report: &Report, verdicts: Verdicts) -> Result<Rendered, Pages
             svg: p.svg.to_string_lossy().into_owned(),
             listen: index
                 .iter()
-                .find(|e| Some(&e.target) == p.target.as_ref() && Some(e.call) == p.call && dir.join(&e.file).is_file())
+                .find(|e| Some(&e.target) == p.target.as_ref() && Some(e.call) == p.call)
                 .map(|e| e.file.clone()),
         })
         .collect();
     let recordings: Vec<RecordedCall> = index
         .iter()
-        .filter(|e| dir.join(&e.file).is_file())
         .map(|e| {
             let turns: Vec<&crate::model::TurnRecord> =
                 report.turns.iter().filter(|t| t.target == e.target && t.call == e.call).collect();
