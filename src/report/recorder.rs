@@ -1,6 +1,5 @@
 //! The [`Recorder`]: the only part of reporting that does I/O. It opens the row files before the run (a bad path
-//! fails at once), appends and flushes one row per turn and call as they end (masking personal data in error texts
-//! with the scenario's redaction) (a crash or Ctrl-C keeps everything
+//! fails at once), appends and flushes one row per turn and call as they end (a crash or Ctrl-C keeps everything
 //! measured so far), keeps the histograms, and writes histograms and `summary.json` when the run ends.
 
 use std::fs::{self, File};
@@ -23,9 +22,6 @@ pub struct Recorder {
     calls_csv: Sink,
     calls_jsonl: Sink,
     set: HistogramSet,
-    /// Masks personal data in the error texts written (the caller masks what it measures; connection errors
-    /// come from elsewhere).
-    redactor: crate::redact::Redactor,
 }
 
 /// An append-only row file. Each row goes out in one `write_all` on an unbuffered file, so it is in the OS's hands
@@ -70,22 +66,7 @@ impl Recorder {
         // process is killed before it writes one.
         let plan = Summary::build(&meta, &set, meta.started_at, false);
         write_file(&out_dir.join(super::recover::RUN_JSON), summary_json(&plan).as_bytes())?;
-        Ok(Recorder {
-            out_dir: out_dir.to_owned(),
-            meta,
-            turns_csv,
-            turns_jsonl,
-            calls_csv,
-            calls_jsonl,
-            set,
-            redactor: crate::redact::Redactor::default(),
-        })
-    }
-
-    /// Masks what `redactor` masks in every error text written.
-    pub fn with_redactor(mut self, redactor: crate::redact::Redactor) -> Recorder {
-        self.redactor = redactor;
-        self
+        Ok(Recorder { out_dir: out_dir.to_owned(), meta, turns_csv, turns_jsonl, calls_csv, calls_jsonl, set })
     }
 
     /// The report directory.
@@ -105,14 +86,6 @@ impl Recorder {
 
     /// Records one turn: counts it, then appends it to `turns.csv` and `turns.jsonl` and flushes both.
     pub fn record_turn(&mut self, turn: &TurnRecord) -> Result<(), ReportError> {
-        let masked;
-        let turn = match &turn.error_message {
-            Some(m) if !self.redactor.is_off() => {
-                masked = TurnRecord { error_message: Some(self.redactor.text(m)), ..turn.clone() };
-                &masked
-            }
-            _ => turn,
-        };
         self.set.record_turn(turn);
         let row = rows::turns_csv_row(turn)
             .map_err(|source| ReportError::Csv { path: self.turns_csv.path.clone(), source })?;
@@ -125,14 +98,6 @@ impl Recorder {
     /// Records one call (after its turns): counts it, adds its frame pacing, appends it to `calls.csv` and
     /// `calls.jsonl` and flushes both.
     pub fn record_call(&mut self, call: &CallRecord) -> Result<(), ReportError> {
-        let masked;
-        let call = match &call.error_message {
-            Some(m) if !self.redactor.is_off() => {
-                masked = CallRecord { error_message: Some(self.redactor.text(m)), ..call.clone() };
-                &masked
-            }
-            _ => call,
-        };
         self.set.record_call(call);
         let row = rows::calls_csv_row(call)
             .map_err(|source| ReportError::Csv { path: self.calls_csv.path.clone(), source })?;

@@ -87,7 +87,7 @@ impl<'a> From<&'a CallRecord> for CallRow<'a> {
     }
 }
 
-/// One line of `calls.jsonl` (docs/calls.md): the call's structured row.
+/// One line of `calls.jsonl` (docs/report.md has its fields): the call's structured row.
 pub fn calls_jsonl_line(c: &CallRecord) -> Result<Vec<u8>, serde_json::Error> {
     let mut line = serde_json::to_vec(&CallJson::from(c))?;
     line.push(b'\n');

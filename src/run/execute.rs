@@ -363,7 +363,8 @@ async fn one_call(
                 started_ms: t.saturating_duration_since(run_start).as_secs_f64() * 1000.0,
                 turns_total: p.plan.turns.len() as u32,
                 error: Some(if e.category == ErrorCategory::Disconnect { ErrorCategory::Connect } else { e.category }),
-                error_message: Some(e.message),
+                // Masked here: every other text of a call's rows is masked by its caller (`caller::turns`).
+                error_message: Some(p.plan.redactor.text(&e.message)),
                 task_ok: judged.then_some(false),
                 task_detail: judged.then(|| "the call never connected".to_string()),
                 ..Default::default()

@@ -168,8 +168,7 @@ impl RunPlan {
         }
         meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
         let recorder = Recorder::create(&out_dir, meta)
-            .with_context(|| format!("creating the report directory {}", out_dir.display()))?
-            .with_redactor(scenario.redactor.clone());
+            .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
         notice(&format!("writing to {}", out_dir.display()));
         Ok(RunPlan {
             scenario: Arc::new(scenario.clone()),
