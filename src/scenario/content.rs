@@ -38,15 +38,11 @@ impl TextPattern {
                 let Some(s) = t["regex"].as_str() else {
                     return Err(("`regex` takes a string".into(), "write `{ regex = '\\beight\\b' }`".into()));
                 };
-                let re =
-                    regex::RegexBuilder::new(s).case_insensitive(true).size_limit(1 << 20).build().map_err(|e| {
-                        let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-                        (
-                            format!("bad regex `{s}`: {detail}"),
-                            "regex syntax: https://docs.rs/regex/#syntax; in TOML write it as a 'literal string'"
-                                .into(),
-                        )
-                    })?;
+                let re = regex::RegexBuilder::new(s)
+                    .case_insensitive(true)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| super::matcher::regex_error(s, &e))?;
                 Ok(TextPattern { label: format!("/{s}/"), re })
             }
             other => Err((

@@ -134,10 +134,7 @@ fn compile_table(t: &toml::Table) -> Result<Matcher, (String, String)> {
         }
         "regex" => {
             let s = want_str("regex")?;
-            regex::Regex::new(s).map(Matcher::Regex).map_err(|e| {
-                let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-                (format!("bad regex `{s}`: {detail}"), "regex syntax: https://docs.rs/regex/#syntax; escape a backslash in TOML as \\\\ or use a 'literal string'".into())
-            })
+            regex::Regex::new(s).map(Matcher::Regex).map_err(|e| regex_error(s, &e))
         }
         "any" => match val.as_bool() {
             Some(true) => Ok(Matcher::Any),
@@ -148,6 +145,17 @@ fn compile_table(t: &toml::Table) -> Result<Matcher, (String, String)> {
         },
         _ => unreachable!("checked against MATCHER_KEYS"),
     }
+}
+
+/// Why a scenario's regular expression `src` does not compile, as a message and a hint (argument matchers, content
+/// checks and redaction patterns alike).
+pub fn regex_error(src: &str, e: &regex::Error) -> (String, String) {
+    let detail = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+    (
+        format!("bad regex `{src}`: {detail}"),
+        "regex syntax: https://docs.rs/regex/#syntax; escape a backslash in TOML as \\\\ or use a 'literal string'"
+            .into(),
+    )
 }
 
 /// Converts a TOML value to JSON (dates become strings).

@@ -562,12 +562,10 @@ pub(super) fn check_redact(c: &mut Checker, f: &ScenarioFile, turns: &[TurnSpec]
                         let s = t["regex"].as_str().unwrap_or_default();
                         match regex::RegexBuilder::new(s).size_limit(1 << 20).build() {
                             Ok(re) => kinds.push(redact::Kind::Pattern(re)),
-                            Err(e) => c.err(
-                                v.span(),
-                                format!("bad regex `{s}`: {}", e.to_string().lines().last().unwrap_or_default().trim()),
-                                "regex syntax: https://docs.rs/regex/#syntax; in TOML write it as a 'literal string'"
-                                    .to_string(),
-                            ),
+                            Err(e) => {
+                                let (message, hint) = super::super::matcher::regex_error(s, &e);
+                                c.err(v.span(), message, hint)
+                            }
                         }
                     }
                     other => c.err(
