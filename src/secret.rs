@@ -212,6 +212,17 @@ pub fn scrub(text: &str) -> String {
     }
 }
 
+/// A JSON value (a tool call's arguments) with every registered secret masked in every string of it, keys too.
+pub fn scrub_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(scrub(s)),
+        Value::Array(a) => Value::Array(a.iter().map(scrub_json).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (scrub(k), scrub_json(x))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Provider text for a row: the run's secrets masked, then cut to `max` bytes, then masked again (a cut can leave
 /// a key's head that only the partial rule catches).
 pub fn for_row(text: &str, max: usize) -> String {

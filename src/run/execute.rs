@@ -415,29 +415,72 @@ impl StopSignals {
     }
 }
 
-/// A turn record made safe to keep: provider text bounded, every registered secret masked.
+/// A turn record made safe to keep: provider text bounded, every registered secret masked (the transcripts and the
+/// content detail are bounded where they are made, `caller::turns::MAX_SAID`, and only masked here).
 fn sanitise_turn(t: &mut TurnRecord) {
-    use crate::secret::{MAX_TEXT, for_row};
+    use crate::secret::{MAX_TEXT, for_row, scrub};
     if let Some(m) = &mut t.error_message {
         *m = for_row(m, MAX_TEXT);
     }
     t.utterance = for_row(&t.utterance, MAX_TEXT);
+    for text in [&mut t.agent_text, &mut t.content_detail, &mut t.heard_text].into_iter().flatten() {
+        *text = scrub(text);
+    }
 }
 
-/// A call record made safe to keep: provider text and ids bounded, every registered secret masked.
+/// A call record made safe to keep: provider text and ids bounded, every registered secret masked (the tool calls
+/// are bounded where they are logged, `caller::turns::MAX_TOOL_LOG`, and only masked here).
 fn sanitise_call(c: &mut CallRecord) {
-    use crate::secret::{MAX_ID, MAX_TEXT, for_row};
+    use crate::secret::{MAX_ID, MAX_TEXT, for_row, scrub, scrub_json};
     if let Some(m) = &mut c.error_message {
         *m = for_row(m, MAX_TEXT);
     }
     if let Some(id) = &mut c.session_id {
         *id = for_row(id, MAX_ID);
     }
+    if let Some(d) = &mut c.task_detail {
+        *d = scrub(d);
+    }
+    for call in &mut c.tool_calls {
+        call.name = scrub(&call.name);
+        call.arguments = scrub_json(&call.arguments);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every text a row keeps passes the run's secret mask, the transcripts and tool arguments too: a pipeline's LLM
+    /// that says the key, or puts it in a tool argument, does not carry it into `turns.jsonl` or `calls.jsonl`.
+    #[test]
+    fn rows_are_masked_in_every_text_they_keep() {
+        let key = "sk-canary-execute-rows-0123456789abcdef";
+        let mut s = crate::secret::Secrets::default();
+        s.add(key);
+        crate::secret::register(&s);
+        let said = Some(format!("my key is {key}"));
+        let mut t = TurnRecord {
+            agent_text: said.clone(),
+            content_detail: said.clone(),
+            heard_text: said.clone(),
+            ..Default::default()
+        };
+        sanitise_turn(&mut t);
+        let mut c = CallRecord {
+            task_detail: said,
+            tool_calls: vec![crate::model::ToolCallLog {
+                name: key.into(),
+                arguments: serde_json::json!({"note": [key], key: 1}),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        sanitise_call(&mut c);
+        let rows = format!("{}{}", serde_json::to_string(&t).unwrap(), serde_json::to_string(&c).unwrap());
+        assert!(!rows.contains("canary-execute"), "{rows}");
+        assert!(t.agent_text.unwrap().starts_with("my key is "));
+    }
 
     /// On tokio's paused clock the timer is exact: every wake-up is on time, and a task that hogs its thread shows
     /// up as one late wake-up of the size of the hog.
