@@ -4,6 +4,7 @@
 //! [`run_call`] is one call: a loop that sends the frame that is due (an utterance frame or silence: a caller's
 //! microphone never stops), handles the adapter's events as they come, and hands finished turns to the recorder.
 
+pub mod network;
 pub mod pacer;
 pub mod playback;
 pub mod record;

@@ -11,6 +11,7 @@
 //! and in `crate::caller::record`); which slice of a sharded run a process runs in [`shard`].
 
 pub mod events;
+pub mod network;
 pub mod record;
 pub mod shard;
 

@@ -232,9 +232,7 @@ pub fn log_uniform(rng: &mut SplitMix64, median: f64, spread: f64) -> f64 {
 
 /// A standard normal draw (Box–Muller).
 fn standard_normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = rng.next_f64().max(f64::MIN_POSITIVE);
-    let u2 = rng.next_f64();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    rng.standard_normal()
 }
 
 #[cfg(test)]
