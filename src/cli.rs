@@ -60,8 +60,12 @@ pub enum Command {
         /// call), `all`, or `none`. Default: failures, or none above 200 calls in flight.
         #[arg(long, value_name = "WHICH")]
         record: Option<crate::caller::recording::RecordMode>,
+        /// The network between the caller and every target, over the scenario's `network` keys: `lan`, `wifi`,
+        /// `4g`, `pstn`, `bad-cellular`, or `none` for a clean line. docs/network.md.
+        #[arg(long, value_name = "PRESET", value_parser = network_preset)]
+        network: Option<String>,
         #[command(flatten)]
-        load: LoadArgs,
+        load: Box<LoadArgs>,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
@@ -377,6 +381,11 @@ pub enum CorpusAction {
     },
 }
 
+/// `--network`'s value: a preset name or `none`.
+fn network_preset(s: &str) -> Result<String, String> {
+    crate::scenario::network::resolve(&toml::Value::String(s.to_owned())).map(|_| s.to_owned())
+}
+
 /// Runs a parsed command line; the returned code is the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -390,6 +399,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             seed,
             shard,
             record,
+            network,
             load,
             quiet,
             gate,
@@ -410,6 +420,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 shard,
                 load,
                 record,
+                network,
             };
             run_scenario(&scenario, &opts, gate, &gate_args)
         }

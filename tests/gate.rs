@@ -30,6 +30,8 @@ fn meta(slo: Vec<Slo>) -> RunMeta {
             protocol: "openai-realtime".into(),
             simulated: true,
             model: None,
+            network: None,
+            telephone: false,
         }],
         slo,
         shard: None,

@@ -7,6 +7,7 @@ pub mod mulaw;
 pub mod noise;
 pub mod resample;
 pub mod stream_vad;
+pub mod telephone;
 pub mod vad;
 pub mod wav;
 

@@ -17,10 +17,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
+use self::network::{NetPath, UpFrame};
 use self::pacer::{Pacer, Ticker};
 use self::record::{CallRecord, Pacing, TurnRecord};
 use self::recording::Recording;
 use self::turns::{Action, CallId, Tracker};
+use crate::audio::telephone;
+use crate::model::AgentEvent;
 use crate::redact::Redactor;
 use crate::scenario::{StateExpect, ToolSpec, TurnSpec};
 use crate::targets::{ErrorCategory, Frame, Session};
@@ -50,6 +53,13 @@ pub struct CallPlan {
     pub redactor: Redactor,
     /// Whether calls keep their audio for a recording.
     pub record: bool,
+    /// The network between the caller and the target, when impaired (docs/network.md).
+    pub network: Option<crate::model::network::NetworkConfig>,
+    /// Whether the caller is on a phone line: its ear hears the agent at 8 kHz through μ-law (its utterances crossed
+    /// the line when they were framed).
+    pub telephone: bool,
+    /// The seed the network's draws derive from (with the target and the call).
+    pub seed: u64,
 }
 
 /// Runs one call on an established session. Finished turns go to `records` as they finish; the call's own record
@@ -66,13 +76,25 @@ pub async fn run_call<S: Session>(
     let t0 = Instant::now() + phase;
     let mut pacer = Pacer::with_ticker(t0, plan.frame_ms, Ticker::slots());
     let id = CallId { target: plan.target.clone(), simulated: plan.simulated, call };
-    let mut tracker =
-        Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, session.output_rate(), plan.turn_timeout, id)
-            .with_redactor(plan.redactor.clone());
+    // On a phone line the caller hears the agent at 8 kHz through μ-law.
+    let agent_rate = session.output_rate();
+    let ear_rate = if plan.telephone { telephone::RATE } else { agent_rate };
+    let mut tracker = Tracker::new(plan.turns.clone(), plan.tools.clone(), t0, ear_rate, plan.turn_timeout, id)
+        .with_redactor(plan.redactor.clone());
     if plan.record {
         let in_rate = plan.silence.samples.len() as u32 * 1000 / plan.frame_ms.max(1);
-        tracker = tracker.with_recording(Recording::new(in_rate, session.output_rate(), plan.frame_ms));
+        tracker = tracker.with_recording(Recording::new(in_rate, ear_rate, plan.frame_ms));
     }
+    let mut net = plan.network.as_ref().map(|cfg| {
+        let frame = Duration::from_millis(plan.frame_ms as u64);
+        // What one frame weighs on the caller's link: μ-law bytes on a phone line, else the PCM16 samples.
+        let (up_bytes, sample_bytes) = if plan.telephone {
+            ((telephone::RATE * plan.frame_ms / 1000) as usize, 1)
+        } else {
+            (plan.silence.samples.len() * 2, 2)
+        };
+        NetPath::new(cfg, network::seeds(plan.seed, &plan.target, call), frame, up_bytes, ear_rate, sample_bytes)
+    });
     let mut turns_ok = 0;
     let (mut content_checked, mut content_failed) = (0, 0);
     let mut ttfa: Vec<f64> = Vec::new();
@@ -81,6 +103,7 @@ pub async fn run_call<S: Session>(
         tracker.abort(ErrorCategory::Interrupted, "run interrupted");
     }
     loop {
+        let arrival = net.as_ref().and_then(NetPath::next_arrival);
         tokio::select! {
             biased;
             res = stop.changed(), if !stop_seen => {
@@ -90,15 +113,14 @@ pub async fn run_call<S: Session>(
                 }
             }
             ev = session.events().recv() => match ev {
-                Some(ev) => {
-                    for a in tracker.on_event(&ev) {
-                        let r = match a {
-                            Action::ToolResult { call_id, output } => session.send_tool_result(&call_id, &output).await,
-                            Action::Truncate { item, played_ms } => session.truncate(item, played_ms).await,
-                        };
-                        if let Err(e) = r {
-                            tracker.abort(e.category, &e.message);
-                        }
+                Some(mut ev) => {
+                    if plan.telephone && let AgentEvent::Audio { samples, .. } = &mut ev {
+                        *samples = telephone::to_ear(samples, agent_rate);
+                    }
+                    match &mut net {
+                        // Tool calls run beside the agent: they do not cross the caller's network.
+                        Some(n) if !matches!(ev, AgentEvent::ToolCall { .. }) => n.send_down(ev),
+                        _ => deliver(session, &mut tracker, &ev).await,
                     }
                 }
                 None => tracker.abort(ErrorCategory::Disconnect, "the session's event stream ended"),
@@ -106,16 +128,44 @@ pub async fn run_call<S: Session>(
             _ = pacer.wait() => {
                 let k = pacer.next_index();
                 tracker.schedule(k, pacer.frame());
-                let frame = match tracker.utterance_frame(k) {
-                    Some((i, n)) if n < plan.frames[i].len() => &plan.frames[i][n],
-                    _ => &plan.silence,
+                let up = match tracker.utterance_frame(k) {
+                    Some((i, n)) if n < plan.frames[i].len() => UpFrame::Utterance(i, n),
+                    _ => UpFrame::Silence,
                 };
+                let frame = frame_of(plan, up);
                 tracker.record_sent(&frame.samples);
                 let now = Instant::now();
                 let k = pacer.sent(now);
                 tracker.sent(k, now.saturating_duration_since(pacer.due(k)));
-                if let Err(e) = session.send_frame(frame).await {
-                    tracker.abort(e.category, &e.message);
+                match &mut net {
+                    // Spoken when it was due; the agent hears it when the network delivers it.
+                    Some(n) => n.send_up(up, pacer.due(k)),
+                    None => {
+                        if let Err(e) = session.send_frame(frame).await {
+                            tracker.abort(e.category, &e.message);
+                        }
+                    }
+                }
+            }
+            _ = async {
+                match arrival {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            }, if arrival.is_some() => {
+                let now = Instant::now();
+                if let Some(n) = &mut net {
+                    while let Some(up) = n.arrive_up(now) {
+                        if let Err(e) = session.send_frame(frame_of(plan, up)).await {
+                            tracker.abort(e.category, &e.message);
+                        }
+                    }
+                    while let Some(mut ev) = n.arrive_down(now) {
+                        if let AgentEvent::SpeechStarted { at } | AgentEvent::Interrupted { at } = &mut ev {
+                            *at = tracker.flush_point(*at);
+                        }
+                        deliver(session, &mut tracker, &ev).await;
+                    }
                 }
             }
         }
@@ -162,8 +212,30 @@ pub async fn run_call<S: Session>(
         ttfa_p50_ms: crate::stats::quantile(&ttfa, 0.5),
         ttfa_max_ms: ttfa.last().copied(),
         recording: None,
+        network: net.as_ref().map(NetPath::effect),
     };
     CallEnd { record, recording, redactor: tracker.redactor().clone() }
+}
+
+/// The wire frame of `up`.
+fn frame_of(plan: &CallPlan, up: UpFrame) -> &Frame {
+    match up {
+        UpFrame::Utterance(i, n) => &plan.frames[i][n],
+        UpFrame::Silence => &plan.silence,
+    }
+}
+
+/// Hands an agent event to the tracker, sending what it answers (tool results, truncations).
+async fn deliver<S: Session>(session: &mut S, tracker: &mut Tracker, ev: &AgentEvent) {
+    for a in tracker.on_event(ev) {
+        let r = match a {
+            Action::ToolResult { call_id, output } => session.send_tool_result(&call_id, &output).await,
+            Action::Truncate { item, played_ms } => session.truncate(item, played_ms).await,
+        };
+        if let Err(e) = r {
+            tracker.abort(e.category, &e.message);
+        }
+    }
 }
 
 /// What a call leaves: its record, its audio when it was recorded, and the redactor with the names it learned.

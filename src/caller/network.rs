@@ -6,10 +6,12 @@
 //!
 //! - Uplink: each frame is a 20 ms packet, sent when its delay has passed. A lost frame reaches the agent as
 //!   silence in its slot (a telephony gateway conceals the gap; the agent's audio clock never skips).
-//! - Downlink: the agent's audio is cut into packets of one frame's length, each with its own delay and fate; a lost
-//!   packet is heard as silence of its length. The agent's other events (its flushes, ends of responses, errors)
-//!   ride the same path in order and are never lost; they take the arrival instant, so a flush cuts the playback
-//!   where the caller heard it stop. Facts about the agent's own side (its end-of-speech signal, pipeline stages,
+//! - Downlink: the agent's audio leaves a media gateway at playout pace (a provider's faster-than-real-time burst
+//!   waits in the gateway's buffer, as in Twilio's or a WebRTC media server's), cut into packets of one frame's
+//!   length, each with its own delay and fate; a lost packet is heard as silence of its length. A flush empties the
+//!   gateway's buffer: what it had sent still reaches the caller, so the caller hears the agent stop one downlink
+//!   delay after the agent did. The agent's other events (ends of responses, errors) ride the same path in order
+//!   and are never lost; they take the arrival instant. Facts about the agent's own side (its end-of-speech signal, pipeline stages,
 //!   transcripts) keep their receive stamps. Tool calls bypass the path both ways: the tools run beside the agent,
 //!   not behind the caller's phone.
 //! - Delivery is in order (as a receiver's jitter buffer delivers): a packet whose draw would overtake an earlier
@@ -53,6 +55,8 @@ pub struct Fate {
     pub lost: bool,
     /// Whether it was picked to be delivered after its successor.
     pub reorder: bool,
+    /// When its last bit left the sender (its send instant on an unlimited link).
+    pub wire_done: Instant,
 }
 
 impl Link {
@@ -106,10 +110,10 @@ impl Link {
         self.bad
     }
 
-    /// A packet of `bytes` payload sent at `sent`. A `reliable` one (a control event) is never lost or reordered.
-    pub fn send(&mut self, sent: Instant, bytes: usize, reliable: bool) -> Fate {
-        let lost = !reliable && self.draw_lost();
-        let reorder = !reliable && self.cfg.reorder > 0.0 && self.rng.next_f64() < self.cfg.reorder;
+    /// A packet of `bytes` payload sent at `sent`.
+    pub fn send(&mut self, sent: Instant, bytes: usize) -> Fate {
+        let lost = self.draw_lost();
+        let reorder = self.cfg.reorder > 0.0 && self.rng.next_f64() < self.cfg.reorder;
         let delay = Duration::from_secs_f64(self.draw_delay_ms() / 1000.0);
         let on_wire = match self.cfg.bandwidth_kbps {
             Some(kbps) => {
@@ -127,19 +131,34 @@ impl Link {
             at = self.last_in_order.map_or(at, |l| l.max(at));
             self.last_in_order = Some(at);
         }
-        Fate { at, lost, reorder }
+        Fate { at, lost, reorder, wire_done: on_wire }
     }
+}
+
+/// What a queued item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A packet of audio: drawn for loss and reordering, counted in the effect.
+    Packet,
+    /// A control message: never lost, after the packets sent before it.
+    Control,
+    /// A control message that closes what came before it (the end of a response): after every packet queued before
+    /// it, so the caller learns the response ended once its audio has arrived.
+    Trailer,
 }
 
 /// A packet in flight.
 #[derive(Debug)]
 struct InFlight<T> {
     at: Instant,
+    /// A control message's own arrival (its send instant plus its delay), before it is put behind packets.
+    own_at: Instant,
+    wire_done: Instant,
+    in_order: bool,
     seq: u64,
     sent: Instant,
     lost: bool,
-    /// A packet of audio (counted in the effect), not a control event.
-    counted: bool,
+    kind: Kind,
     item: T,
 }
 
@@ -155,6 +174,8 @@ struct Lane<T> {
     effect: DirEffect,
     delivered: u64,
     delay_sum_ms: f64,
+    /// The arrival of the last in-order item delivered.
+    last_arrival: Option<Instant>,
 }
 
 impl<T> Lane<T> {
@@ -167,18 +188,66 @@ impl<T> Lane<T> {
             effect: DirEffect::default(),
             delivered: 0,
             delay_sum_ms: 0.0,
+            last_arrival: None,
         }
     }
 
-    /// Puts a packet sent at `sent` on the link. A `reliable` one is a control event: never lost, not counted.
-    fn push(&mut self, sent: Instant, bytes: usize, reliable: bool, item: T) {
-        let full = self.queue.len() >= MAX_IN_FLIGHT;
-        let fate = self.link.send(sent, bytes, reliable);
+    /// Puts an item sent at `sent` on the link.
+    fn push(&mut self, sent: Instant, bytes: usize, kind: Kind, item: T) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let lost = !reliable && (fate.lost || full);
-        let pos = self.queue.partition_point(|q| (q.at, q.seq) <= (fate.at, seq));
-        self.queue.insert(pos, InFlight { at: fate.at, seq, sent, lost, counted: !reliable, item });
+        let f = if kind == Kind::Packet {
+            let full = self.queue.len() >= MAX_IN_FLIGHT;
+            let fate = self.link.send(sent, bytes);
+            let (at, wire_done, in_order) = (fate.at, fate.wire_done, !fate.reorder);
+            InFlight { at, own_at: at, wire_done, in_order, seq, sent, lost: fate.lost || full, kind, item }
+        } else {
+            let own_at = sent + Duration::from_secs_f64(self.link.draw_delay_ms() / 1000.0);
+            let mut f =
+                InFlight { at: own_at, own_at, wire_done: sent, in_order: true, seq, sent, lost: false, kind, item };
+            f.at = self.behind(&f);
+            self.link.last_in_order = Some(self.link.last_in_order.map_or(f.at, |l| l.max(f.at)));
+            f
+        };
+        let pos = self.queue.partition_point(|q| (q.at, q.seq) <= (f.at, f.seq));
+        self.queue.insert(pos, f);
+    }
+
+    /// Where a control message `c` arrives: not before its own arrival, the last item delivered, or the queued items
+    /// before it that it must follow (a trailer: all of them; a control message: those sent by its send instant).
+    fn behind(&self, c: &InFlight<T>) -> Instant {
+        let mut at = self.last_arrival.map_or(c.own_at, |l| l.max(c.own_at));
+        for q in self.queue.iter().filter(|q| q.seq < c.seq) {
+            if c.kind == Kind::Trailer || q.sent <= c.sent {
+                at = at.max(q.at);
+            }
+        }
+        at
+    }
+
+    /// Drops the packets not yet sent at `t` (still in the sender's buffer): the link forgets them, as if they had
+    /// never been given to it, and the control messages queued behind them move up.
+    fn discard_unsent(&mut self, t: Instant) {
+        self.queue.retain(|p| !(p.kind == Kind::Packet && p.sent > t));
+        let mut items: Vec<InFlight<T>> = self.queue.drain(..).collect();
+        items.sort_by_key(|q| q.seq);
+        for i in 0..items.len() {
+            if items[i].kind != Kind::Packet {
+                let c = &items[i];
+                let mut at = self.last_arrival.map_or(c.own_at, |l| l.max(c.own_at));
+                for q in &items[..i] {
+                    if c.kind == Kind::Trailer || q.sent <= c.sent {
+                        at = at.max(q.at);
+                    }
+                }
+                items[i].at = at;
+            }
+        }
+        items.sort_by_key(|q| (q.at, q.seq));
+        self.queue = items.into();
+        let l = &mut self.link;
+        l.last_in_order = self.queue.iter().filter(|p| p.in_order).map(|p| p.at).max().or(self.last_arrival);
+        l.link_free = self.queue.iter().map(|p| p.wire_done).max().or(l.link_free.map(|f| f.min(t)));
     }
 
     fn next_at(&self) -> Option<Instant> {
@@ -191,7 +260,10 @@ impl<T> Lane<T> {
             return None;
         }
         let p = self.queue.pop_front()?;
-        if p.counted {
+        if p.in_order {
+            self.last_arrival = Some(p.at);
+        }
+        if p.kind == Kind::Packet {
             self.count(&p);
         }
         Some((p.at, p.lost, p.item))
@@ -243,6 +315,9 @@ pub struct NetPath {
     /// Samples per downlink packet at the ear's rate, and payload bytes per sample.
     down_packet: usize,
     down_sample_bytes: usize,
+    ear_rate: u32,
+    /// The sending gateway's playout: when it will have sent all the agent audio it holds.
+    gateway_free: Option<Instant>,
 }
 
 /// Seeds of a call's two directions: the run's seed stream, the target, the call (independent, reproducible).
@@ -269,32 +344,50 @@ impl NetPath {
             up_bytes,
             down_packet,
             down_sample_bytes: sample_bytes,
+            ear_rate: ear_rate.max(1),
+            gateway_free: None,
         }
+    }
+
+    fn duration_of(&self, samples: usize) -> Duration {
+        Duration::from_nanos((samples as u128 * 1_000_000_000 / self.ear_rate as u128) as u64)
     }
 
     /// The caller's frame, spoken at `sent`, onto the uplink.
     pub fn send_up(&mut self, frame: UpFrame, sent: Instant) {
-        self.up.push(sent, self.up_bytes, false, frame);
+        self.up.push(sent, self.up_bytes, Kind::Packet, frame);
     }
 
-    /// An agent event, received at its stamp, onto the downlink: audio cut into packets, others as control events.
-    /// Tool calls are not for the path (the caller handles them at once).
+    /// An agent event, received at its stamp, onto the downlink. The agent's audio leaves a media gateway at its
+    /// playout pace (a provider's faster-than-real-time burst waits in the gateway, as Twilio's or a WebRTC media
+    /// server's buffer holds it), cut into packets of one frame's length; a flush empties the gateway's buffer (the
+    /// packets not yet sent never cross). Other events are control messages, in order with the audio. Tool calls
+    /// are not for the path (the caller handles them at once).
     pub fn send_down(&mut self, ev: AgentEvent) {
         match ev {
             AgentEvent::Audio { at, item, samples } => {
+                let push = |this: &mut NetPath, chunk: Vec<i16>| {
+                    let sent = this.gateway_free.map_or(at, |g| g.max(at));
+                    this.gateway_free = Some(sent + this.duration_of(chunk.len()));
+                    let bytes = chunk.len() * this.down_sample_bytes;
+                    this.down.push(sent, bytes, Kind::Packet, AgentEvent::Audio { at: sent, item, samples: chunk });
+                };
                 if samples.len() <= self.down_packet {
-                    let bytes = samples.len() * self.down_sample_bytes;
-                    self.down.push(at, bytes, false, AgentEvent::Audio { at, item, samples });
-                    return;
-                }
-                for chunk in samples.chunks(self.down_packet) {
-                    let bytes = chunk.len() * self.down_sample_bytes;
-                    self.down.push(at, bytes, false, AgentEvent::Audio { at, item, samples: chunk.to_vec() });
+                    push(self, samples);
+                } else {
+                    for chunk in samples.chunks(self.down_packet) {
+                        push(self, chunk.to_vec());
+                    }
                 }
             }
             other => {
                 let at = stamp(&other);
-                self.down.push(at, 0, true, other);
+                if matches!(other, AgentEvent::SpeechStarted { .. } | AgentEvent::Interrupted { .. }) {
+                    self.down.discard_unsent(at);
+                    self.gateway_free = self.gateway_free.map(|g| g.min(at));
+                }
+                let kind = if matches!(other, AgentEvent::ResponseDone { .. }) { Kind::Trailer } else { Kind::Control };
+                self.down.push(at, 0, kind, other);
             }
         }
     }
@@ -324,6 +417,8 @@ impl NetPath {
                 }
                 AgentEvent::Audio { at: arrived, item, samples }
             }
+            // A flush arrives behind the audio the gateway sent before it; the caller hears that audio to its end
+            // (`Tracker::flush_point`).
             AgentEvent::SpeechStarted { .. } => AgentEvent::SpeechStarted { at: arrived },
             AgentEvent::Interrupted { .. } => AgentEvent::Interrupted { at: arrived },
             AgentEvent::ResponseDone { status, had_tool_call, .. } => {

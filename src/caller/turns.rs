@@ -300,6 +300,17 @@ impl Tracker {
         }
     }
 
+    /// Where a flush that reached the caller at `arrived` over an impaired network takes effect
+    /// (`crate::caller::network`): the gateway had sent every packet before it and they have all arrived, so the
+    /// caller hears the audio already in its playback to the end (the flush acts 1 ns before it, so the cut is
+    /// recorded, with nothing of that audio lost); when nothing is playing, at once.
+    pub fn flush_point(&self, arrived: Instant) -> Instant {
+        match self.playback.end() {
+            Some(end) if end > arrived => end - Duration::from_nanos(1),
+            _ => arrived,
+        }
+    }
+
     /// Handles one agent event; returns what the caller must send.
     pub fn on_event(&mut self, ev: &AgentEvent) -> Vec<Action> {
         match ev {

@@ -110,6 +110,9 @@ pub struct Tally {
     /// Pipeline turns' TTFA segments (see [`super::stages`]).
     #[serde(default)]
     pub stages: super::stages::StageSums,
+    /// What an impaired network did to the calls' packets (docs/network.md), summed.
+    #[serde(default)]
+    pub network: crate::model::network::NetEffect,
     /// Turn rows seen per call whose call record has not arrived yet.
     #[serde(skip)]
     rows_per_call: HashMap<u32, u32>,
@@ -144,6 +147,9 @@ impl Tally {
     /// Counts one call; a failed call's unreached turns count as failed turns.
     pub fn record_call(&mut self, c: &CallRecord) {
         self.calls += 1;
+        if let Some(n) = &c.network {
+            self.network.add(n);
+        }
         count_flag(c.task_ok.map(|ok| !ok), &mut self.counts.task_calls, &mut self.counts.task_failed);
         let rows = self.rows_per_call.remove(&c.call).unwrap_or(0);
         let Some(category) = c.error else { return };
@@ -163,6 +169,7 @@ impl Tally {
         self.calls += o.calls;
         self.turns += o.turns;
         self.counts.add(&o.counts);
+        self.network.add(&o.network);
         self.slo_judged |= o.slo_judged;
         self.stages.merge(&o.stages);
         for (k, v) in &o.turn_errors {

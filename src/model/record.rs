@@ -237,6 +237,9 @@ pub struct CallRecord {
     /// Its recording, relative to the report directory, when it was written as the call ended (a failed call, or
     /// `--record all`; the slowest call's is in `recordings/index.json`).
     pub recording: Option<String>,
+    /// What the impaired network did to the call's packets; absent on a clean line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<super::network::NetEffect>,
 }
 
 /// One tool call of a call, as `calls.jsonl` lists it.

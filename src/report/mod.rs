@@ -105,6 +105,10 @@ pub struct TargetMeta {
     pub simulated: bool,
     /// Model id, when the target names one.
     pub model: Option<String>,
+    /// The network its callers went through, when impaired.
+    pub network: Option<crate::model::network::NetworkConfig>,
+    /// Whether its callers were on a phone line (8 kHz μ-law).
+    pub telephone: bool,
 }
 
 impl TargetMeta {
@@ -115,6 +119,8 @@ impl TargetMeta {
             protocol: t.protocol.get_ref().as_str().to_owned(),
             simulated: t.sim.is_some(),
             model: t.model.clone(),
+            network: None,
+            telephone: t.telephone.unwrap_or(false),
         }
     }
 }

@@ -106,6 +106,8 @@ pub(crate) fn meta_of(plan: &Summary) -> RunMeta {
                 protocol: t.protocol.clone(),
                 simulated: t.simulated,
                 model: t.model.clone(),
+                network: t.network.as_ref().map(|n| n.applied.clone()),
+                telephone: t.telephone,
             })
             .collect(),
         slo: summary_slos(plan),

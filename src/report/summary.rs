@@ -343,6 +343,22 @@ pub struct TargetSummary {
     /// Pipeline targets: the mean TTFA split into its stages (absent for native targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<StageBreakdown>,
+    /// Whether its callers were on a phone line (8 kHz G.711 μ-law both ways); written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub telephone: bool,
+    /// The network its callers went through and what it measurably did (docs/network.md); absent on a clean line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSummary>,
+}
+
+/// An impaired network: what was applied, and what the callers' packets met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSummary {
+    /// The configured impairment, each direction.
+    pub applied: crate::model::network::NetworkConfig,
+    /// What it did, summed over the target's calls: packets, lost, reordered, late, delay mean and max.
+    pub measured: crate::model::network::NetEffect,
 }
 
 /// One 10 s window of a target's run time (docs/metrics.md "Load").
@@ -402,7 +418,11 @@ impl Summary {
                         &empty
                     }
                 };
-                TargetSummary::build(m, &tm.protocol, tm.simulated || m.simulated, tm.model.clone())
+                let mut ts = TargetSummary::build(m, &tm.protocol, tm.simulated || m.simulated, tm.model.clone());
+                ts.telephone = tm.telephone;
+                ts.network =
+                    tm.network.clone().map(|applied| NetworkSummary { applied, measured: m.tally.network.clone() });
+                ts
             })
             .collect();
         // Records for a target the meta does not list still appear, rather than vanish.
@@ -504,6 +524,8 @@ impl TargetSummary {
                 })
                 .collect(),
             stages: StageBreakdown::from_sums(&t.stages),
+            telephone: false,
+            network: None,
         }
     }
 

@@ -259,6 +259,8 @@ mod tests {
                 counts,
                 over_time: Vec::new(),
                 stages: None,
+                telephone: false,
+                network: None,
             }],
         }
     }

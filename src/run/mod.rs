@@ -49,6 +49,8 @@ pub struct RunOptions {
     /// Which calls are recorded; `None`: failed calls and each target's slowest, unless more than
     /// [`plan::MAX_RECORDED_IN_FLIGHT`] calls are in flight.
     pub record: Option<crate::caller::recording::RecordMode>,
+    /// The network preset (or `none`) every target's caller goes through, over the scenario's `network` keys.
+    pub network: Option<String>,
 }
 
 /// What a run produced.

@@ -142,7 +142,14 @@ impl RunPlan {
                     continue;
                 }
             };
+            let network = match &opts.network {
+                Some(p) => crate::scenario::network::resolve(&toml::Value::String(p.clone())),
+                None => t.network.as_ref().map_or(Ok(None), |n| crate::scenario::network::resolve(n.get_ref())),
+            }
+            .map_err(|why| anyhow::anyhow!("target `{}`: {why}", t.name.get_ref()))?;
             let mut plan = plan_for(scenario, &target, &mut cache)?;
+            plan.network = network;
+            plan.seed = seed;
             plan.record = recordings.enabled() || transcriber.is_some();
             let (recordings, transcriber) = (recordings.clone(), transcriber.clone());
             prepared.push(Prepared { target, plan: Arc::new(plan), recordings, transcriber });
@@ -166,7 +173,14 @@ impl RunPlan {
         if let Some(l) = &opts.load {
             meta.concurrency = l.max_in_flight;
         }
-        meta.targets = prepared.iter().map(|p| TargetMeta::from_target(&p.target)).collect();
+        meta.targets = prepared
+            .iter()
+            .map(|p| {
+                let mut m = TargetMeta::from_target(&p.target);
+                m.network = p.plan.network.clone();
+                m
+            })
+            .collect();
         let recorder = Recorder::create(&out_dir, meta)
             .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
         notice(&format!("writing to {}", out_dir.display()));
@@ -242,18 +256,26 @@ fn run_secrets<'a>(targets: impl Iterator<Item = &'a Target>) -> crate::secret::
 fn plan_for(
     scenario: &Scenario,
     target: &Target,
-    cache: &mut HashMap<(PathBuf, u32), Arc<Vec<i16>>>,
+    cache: &mut HashMap<(PathBuf, u32, bool), Arc<Vec<i16>>>,
 ) -> Result<CallPlan> {
     let rate = targets::input_rate(target);
     let f = scenario.defaults.frame_ms;
+    let telephone = target.telephone.unwrap_or(false);
     let mut per_turn = Vec::new();
     for t in &scenario.turns {
-        let key = (t.audio.path.clone(), rate);
+        // On a phone line: the corpus's telephone recording of the voice when it has one, through the line.
+        let path = if telephone {
+            telephone_variant(&t.audio).unwrap_or_else(|| t.audio.path.clone())
+        } else {
+            t.audio.path.clone()
+        };
+        let key = (path.clone(), rate, telephone);
         let samples = match cache.get(&key) {
             Some(s) => s.clone(),
             None => {
-                let pcm = read_wav(&t.audio.path).with_context(|| format!("turn `{}`", t.id))?;
-                let s = Arc::new(resample(&pcm, rate).samples);
+                let pcm = read_wav(&path).with_context(|| format!("turn `{}`", t.id))?;
+                let pcm = if telephone { crate::audio::telephone::line(&pcm, rate) } else { resample(&pcm, rate) };
+                let s = Arc::new(pcm.samples);
                 cache.insert(key, s.clone());
                 s
             }
@@ -282,5 +304,20 @@ fn plan_for(
         expect_state,
         redactor: scenario.redactor.clone(),
         record: false,
+        network: None,
+        telephone,
+        seed: 0,
     })
+}
+
+/// The corpus's telephone recording of a caller utterance (`caller/<voice>-tel/<line>.wav` beside
+/// `caller/<voice>/<line>.wav`, the same speech at 8 kHz through μ-law), when the corpus has one.
+fn telephone_variant(audio: &crate::scenario::AudioRef) -> Option<PathBuf> {
+    let mut parts = audio.id.split('/');
+    let (Some("caller"), Some(voice), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let voice_dir = audio.path.parent()?;
+    let path = voice_dir.parent()?.join(format!("{voice}-tel")).join(audio.path.file_name()?);
+    (!voice.ends_with("-tel") && path.is_file()).then_some(path)
 }

@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod matcher;
+pub mod network;
 pub mod schema;
 mod validate;
 

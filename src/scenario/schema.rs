@@ -242,6 +242,13 @@ pub struct Target {
     /// Simulated targets only: timing and fault parameters overriding the profile's defaults.
     #[serde(default)]
     pub sim_options: Option<Spanned<SimOptions>>,
+    /// The network between the caller and this target (docs/network.md): a preset name (`lan`, `wifi`, `4g`,
+    /// `pstn`, `bad-cellular`, `none`) or a table (`{ preset = "4g", loss = 0.02 }`); `--network` overrides it.
+    #[serde(default)]
+    pub network: Option<Spanned<toml::Value>>,
+    /// The caller on a phone line: its audio, and the agent's as it hears it, through 8 kHz G.711 μ-law.
+    #[serde(default)]
+    pub telephone: Option<bool>,
 }
 
 /// Parameters of an embedded simulated provider. Under `sim = "fixed"` each value is exact; under `native` or

@@ -86,7 +86,7 @@ async fn normal_and_pareto_jitter_have_their_configured_moments_and_tail() {
     let e = p.effect().up;
     assert_eq!(e.reordered, 0);
     let (dm, _) = mean_sd(&dd.iter().map(|x| x.0).collect::<Vec<_>>());
-    assert!(dm >= 100.0 - 0.4 && dm < 101.0, "delivered mean {dm}");
+    assert!((100.0 - 0.4..101.0).contains(&dm), "delivered mean {dm}");
     assert!(e.late > 0 && (e.late as f64) < N as f64 * 0.05, "late {}", e.late);
 }
 
@@ -226,7 +226,7 @@ async fn call_over(cfg: Option<&NetworkConfig>) -> (f64, Duration, Duration) {
             let done = AgentEvent::ResponseDone { at: r, status: ResponseStatus::Completed, had_tool_call: false };
             match &mut net {
                 Some(n) => {
-                    let first = n.down.link.clone().send(r, 160, false).at;
+                    let first = n.down.link.clone().send(r, 160).at;
                     down_delay = first - r;
                     n.send_down(audio);
                     n.send_down(done);
@@ -265,4 +265,39 @@ async fn ttfa_moves_by_exactly_the_one_way_delays_the_frames_met() {
     assert_ne!(up, down);
     let shift = (up + down).as_secs_f64() * 1000.0;
     assert!((ttfa - (clean + shift)).abs() < 1e-6, "ttfa {ttfa}, clean {clean}, shift {shift}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_agents_burst_leaves_the_gateway_at_playout_pace_and_a_flush_empties_it() {
+    let t0 = Instant::now();
+    let mut p = NetPath::new(&cfg(50.0, 0.0, Jitter::Uniform), (1, 2), FRAME, 160, 8000, 1);
+    // Two seconds of audio received at once (a provider's burst), a transcript, then a flush 1 s later.
+    p.send_down(AgentEvent::Audio { at: t0, item: 0, samples: vec![100; 16_000] });
+    p.send_down(AgentEvent::Transcript { at: t0, text: "hello".into(), segment: false });
+    let f = t0 + Duration::from_millis(1000);
+    p.send_down(AgentEvent::SpeechStarted { at: f });
+    p.send_down(AgentEvent::ResponseDone { at: f, status: ResponseStatus::Cancelled, had_tool_call: false });
+    let mut audio = Vec::new();
+    let mut others = Vec::new();
+    while let Some(released) = p.next_arrival() {
+        let r = released - t0;
+        match p.arrive_down(released).unwrap() {
+            AgentEvent::Audio { at, samples, .. } => audio.push((at - t0, samples.len())),
+            // An agent-side fact keeps its receive stamp.
+            AgentEvent::Transcript { at, .. } => others.push(("transcript", r, at - t0)),
+            AgentEvent::SpeechStarted { at } => others.push(("flush", r, at - t0)),
+            AgentEvent::ResponseDone { at, .. } => others.push(("done", r, at - t0)),
+            ev => panic!("{ev:?}"),
+        }
+    }
+    // Packets sent every 20 ms up to the flush (0 … 1000 ms), each arriving 50 ms later; the rest never crossed.
+    assert_eq!(audio.len(), 51);
+    assert!(
+        audio.iter().enumerate().all(|(k, (at, n))| *at == FRAME * k as u32 + Duration::from_millis(50) && *n == 160)
+    );
+    assert_eq!(p.effect().down.packets, 51);
+    // The transcript is not held behind audio the gateway had not sent yet; the flush and the end of the response
+    // arrive behind the audio sent before them.
+    let ms = Duration::from_millis;
+    assert_eq!(others, [("transcript", ms(50), ms(0)), ("flush", ms(1050), ms(1050)), ("done", ms(1050), ms(1050))]);
 }

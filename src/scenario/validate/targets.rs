@@ -101,6 +101,11 @@ pub(super) fn check_targets(c: &mut Checker, targets: &[Spanned<schema::Target>]
         }
         check_endpoint(c, t.get_ref());
         check_protocol_keys(c, t.get_ref());
+        if let Some(n) = &t.get_ref().network
+            && let Err(why) = crate::scenario::network::resolve(n.get_ref())
+        {
+            c.err(n.span(), why, "see docs/network.md for the presets and keys".to_string());
+        }
         if *t.get_ref().protocol.get_ref() == Protocol::Pipeline {
             check_pipeline(c, t);
         } else {
