@@ -7,6 +7,7 @@ mod faults;
 mod fuzz_inputs;
 mod gate;
 mod load;
+mod network;
 mod pipeline;
 mod protocols;
 mod quantiles;

@@ -298,3 +298,25 @@ fn content_state_and_redaction_mistakes_point_at_their_value() {
     let body = booking_with(r#"records = "bookings""#, r#"records = "book ings""#);
     expect_error("bad-records.toml", &body, r#""book ings""#, "is not a table name");
 }
+
+#[test]
+fn network_mistakes_point_at_their_value_and_the_telephony_scenario_is_valid() {
+    let (code, out, err) = text(&voicebench(&root(), &["validate", "scenarios/telephony.toml"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("scenario `telephony`, 3 target(s)"), "{out}");
+    let sim = "sim = \"native\"\n";
+    let body = booking_with(sim, "sim = \"native\"\nnetwork = \"3g\"\n");
+    let err = expect_error("bad-preset.toml", &body, "\"3g\"", "unknown network preset `3g`");
+    assert!(err.contains("use `lan`, `wifi`, `4g`, `pstn`, `bad-cellular`, or `none`"), "{err}");
+    let body = booking_with(sim, "sim = \"native\"\nnetwork = { preset = \"4g\", los = 0.1 }\n");
+    let err = expect_error("bad-net-key.toml", &body, "{ preset", "unknown `network` key `los`");
+    assert!(err.contains("see docs/network.md"), "{err}");
+    let body = booking_with(sim, "sim = \"native\"\nnetwork = { loss = 0.9 }\n");
+    expect_error("bad-loss.toml", &body, "{ loss", "`loss` must be 0–0.5, not 0.9");
+    let body = booking_with(sim, "sim = \"native\"\ntelephone = \"yes\"\n");
+    expect_error("bad-telephone.toml", &body, "\"yes\"", "telephone");
+    // The command line's preset is checked before anything runs.
+    let (code, _, err) = text(&voicebench(&root(), &["run", "scenarios/booking.toml", "--network", "5g"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown network preset `5g`"), "{err}");
+}

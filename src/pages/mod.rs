@@ -287,6 +287,45 @@ pub fn stages_table(s: &Summary) -> Option<Table> {
     Some(Table { headers, rows })
 }
 
+/// The line each target's callers were on and what its packets met, when some target was not on a clean line
+/// (docs/network.md).
+pub fn network_table(s: &Summary) -> Option<Table> {
+    let with: Vec<&TargetSummary> = s.targets.iter().filter(|t| t.telephone || t.network.is_some()).collect();
+    if with.is_empty() {
+        return None;
+    }
+    let headers = [
+        "target",
+        "line",
+        "up lost",
+        "up late",
+        "up delay mean / max",
+        "down lost",
+        "down late",
+        "down delay mean / max",
+    ];
+    let rows = s
+        .targets
+        .iter()
+        .map(|t| {
+            let mut row = vec![name(t), crate::report::summary::line_of(t).unwrap_or_else(|| "clean".into())];
+            match &t.network {
+                Some(n) => {
+                    for d in [&n.measured.up, &n.measured.down] {
+                        let pct = if d.packets > 0 { d.lost as f64 * 100.0 / d.packets as f64 } else { 0.0 };
+                        row.push(format!("{} of {} ({pct:.2} %)", d.lost, d.packets));
+                        row.push(d.late.to_string());
+                        row.push(format!("{} / {}", ms(d.delay_mean_ms), ms(d.delay_max_ms)));
+                    }
+                }
+                None => row.extend(std::iter::repeat_n("–".to_string(), 6)),
+            }
+            row
+        })
+        .collect();
+    Some(Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows })
+}
+
 /// Provenance lines: (label, value).
 pub fn provenance(s: &Summary) -> Vec<(String, String)> {
     let mut v = vec![
@@ -394,6 +433,10 @@ pub fn render_markdown(p: &Page) -> String {
         out.push_str("## Pipeline: mean TTFA by stage (ms)\n\n");
         md_table(&mut out, &st);
     }
+    if let Some(nt) = network_table(s) {
+        out.push_str("## The line: network impairment applied and measured\n\n");
+        md_table(&mut out, &nt);
+    }
     if let Some(c) = p.compare {
         out.push_str(&crate::compare::render_markdown(c));
         out.push('\n');
@@ -467,6 +510,10 @@ pub fn render_html(p: &Page, dir: &Path) -> String {
     if let Some(st) = stages_table(s) {
         o.push_str("<h3>Pipeline: mean TTFA by stage (ms)</h3>\n");
         html_table(&mut o, &st, "stages");
+    }
+    if let Some(nt) = network_table(s) {
+        o.push_str("<h3>The line: network impairment applied and measured</h3>\n");
+        html_table(&mut o, &nt, "network");
     }
     if let Some(c) = p.compare {
         html_compare(&mut o, c);

@@ -201,6 +201,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Summar
 
     let mut summary = Summary::build(&meta, &set, finished, interrupted);
     summary.incomplete = !missing.is_empty() || inputs.iter().any(|i| i.summary.incomplete);
+
     let measured: Vec<String> =
         summary.targets.iter().flat_map(|t| t.metrics.iter().map(|(name, _)| name.to_owned())).collect();
     let measured: Vec<&str> = measured.iter().map(String::as_str).collect();

@@ -104,7 +104,8 @@ impl Report {
             None
         };
         let turns = read_turns(&require(dir, "turns.jsonl")?)?;
-        let calls = read_calls(&require(dir, "calls.csv")?)?;
+        let mut calls = read_calls(&require(dir, "calls.csv")?)?;
+        add_network_effects(&dir.join("calls.jsonl"), &mut calls)?;
         let mut targets: Vec<String> =
             summary.as_ref().map(|s| s.targets.iter().map(|t| t.name.clone()).collect()).unwrap_or_default();
         for name in turns.iter().map(|t| &t.target).chain(calls.iter().map(|c| &c.target)) {
@@ -170,6 +171,37 @@ struct CallRow {
     /// Absent in reports written before task checks.
     #[serde(default)]
     task_ok: Option<bool>,
+}
+
+/// What the network did to each call, from `calls.jsonl` when the directory has one (`calls.csv` does not carry
+/// it): matched to the call rows by target and call index. A line that is not JSON is a parse error.
+fn add_network_effects(path: &Path, calls: &mut [CallRecord]) -> Result<(), ReadError> {
+    #[derive(Deserialize)]
+    struct Line {
+        target: String,
+        call: u32,
+        #[serde(default)]
+        network: Option<crate::model::network::NetEffect>,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let mut by_call = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let l: Line = serde_json::from_str(line).map_err(|e| ReadError::Parse {
+            path: path.to_owned(),
+            line: Some(i + 1),
+            message: format!("not a call row: {e}"),
+        })?;
+        if let Some(n) = l.network {
+            by_call.insert((l.target, l.call), n);
+        }
+    }
+    if by_call.is_empty() {
+        return Ok(());
+    }
+    for c in calls.iter_mut() {
+        c.network = by_call.remove(&(c.target.clone(), c.call));
+    }
+    Ok(())
 }
 
 /// Reads `calls.csv` (pacing columns are not read back).

@@ -121,6 +121,9 @@ struct CallJson<'a> {
     /// collected: name, callback number, party size, date, time).
     slots: serde_json::Map<String, serde_json::Value>,
     pacing: &'a Pacing,
+    /// What the impaired network did to the call's packets (docs/network.md); absent on a clean line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a crate::model::network::NetEffect>,
 }
 
 impl<'a> From<&'a CallRecord> for CallJson<'a> {
@@ -155,6 +158,7 @@ impl<'a> From<&'a CallRecord> for CallJson<'a> {
             recording: c.recording.as_deref(),
             slots,
             pacing: &c.pacing,
+            network: c.network.as_ref(),
         }
     }
 }

@@ -351,6 +351,32 @@ pub struct TargetSummary {
     pub network: Option<NetworkSummary>,
 }
 
+/// The line a target's callers were on, in one line for people: `phone line (8 kHz G.711 μ-law); pstn: 70 ± 3 ms
+/// one way (normal), …`; `None` on a clean line.
+pub fn line_of(t: &TargetSummary) -> Option<String> {
+    let phone = t.telephone.then_some("phone line (8 kHz G.711 μ-law)".to_string());
+    let net = t.network.as_ref().map(|n| n.applied.describe());
+    match (phone, net) {
+        (Some(p), Some(n)) => Some(format!("{p}; {n}")),
+        (p, n) => p.or(n),
+    }
+}
+
+impl NetworkSummary {
+    /// What the packets met, one phrase per direction: `up 3980 packets: 4 lost (0.10 %), 0 reordered, 2 late;
+    /// delay mean 86.1 ms, max 97.3 ms`.
+    pub fn measured_lines(&self) -> [String; 2] {
+        let dir = |name: &str, d: &crate::model::network::DirEffect| {
+            let pct = if d.packets > 0 { d.lost as f64 * 100.0 / d.packets as f64 } else { 0.0 };
+            format!(
+                "{name} {} packets: {} lost ({pct:.2} %), {} reordered, {} late; delay mean {:.1} ms, max {:.1} ms",
+                d.packets, d.lost, d.reordered, d.late, d.delay_mean_ms, d.delay_max_ms
+            )
+        };
+        [dir("up", &self.measured.up), dir("down", &self.measured.down)]
+    }
+}
+
 /// An impaired network: what was applied, and what the callers' packets met.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

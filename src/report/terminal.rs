@@ -80,6 +80,14 @@ fn target_block(out: &mut String, t: &TargetSummary) {
         header.push_str(&format!("  {model}"));
     }
     let _ = writeln!(out, "{header}  {} calls, {} turns", t.calls, t.turns);
+    if let Some(line) = super::summary::line_of(t) {
+        let _ = writeln!(out, "  {:<LABEL$}{line}", "line");
+    }
+    if let Some(n) = &t.network {
+        for m in n.measured_lines() {
+            let _ = writeln!(out, "  {:<LABEL$}{m}", "network");
+        }
+    }
     let _ = writeln!(
         out,
         "  {:<LABEL$}{:>7}{:>COL$}{:>COL$}{:>COL$}{:>COL$}{:>COL$}",
