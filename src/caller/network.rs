@@ -44,6 +44,8 @@ pub struct Link {
     /// The latest arrival of an in-order packet: no later packet arrives before it.
     last_in_order: Option<Instant>,
     frame: Duration,
+    /// How long past the mean latency the receiver waits for a packet, ms.
+    playout_ms: f64,
 }
 
 /// What became of one packet.
@@ -53,6 +55,8 @@ pub struct Fate {
     pub at: Instant,
     /// Whether it was lost.
     pub lost: bool,
+    /// Whether it arrived after the receiver's playout deadline (concealed with silence at the deadline).
+    pub late: bool,
     /// Whether it was picked to be delivered after its successor.
     pub reorder: bool,
     /// When its last bit left the sender (its send instant on an unlimited link).
@@ -65,7 +69,8 @@ impl Link {
         let mut rng = SplitMix64::new(seed);
         // Start the loss chain in its stationary state (bad with probability `loss`).
         let bad = cfg.loss_burst > 1.0 && rng.next_f64() < cfg.loss;
-        Link { cfg, rng, bad, link_free: None, last_in_order: None, frame }
+        let playout_ms = cfg.playout_ms();
+        Link { cfg, rng, bad, link_free: None, last_in_order: None, frame, playout_ms }
     }
 
     /// The configuration.
@@ -124,14 +129,20 @@ impl Link {
             }
             None => sent,
         };
+        // The receiver waits for a packet until its playout deadline (a jitter buffer's depth past the mean
+        // latency), then conceals it with silence there: a late packet never holds up those behind it.
+        let deadline = on_wire + Duration::from_secs_f64((self.cfg.latency_ms + self.playout_ms) / 1000.0);
         let mut at = on_wire + delay;
-        if reorder {
+        let late = !lost && at > deadline;
+        // A late packet, or a lost one that would have been, is given up on at its deadline.
+        at = at.min(deadline);
+        if reorder && !late {
             at += self.frame + self.frame / 2;
         } else {
             at = self.last_in_order.map_or(at, |l| l.max(at));
             self.last_in_order = Some(at);
         }
-        Fate { at, lost, reorder, wire_done: on_wire }
+        Fate { at, lost, late, reorder: reorder && !late, wire_done: on_wire }
     }
 }
 
@@ -158,6 +169,8 @@ struct InFlight<T> {
     seq: u64,
     sent: Instant,
     lost: bool,
+    /// Given up at the playout deadline (delivered as silence, like a lost one).
+    late: bool,
     kind: Kind,
     item: T,
 }
@@ -200,11 +213,22 @@ impl<T> Lane<T> {
             let full = self.queue.len() >= MAX_IN_FLIGHT;
             let fate = self.link.send(sent, bytes);
             let (at, wire_done, in_order) = (fate.at, fate.wire_done, !fate.reorder);
-            InFlight { at, own_at: at, wire_done, in_order, seq, sent, lost: fate.lost || full, kind, item }
+            let lost = fate.lost || full;
+            InFlight { at, own_at: at, wire_done, in_order, seq, sent, lost, late: fate.late && !lost, kind, item }
         } else {
             let own_at = sent + Duration::from_secs_f64(self.link.draw_delay_ms() / 1000.0);
-            let mut f =
-                InFlight { at: own_at, own_at, wire_done: sent, in_order: true, seq, sent, lost: false, kind, item };
+            let mut f = InFlight {
+                at: own_at,
+                own_at,
+                wire_done: sent,
+                in_order: true,
+                seq,
+                sent,
+                lost: false,
+                late: false,
+                kind,
+                item,
+            };
             f.at = self.behind(&f);
             self.link.last_in_order = Some(self.link.last_in_order.map_or(f.at, |l| l.max(f.at)));
             f
@@ -266,7 +290,7 @@ impl<T> Lane<T> {
         if p.kind == Kind::Packet {
             self.count(&p);
         }
-        Some((p.at, p.lost, p.item))
+        Some((p.at, p.lost || p.late, p.item))
     }
 
     fn count(&mut self, p: &InFlight<T>) {
@@ -280,12 +304,14 @@ impl<T> Lane<T> {
             e.lost += 1;
             return;
         }
+        if p.late {
+            e.late += 1;
+            return;
+        }
         let d = p.at.saturating_duration_since(p.sent).as_secs_f64() * 1000.0;
         self.delivered += 1;
         self.delay_sum_ms += d;
         e.delay_max_ms = e.delay_max_ms.max(d);
-        let frame_ms = self.link.frame.as_secs_f64() * 1000.0;
-        e.late += u64::from(d > self.link.cfg.latency_ms + frame_ms);
     }
 
     /// What the link did to the packets delivered so far.

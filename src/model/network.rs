@@ -55,6 +55,11 @@ pub struct NetworkConfig {
     /// serialisation time, and packets queue behind it. `None`: unlimited.
     #[serde(default)]
     pub bandwidth_kbps: Option<f64>,
+    /// How long past the mean latency the receiver waits for a packet before it conceals it with silence (a jitter
+    /// buffer's depth), ms. `None`: the jitter draw's 99th percentile above the mean, so 1 % of packets come too
+    /// late ([`NetworkConfig::playout_ms`]).
+    #[serde(default)]
+    pub playout_ms: Option<f64>,
 }
 
 /// Header bytes counted per packet against the bandwidth (IPv4 20 + UDP 8 + RTP 12).
@@ -154,6 +159,7 @@ impl Preset {
             loss_burst: self.loss_burst,
             reorder: self.reorder,
             bandwidth_kbps: Some(self.bandwidth_kbps),
+            playout_ms: None,
         }
     }
 }
@@ -180,7 +186,19 @@ impl NetworkConfig {
             loss_burst: 1.0,
             reorder: 0.0,
             bandwidth_kbps: None,
+            playout_ms: None,
         }
+    }
+
+    /// The receiver's wait past the mean latency, ms: `playout_ms` when set, else the 99th percentile of the jitter
+    /// draw above its mean (uniform: `jitter`; normal: 2.326·`jitter`; Pareto: 6.28·`jitter`).
+    pub fn playout_ms(&self) -> f64 {
+        self.playout_ms.unwrap_or(match self.jitter {
+            Jitter::Uniform => self.jitter_ms,
+            Jitter::Normal => 2.326 * self.jitter_ms,
+            // Lomax(3, 2j) − j exceeds x with probability (1 + (x + j)/(2j))^−3: 0.01 at x = (2·100^(1/3) − 3)·j.
+            Jitter::Pareto => (2.0 * 100f64.cbrt() - 3.0) * self.jitter_ms,
+        })
     }
 
     /// What is wrong with these values, if anything (a sentence naming the field and its range).
@@ -199,6 +217,9 @@ impl NetworkConfig {
         in_range("reorder", self.reorder, 0.0, 0.5)?;
         if let Some(b) = self.bandwidth_kbps {
             in_range("bandwidth_kbps", b, 8.0, 10_000_000.0)?;
+        }
+        if let Some(p) = self.playout_ms {
+            in_range("playout_ms", p, 0.0, 10_000.0)?;
         }
         Ok(())
     }
@@ -222,6 +243,9 @@ impl NetworkConfig {
         if let Some(b) = self.bandwidth_kbps {
             s.push_str(&format!(", {b} kbit/s"));
         }
+        if self.jitter_ms > 0.0 || self.playout_ms.is_some() {
+            s.push_str(&format!(", playout {:.0} ms", self.playout_ms()));
+        }
         s
     }
 }
@@ -232,14 +256,15 @@ impl NetworkConfig {
 pub struct DirEffect {
     /// Packets that crossed (20 ms frames up; the agent's audio cut into frames of the same length down).
     pub packets: u64,
-    /// Of them, lost (the receiver got silence in their place).
+    /// Of them, lost on the way (the receiver got silence in their place).
     pub lost: u64,
-    /// Delivered after the packet that followed them.
+    /// Delivered after a packet sent after them.
     pub reordered: u64,
-    /// Delivered more than one frame later than the configured mean latency (a 20 ms playout buffer would have
-    /// missed them).
+    /// Arrived after the receiver's playout deadline (`latency_ms` + `playout_ms`): concealed with silence at the
+    /// deadline, like a lost one.
     pub late: u64,
-    /// Mean one-way delay the delivered packets had, ms (draw, queueing behind the link and behind earlier packets).
+    /// Mean one-way delay of the packets delivered in time, ms (draw, queueing behind the link and behind earlier
+    /// packets).
     pub delay_mean_ms: f64,
     /// Their worst one-way delay, ms.
     pub delay_max_ms: f64,
@@ -248,7 +273,7 @@ pub struct DirEffect {
 impl DirEffect {
     /// Adds another call's (or shard's) effect: counts sum, the mean is weighted by delivered packets.
     pub fn add(&mut self, o: &DirEffect) {
-        let (a, b) = (self.packets - self.lost, o.packets - o.lost);
+        let (a, b) = (self.packets - self.lost - self.late, o.packets - o.lost - o.late);
         if a + b > 0 {
             self.delay_mean_ms = (self.delay_mean_ms * a as f64 + o.delay_mean_ms * b as f64) / (a + b) as f64;
         }
@@ -298,7 +323,8 @@ mod tests {
         let mut a = DirEffect { packets: 10, lost: 0, delay_mean_ms: 10.0, delay_max_ms: 12.0, ..Default::default() };
         a.add(&DirEffect { packets: 30, lost: 10, delay_mean_ms: 40.0, delay_max_ms: 50.0, late: 2, reordered: 1 });
         assert_eq!((a.packets, a.lost, a.late, a.reordered), (40, 10, 2, 1));
-        assert!((a.delay_mean_ms - 30.0).abs() < 1e-9);
+        // Weighted by the packets delivered in time: 10 and 30 − 10 lost − 2 late.
+        assert!((a.delay_mean_ms - (10.0 * 10.0 + 18.0 * 40.0) / 28.0).abs() < 1e-9);
         assert_eq!(a.delay_max_ms, 50.0);
     }
 }

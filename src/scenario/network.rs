@@ -6,7 +6,7 @@ use crate::model::network::{Jitter, NetworkConfig, preset, preset_names};
 
 /// The keys a `network` table takes.
 pub const KEYS: &[&str] =
-    &["preset", "latency_ms", "jitter_ms", "jitter", "loss", "loss_burst", "reorder", "bandwidth_kbps"];
+    &["preset", "latency_ms", "jitter_ms", "jitter", "loss", "loss_burst", "reorder", "bandwidth_kbps", "playout_ms"];
 
 /// The impairment `value` names: `None` for `"none"`.
 pub fn resolve(value: &toml::Value) -> Result<Option<NetworkConfig>, String> {
@@ -44,6 +44,7 @@ pub fn resolve(value: &toml::Value) -> Result<Option<NetworkConfig>, String> {
             "loss_burst" => cfg.loss_burst = num()?,
             "reorder" => cfg.reorder = num()?,
             "bandwidth_kbps" => cfg.bandwidth_kbps = Some(num()?),
+            "playout_ms" => cfg.playout_ms = Some(num()?),
             "jitter" => {
                 cfg.jitter = match v.as_str() {
                     Some("uniform") => Jitter::Uniform,
