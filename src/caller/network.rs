@@ -137,7 +137,8 @@ impl Link {
         // A late packet, or a lost one that would have been, is given up on at its deadline.
         at = at.min(deadline);
         if reorder && !late {
-            at += self.frame + self.frame / 2;
+            // Held behind the packets before it, then one and a half frames more: its successor overtakes it.
+            at = self.last_in_order.map_or(at, |l| l.max(at)) + self.frame + self.frame / 2;
         } else {
             at = self.last_in_order.map_or(at, |l| l.max(at));
             self.last_in_order = Some(at);
@@ -216,7 +217,9 @@ impl<T> Lane<T> {
             let lost = fate.lost || full;
             InFlight { at, own_at: at, wire_done, in_order, seq, sent, lost, late: fate.late && !lost, kind, item }
         } else {
-            let own_at = sent + Duration::from_secs_f64(self.link.draw_delay_ms() / 1000.0);
+            // A control message is never later than a packet the receiver still waits for.
+            let cap = self.link.cfg.latency_ms + self.link.playout_ms;
+            let own_at = sent + Duration::from_secs_f64(self.link.draw_delay_ms().min(cap) / 1000.0);
             let mut f = InFlight {
                 at: own_at,
                 own_at,
