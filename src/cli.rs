@@ -60,6 +60,10 @@ pub enum Command {
         /// call), `all`, or `none`. Default: failures, or none above 200 calls in flight.
         #[arg(long, value_name = "WHICH")]
         record: Option<crate::caller::recording::RecordMode>,
+        /// Closed loop: start the calls evenly over DURATION (e.g. 5s) instead of all at once, as k6's and JMeter's
+        /// ramp-up does; the i-th of n starts after i/n of it.
+        #[arg(long, value_name = "DURATION")]
+        ramp_up: Option<String>,
         /// The network between the caller and every target, over the scenario's `network` keys: `lan`, `wifi`,
         /// `4g`, `pstn`, `bad-cellular`, or `none` for a clean line. docs/network.md.
         #[arg(long, value_name = "PRESET", value_parser = network_preset)]
@@ -180,6 +184,10 @@ pub enum Command {
         /// Where the benchmark's reports go.
         #[arg(long, default_value = "reports/bench")]
         out: PathBuf,
+        /// Start each level's calls evenly over DURATION, as real traffic arrives (`0s`: all at once, every agent
+        /// replying in lockstep, the worst case). docs/bench.md.
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        ramp_up: String,
     },
     /// Build or check the audio corpus (the caller's utterances and the simulated agent's replies).
     Corpus {
@@ -399,6 +407,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             seed,
             shard,
             record,
+            ramp_up,
             network,
             load,
             quiet,
@@ -406,6 +415,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             gate_args,
         } => {
             let load = load.resolve(calls, concurrency)?;
+            if load.is_some() && ramp_up.is_some() {
+                bail!("--ramp-up spreads a closed loop's starts; an open loop (--rate, --stages) sets its own");
+            }
+            let ramp_up = ramp_up.as_deref().map(crate::run::load::parse_duration).transpose()?;
             let shard = match shard {
                 Some(s) => Some(crate::model::Shard::parse(&s)?),
                 None => crate::model::Shard::from_env(|k| std::env::var(k).ok())?,
@@ -421,6 +434,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 load,
                 record,
                 network,
+                ramp_up,
             };
             run_scenario(&scenario, &opts, gate, &gate_args)
         }
@@ -437,7 +451,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             compare(&dirs, &opts, format, out.as_deref())
         }
-        Command::Bench { calls, corpus, out, sim_process } => bench(&calls, &corpus, &out, sim_process),
+        Command::Bench { calls, corpus, out, sim_process, ramp_up } => {
+            let ramp_up = crate::run::load::parse_duration(&ramp_up)?;
+            bench(&calls, &corpus, &out, sim_process, Some(ramp_up).filter(|r| !r.is_zero()))
+        }
         Command::Sim { scenario, seed, port, ground_truth } => sim(&scenario, seed, port, ground_truth.as_deref()),
         Command::Corpus { action } => match action {
             CorpusAction::Check { corpus, cross_check, tolerance_ms } => {
@@ -675,7 +692,13 @@ fn compare(
 }
 
 /// `voicebench bench`: one row per concurrent-call count, then where the harness breaks.
-fn bench(calls: &[u32], corpus: &Path, out: &Path, sim_process: bool) -> Result<i32> {
+fn bench(
+    calls: &[u32],
+    corpus: &Path,
+    out: &Path,
+    sim_process: bool,
+    ramp_up: Option<std::time::Duration>,
+) -> Result<i32> {
     use crate::run::bench::{SimProcess, bench_once, render};
     // The corpus first: the sim child would otherwise fail on it with its own, later error.
     if !corpus.join("manifest.json").is_file() {
@@ -692,17 +715,17 @@ fn bench(calls: &[u32], corpus: &Path, out: &Path, sim_process: bool) -> Result<
         // A fresh sim per level, so each level's sim memory is its own.
         let sim =
             if sim_process { Some(SimProcess::spawn(&exe, corpus, &out.join(format!("sim-{n}")))?) } else { None };
-        rows.push(rt.block_on(bench_once(corpus, out, n, sim.as_ref()))?);
+        rows.push(rt.block_on(bench_once(corpus, out, n, sim.as_ref(), ramp_up))?);
         drop(sim);
         // Print as the levels finish (a long bench shows its progress).
-        let table = render(&rows, sim_process);
+        let table = render(&rows, sim_process, ramp_up);
         let lines: Vec<&str> = table.lines().collect();
         if rows.len() == 1 {
             println!("{}\n{}", lines[0], lines[1]);
         }
         println!("{}", lines[1 + rows.len()]);
     }
-    let table = render(&rows, sim_process);
+    let table = render(&rows, sim_process, ramp_up);
     for l in table.lines().skip(2 + rows.len()) {
         println!("{l}");
     }

@@ -23,6 +23,7 @@ fn meta(slo: Vec<Slo>) -> RunMeta {
         started_at: SystemTime::now(),
         seed: 7,
         calls: 40,
+        ramp_up_ms: None,
         concurrency: 4,
         frame_ms: 20,
         targets: vec![TargetMeta {

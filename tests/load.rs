@@ -93,3 +93,37 @@ fn open_loop_flags_that_do_not_go_together_are_refused() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_closed_loop_ramp_up_starts_its_calls_evenly_and_is_refused_with_an_open_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_fixed_scenario(tmp.path(), "fixed.toml", "");
+    let out = tmp.path().join("out");
+    let args = ["run", path.to_str().unwrap(), "--calls", "4", "--concurrency", "4", "--ramp-up", "3s", "-q"];
+    let (code, _, err) = text(&voicebench(tmp.path(), &[&args[..], &["--out", out.to_str().unwrap()]].concat()));
+    assert_eq!(code, 0, "{err}");
+    // The i-th of 4 starts after i/4 of 3 s (plus its phase within a frame and its connection).
+    let csv = std::fs::read_to_string(out.join("calls.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let mut starts: Vec<(u32, f64)> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[col("call")].parse().unwrap(), rec[col("started_ms")].parse().unwrap())
+        })
+        .collect();
+    starts.sort_by_key(|s| s.0);
+    for (i, (_, ms)) in starts.iter().enumerate() {
+        let due = 750.0 * i as f64;
+        assert!((due..due + 300.0).contains(ms), "call {i} started at {ms} ms, due at {due}");
+    }
+    assert_eq!(summary(&out)["run"]["ramp_up_ms"], 3000.0);
+    let (code, _, err) = text(&voicebench(
+        tmp.path(),
+        &["run", path.to_str().unwrap(), "--rate", "2/s", "--duration", "2s", "--ramp-up", "3s"],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--ramp-up spreads a closed loop's starts"), "{err}");
+}

@@ -114,6 +114,7 @@ fn meta() -> RunMeta {
         started_at: std::time::SystemTime::now(),
         seed: 1,
         calls: 1,
+        ramp_up_ms: None,
         concurrency: 1,
         frame_ms: 20,
         targets: vec![TargetMeta {

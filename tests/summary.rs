@@ -166,6 +166,7 @@ fn meta() -> RunMeta {
         started_at: SystemTime::now(),
         seed: 7,
         calls: 10,
+        ramp_up_ms: None,
         concurrency: 2,
         frame_ms: 20,
         targets: vec![

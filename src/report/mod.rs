@@ -144,6 +144,8 @@ pub struct RunMeta {
     pub seed: u64,
     /// Calls per target.
     pub calls: u32,
+    /// Closed loop: the calls' starts were spread evenly over this long, ms.
+    pub ramp_up_ms: Option<f64>,
     /// Concurrent calls.
     pub concurrency: u32,
     /// Outgoing frame duration, ms.
@@ -179,6 +181,7 @@ impl RunMeta {
             started_at: SystemTime::now(),
             seed: scenario.defaults.seed,
             calls: scenario.defaults.calls,
+            ramp_up_ms: None,
             concurrency: scenario.defaults.concurrency,
             frame_ms: scenario.defaults.frame_ms,
             targets: scenario.targets.iter().map(TargetMeta::from_target).collect(),

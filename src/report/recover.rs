@@ -96,6 +96,7 @@ pub(crate) fn meta_of(plan: &Summary) -> RunMeta {
         started_at: SystemTime::UNIX_EPOCH,
         seed: plan.run.seed,
         calls: plan.run.calls,
+        ramp_up_ms: plan.run.ramp_up_ms,
         concurrency: plan.run.concurrency,
         frame_ms: plan.run.frame_ms,
         targets: plan

@@ -165,6 +165,9 @@ pub struct RunInfo {
     pub concurrency: u32,
     /// Outgoing frame duration, ms.
     pub frame_ms: u32,
+    /// Closed loop with `--ramp-up`: the calls' starts were spread evenly over this long, ms; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up_ms: Option<f64>,
 }
 
 /// Frame send lateness, ms.
@@ -471,7 +474,13 @@ impl Summary {
                 sha256: meta.scenario_sha256.clone(),
                 corpus_sha256: meta.corpus_sha256.clone(),
             },
-            run: RunInfo { seed: meta.seed, calls: meta.calls, concurrency: meta.concurrency, frame_ms: meta.frame_ms },
+            run: RunInfo {
+                seed: meta.seed,
+                calls: meta.calls,
+                concurrency: meta.concurrency,
+                frame_ms: meta.frame_ms,
+                ramp_up_ms: meta.ramp_up_ms,
+            },
             slo: Ordered(meta.slo.iter().map(|s| (s.key.to_string(), s.threshold)).collect()),
             started_at: rfc3339(meta.started_at),
             finished_at: rfc3339(finished),

@@ -230,7 +230,7 @@ mod tests {
                 sha256: "ab".into(),
                 corpus_sha256: None,
             },
-            run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20 },
+            run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20, ramp_up_ms: None },
             slo: Ordered::default(),
             started_at: "2025-01-01T00:00:00.000Z".into(),
             finished_at: "2025-01-01T00:01:00.000Z".into(),

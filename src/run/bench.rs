@@ -280,10 +280,14 @@ impl BenchRow {
 }
 
 /// The bench's table: a header, one line per row, and the verdict (where the harness breaks, and why).
-pub fn render(rows: &[BenchRow], sim_process: bool) -> String {
+pub fn render(rows: &[BenchRow], sim_process: bool, ramp_up: Option<Duration>) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let starts = match ramp_up {
+        Some(r) if !r.is_zero() => format!("calls started evenly over {:.1} s", r.as_secs_f64()),
+        _ => "calls started at once (lockstep)".to_string(),
+    };
     let mut s = format!(
-        "voicebench bench: fixed-profile sim (simulated) on 127.0.0.1, {cores} cores; {}\n",
+        "voicebench bench: fixed-profile sim (simulated) on 127.0.0.1, {cores} cores; {}; {starts}\n",
         if sim_process { "the sim in its own process" } else { "harness + sim in one process" }
     );
     let sim_cols = if sim_process { format!(" {:>12} {:>12}", "sim CPU ms", "sim KiB") } else { String::new() };
@@ -362,7 +366,13 @@ fn bench_scenario(
 
 /// Runs `calls` concurrent calls of the fixed scenario and measures the harness: against the embedded sim, or, with
 /// `sim`, against the sim in its own process (whose CPU and memory are then measured apart).
-pub async fn bench_once(corpus: &Path, out: &Path, calls: u32, sim: Option<&SimProcess>) -> Result<BenchRow> {
+pub async fn bench_once(
+    corpus: &Path,
+    out: &Path,
+    calls: u32,
+    sim: Option<&SimProcess>,
+    ramp_up: Option<Duration>,
+) -> Result<BenchRow> {
     let (scenario, dir) = bench_scenario(corpus, out, calls, sim.map(|s| s.url.as_str()))?;
     reset_peak_rss();
     let before = process_usage();
@@ -375,6 +385,7 @@ pub async fn bench_once(corpus: &Path, out: &Path, calls: u32, sim: Option<&SimP
         progress: false,
         // The bench measures the harness's pacing and memory, not the recorder's.
         record: Some(crate::caller::recording::RecordMode::None),
+        ramp_up,
         ..Default::default()
     };
     let outcome = super::run(&scenario, &opts, &|_| {}).await?;

@@ -32,6 +32,7 @@ struct Dispatch {
     run_seed: u64,
     shard: Shard,
     concurrency: u32,
+    ramp_up: Option<Duration>,
     seed: u64,
     run_start: Instant,
     stop: watch::Receiver<bool>,
@@ -62,6 +63,7 @@ impl RunPlan {
             run_seed,
             shard,
             concurrency,
+            ramp_up,
             seed,
             progress,
             out_dir,
@@ -85,6 +87,7 @@ impl RunPlan {
             run_seed,
             shard,
             concurrency,
+            ramp_up,
             seed,
             run_start,
             stop: stop_rx,
@@ -149,7 +152,23 @@ async fn dispatch(d: Dispatch) -> Option<LoadOutcome> {
     if d.load.is_some() {
         return Some(dispatch_open(d).await);
     }
-    let Dispatch { scenario, prepared, calls, shard, concurrency, seed, run_start, mut stop, turn_tx, call_tx, .. } = d;
+    let Dispatch {
+        scenario,
+        prepared,
+        calls,
+        shard,
+        concurrency,
+        ramp_up,
+        seed,
+        run_start,
+        mut stop,
+        turn_tx,
+        call_tx,
+        ..
+    } = d;
+    // With a ramp-up, the i-th call of the n this process starts waits until i/n of it has passed.
+    let n = u64::from(shard.calls_of(calls)) * prepared.len() as u64;
+    let mut started = 0u64;
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut rng = crate::stats::SplitMix64::new(seed ^ 0x5EED);
     // Finished calls are reaped as the dispatcher goes, so memory follows the calls in flight, not `--calls`.
@@ -158,6 +177,14 @@ async fn dispatch(d: Dispatch) -> Option<LoadOutcome> {
     'dispatch: for call in (0..calls).filter(|c| shard.includes(*c)) {
         for ti in 0..prepared.len() {
             let phase = Duration::from_micros((rng.next_f64() * scenario.defaults.frame_ms as f64 * 1000.0) as u64);
+            if let Some(r) = ramp_up {
+                let due = run_start + r.mul_f64(started as f64 / n.max(1) as f64);
+                started += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => break 'dispatch,
+                }
+            }
             let permit = tokio::select! {
                 p = sem.clone().acquire_owned() => match p {
                     Ok(p) => p,

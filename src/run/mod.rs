@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub record: Option<crate::caller::recording::RecordMode>,
     /// The network preset (or `none`) every target's caller goes through, over the scenario's `network` keys.
     pub network: Option<String>,
+    /// Closed loop: start the calls evenly over this long instead of all at once (the i-th of n after i/n of it).
+    pub ramp_up: Option<std::time::Duration>,
 }
 
 /// What a run produced.

@@ -54,6 +54,8 @@ pub struct RunPlan {
     /// The slice of the calls this process runs (all of them without a shard).
     pub(super) shard: Shard,
     pub(super) concurrency: u32,
+    /// Closed loop: the calls' starts are spread evenly over this long.
+    pub(super) ramp_up: Option<Duration>,
     /// The seed stream this process draws from: the run's seed, or its shard's.
     pub(super) seed: u64,
     pub(super) progress: bool,
@@ -168,6 +170,7 @@ impl RunPlan {
         meta.calls = calls;
         meta.concurrency = concurrency;
         meta.seed = run_seed;
+        meta.ramp_up_ms = opts.ramp_up.filter(|_| opts.load.is_none()).map(|r| r.as_secs_f64() * 1000.0);
         meta.shard = opts.shard.filter(|s| s.count > 1).map(|s| ShardSummary::of(s, run_seed));
         meta.load = opts.load.as_ref().map(super::load::summary_of);
         if let Some(l) = &opts.load {
@@ -194,6 +197,7 @@ impl RunPlan {
             run_seed,
             shard,
             concurrency,
+            ramp_up: opts.ramp_up.filter(|_| opts.load.is_none()),
             seed,
             progress: opts.progress,
             out_dir,
