@@ -452,8 +452,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             compare(&dirs, &opts, format, out.as_deref())
         }
         Command::Bench { calls, corpus, out, sim_process, ramp_up } => {
-            let ramp_up = crate::run::load::parse_duration(&ramp_up)?;
-            bench(&calls, &corpus, &out, sim_process, Some(ramp_up).filter(|r| !r.is_zero()))
+            let ramp_up = match ramp_up.trim() {
+                "0" | "0s" | "0ms" => None,
+                r => Some(crate::run::load::parse_duration(r)?),
+            };
+            bench(&calls, &corpus, &out, sim_process, ramp_up)
         }
         Command::Sim { scenario, seed, port, ground_truth } => sim(&scenario, seed, port, ground_truth.as_deref()),
         Command::Corpus { action } => match action {
