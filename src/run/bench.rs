@@ -570,9 +570,9 @@ mod tests {
         // One call carries the process's fixed size: its memory per call is not checked.
         assert!(rows[0].misses().is_empty() && rows[1].misses().is_empty());
         assert_eq!(rows[2].misses(), ["pacing p99 2.70 ms > 2.5 ms"]);
-        let table = render(&rows, false);
+        let table = render(&rows, false, None);
         assert!(table.contains("breaks at 1000 calls: pacing p99 2.70 ms > 2.5 ms"), "{table}");
-        let held = render(&rows[..2], false);
+        let held = render(&rows[..2], false, None);
         assert!(held.contains("held every target up to 500 calls"), "{held}");
     }
 
@@ -592,7 +592,9 @@ mod tests {
         // A NaN (no frames paced) is a miss, not a pass.
         assert_eq!(row(500, f64::NAN, None, 10.0).misses().len(), 1);
         // Without the sim's truth the TTFA column says so rather than print a number.
-        let table = render(&[row(500, 0.4, None, 10.0)], true);
+        let table = render(&[row(500, 0.4, None, 10.0)], true, Some(std::time::Duration::from_secs(5)));
         assert!(table.contains("n/a (truth in the sim)") && table.contains("own process"), "{table}");
+        assert!(table.contains("calls started evenly over 5.0 s"), "{table}");
+        assert!(render(&[row(500, 0.4, None, 10.0)], true, None).contains("at once (lockstep)"));
     }
 }
