@@ -240,16 +240,9 @@ impl<T> Lane<T> {
         self.queue.insert(pos, f);
     }
 
-    /// Where a control message `c` arrives: not before its own arrival, the last item delivered, or the queued items
-    /// before it that it must follow (a trailer: all of them; a control message: those sent by its send instant).
+    /// Where a control message `c` arrives behind what is queued before it ([`follow`]).
     fn behind(&self, c: &InFlight<T>) -> Instant {
-        let mut at = self.last_arrival.map_or(c.own_at, |l| l.max(c.own_at));
-        for q in self.queue.iter().filter(|q| q.seq < c.seq) {
-            if c.kind == Kind::Trailer || q.sent <= c.sent {
-                at = at.max(q.at);
-            }
-        }
-        at
+        follow(c, self.last_arrival, self.queue.iter().filter(|q| q.seq < c.seq))
     }
 
     /// Drops the packets not yet sent at `t` (still in the sender's buffer): the link forgets them, as if they had
@@ -260,14 +253,7 @@ impl<T> Lane<T> {
         items.sort_by_key(|q| q.seq);
         for i in 0..items.len() {
             if items[i].kind != Kind::Packet {
-                let c = &items[i];
-                let mut at = self.last_arrival.map_or(c.own_at, |l| l.max(c.own_at));
-                for q in &items[..i] {
-                    if c.kind == Kind::Trailer || q.sent <= c.sent {
-                        at = at.max(q.at);
-                    }
-                }
-                items[i].at = at;
+                items[i].at = follow(&items[i], self.last_arrival, items[..i].iter());
             }
         }
         items.sort_by_key(|q| (q.at, q.seq));
@@ -323,6 +309,23 @@ impl<T> Lane<T> {
         e.delay_mean_ms = if self.delivered > 0 { self.delay_sum_ms / self.delivered as f64 } else { 0.0 };
         e
     }
+}
+
+/// Where a control message `c` arrives: not before its own arrival or the last item delivered (`last_arrival`), nor
+/// before the items `before` it that it must follow (a trailer: all of them; a control message: those sent by its
+/// send instant).
+fn follow<'a, T: 'a>(
+    c: &InFlight<T>,
+    last_arrival: Option<Instant>,
+    before: impl Iterator<Item = &'a InFlight<T>>,
+) -> Instant {
+    let mut at = last_arrival.map_or(c.own_at, |l| l.max(c.own_at));
+    for q in before {
+        if c.kind == Kind::Trailer || q.sent <= c.sent {
+            at = at.max(q.at);
+        }
+    }
+    at
 }
 
 /// What goes up: frame `n` of turn `i`'s utterance, or a frame of silence.
