@@ -4,6 +4,8 @@
 //! measurably did to a call ([`NetEffect`]). The caller applies it (`crate::caller::network`); docs/network.md
 //! documents every field and cites every preset.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// How the one-way delay spreads around its mean.
@@ -37,7 +39,7 @@ impl Jitter {
 pub struct NetworkConfig {
     /// The preset these values started from, when any (`lan`, `wifi`, `4g`, `pstn`, `bad-cellular`).
     #[serde(default)]
-    pub preset: Option<String>,
+    pub preset: Option<Cow<'static, str>>,
     /// Mean one-way delay, ms.
     pub latency_ms: f64,
     /// Spread of the one-way delay, ms (see [`Jitter`]); a delay never goes below zero.
@@ -66,128 +68,119 @@ pub struct NetworkConfig {
 pub const PACKET_OVERHEAD_BYTES: usize = 40;
 
 /// A named preset: its values and where they come from (docs/network.md cites each in full).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Preset {
-    /// Name (`--network NAME`, `network = "NAME"`).
-    pub name: &'static str,
-    /// Mean one-way delay, ms.
-    pub latency_ms: f64,
-    /// Jitter, ms.
-    pub jitter_ms: f64,
-    /// Its distribution.
-    pub jitter: Jitter,
-    /// Loss fraction.
-    pub loss: f64,
-    /// Mean loss burst, packets.
-    pub loss_burst: f64,
-    /// Reordering fraction.
-    pub reorder: f64,
-    /// kbit/s.
-    pub bandwidth_kbps: f64,
+    /// Its values; `preset` holds its name (`--network NAME`, `network = "NAME"`).
+    pub config: NetworkConfig,
     /// One line: what it stands for and its sources.
     pub about: &'static str,
 }
 
+/// No impairment at all: what a `network` table without a preset starts from, and what a preset leaves unset.
+const NONE: NetworkConfig = NetworkConfig {
+    preset: None,
+    latency_ms: 0.0,
+    jitter_ms: 0.0,
+    jitter: Jitter::Uniform,
+    loss: 0.0,
+    loss_burst: 1.0,
+    reorder: 0.0,
+    bandwidth_kbps: None,
+    playout_ms: None,
+};
+
 /// The presets, mildest first.
 pub const PRESETS: &[Preset] = &[
     Preset {
-        name: "lan",
-        latency_ms: 1.0,
-        jitter_ms: 0.5,
-        jitter: Jitter::Uniform,
-        loss: 0.0,
-        loss_burst: 1.0,
-        reorder: 0.0,
-        bandwidth_kbps: 100_000.0,
+        config: NetworkConfig {
+            preset: Some(Cow::Borrowed("lan")),
+            latency_ms: 1.0,
+            jitter_ms: 0.5,
+            bandwidth_kbps: Some(100_000.0),
+            ..NONE
+        },
         about: "a wired office LAN: ITU-T G.1050's best impairment level (LAN jitter under 1.5 ms, no loss)",
     },
     Preset {
-        name: "wifi",
-        latency_ms: 10.0,
-        jitter_ms: 5.0,
-        jitter: Jitter::Pareto,
-        loss: 0.005,
-        loss_burst: 2.0,
-        reorder: 0.0,
-        bandwidth_kbps: 20_000.0,
+        config: NetworkConfig {
+            preset: Some(Cow::Borrowed("wifi")),
+            latency_ms: 10.0,
+            jitter_ms: 5.0,
+            jitter: Jitter::Pareto,
+            loss: 0.005,
+            loss_burst: 2.0,
+            bandwidth_kbps: Some(20_000.0),
+            ..NONE
+        },
         about: "home Wi-Fi on fixed broadband: Ookla's fixed-line ping (~14 ms round trip) plus a Wi-Fi hop with a long tail (Sui et al., MobiSys 2016)",
     },
     Preset {
-        name: "4g",
-        latency_ms: 40.0,
-        jitter_ms: 10.0,
-        jitter: Jitter::Pareto,
-        loss: 0.01,
-        loss_burst: 2.0,
-        reorder: 0.0,
-        bandwidth_kbps: 5_000.0,
+        config: NetworkConfig {
+            preset: Some(Cow::Borrowed("4g")),
+            latency_ms: 40.0,
+            jitter_ms: 10.0,
+            jitter: Jitter::Pareto,
+            loss: 0.01,
+            loss_burst: 2.0,
+            bandwidth_kbps: Some(5_000.0),
+            ..NONE
+        },
         about: "LTE: 3GPP TS 23.203 QCI 1 (conversational voice: 100 ms delay budget, 1e-2 loss), Loadero's 4G profile",
     },
     Preset {
-        name: "pstn",
-        latency_ms: 70.0,
-        jitter_ms: 3.0,
-        jitter: Jitter::Normal,
-        loss: 0.001,
-        loss_burst: 1.0,
-        reorder: 0.0,
-        bandwidth_kbps: 100.0,
+        config: NetworkConfig {
+            preset: Some(Cow::Borrowed("pstn")),
+            latency_ms: 70.0,
+            jitter_ms: 3.0,
+            jitter: Jitter::Normal,
+            loss: 0.001,
+            bandwidth_kbps: Some(100.0),
+            ..NONE
+        },
         about: "a regional phone call through a VoIP carrier: ITU-T G.114 App. II (~70 ms of the 150 ms mouth-to-ear budget in the network), Y.1541 class 0 (1e-3 loss), G.711 at 80 kbit/s",
     },
     Preset {
-        name: "bad-cellular",
-        latency_ms: 150.0,
-        jitter_ms: 50.0,
-        jitter: Jitter::Pareto,
-        loss: 0.03,
-        loss_burst: 3.0,
-        reorder: 0.01,
-        bandwidth_kbps: 128.0,
+        config: NetworkConfig {
+            preset: Some(Cow::Borrowed("bad-cellular")),
+            latency_ms: 150.0,
+            jitter_ms: 50.0,
+            jitter: Jitter::Pareto,
+            loss: 0.03,
+            loss_burst: 3.0,
+            reorder: 0.01,
+            bandwidth_kbps: Some(128.0),
+            ..NONE
+        },
         about: "a poor mobile link: G.114's 150 ms limit, G.1050's unmanaged levels (100+ ms jitter, 1 % reordering), Loadero's 3G profile",
     },
 ];
 
 impl Preset {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        self.config.preset.as_deref().unwrap_or_default()
+    }
+
     /// The preset's values as a configuration.
     pub fn config(&self) -> NetworkConfig {
-        NetworkConfig {
-            preset: Some(self.name.to_owned()),
-            latency_ms: self.latency_ms,
-            jitter_ms: self.jitter_ms,
-            jitter: self.jitter,
-            loss: self.loss,
-            loss_burst: self.loss_burst,
-            reorder: self.reorder,
-            bandwidth_kbps: Some(self.bandwidth_kbps),
-            playout_ms: None,
-        }
+        self.config.clone()
     }
 }
 
 /// The preset called `name`.
 pub fn preset(name: &str) -> Option<&'static Preset> {
-    PRESETS.iter().find(|p| p.name == name)
+    PRESETS.iter().find(|p| p.name() == name)
 }
 
 /// The preset names, for errors and help.
 pub fn preset_names() -> Vec<&'static str> {
-    PRESETS.iter().map(|p| p.name).collect()
+    PRESETS.iter().map(Preset::name).collect()
 }
 
 impl NetworkConfig {
     /// No impairment at all (every value zero): the base a table without a preset starts from.
     pub fn none() -> NetworkConfig {
-        NetworkConfig {
-            preset: None,
-            latency_ms: 0.0,
-            jitter_ms: 0.0,
-            jitter: Jitter::Uniform,
-            loss: 0.0,
-            loss_burst: 1.0,
-            reorder: 0.0,
-            bandwidth_kbps: None,
-            playout_ms: None,
-        }
+        NONE
     }
 
     /// The receiver's wait past the mean latency, ms: `playout_ms` when set, else the 99th percentile of the jitter
@@ -310,8 +303,8 @@ mod tests {
     #[test]
     fn every_preset_passes_its_own_check_and_describes_itself() {
         for p in PRESETS {
-            assert_eq!(p.config().check(), Ok(()), "{}", p.name);
-            assert!(p.config().describe().starts_with(p.name));
+            assert_eq!(p.config().check(), Ok(()), "{}", p.name());
+            assert!(p.config().describe().starts_with(p.name()));
         }
         let mut bad = NetworkConfig::none();
         bad.loss = 0.9;
