@@ -264,6 +264,11 @@ pub struct DirEffect {
 }
 
 impl DirEffect {
+    /// Lost packets as a percentage of those that crossed (0 when none did).
+    pub fn lost_pct(&self) -> f64 {
+        if self.packets > 0 { self.lost as f64 * 100.0 / self.packets as f64 } else { 0.0 }
+    }
+
     /// Adds another call's (or shard's) effect: counts sum, the mean is weighted by delivered packets.
     pub fn add(&mut self, o: &DirEffect) {
         let (a, b) = (self.packets - self.lost - self.late, o.packets - o.lost - o.late);

@@ -312,8 +312,7 @@ pub fn network_table(s: &Summary) -> Option<Table> {
             match &t.network {
                 Some(n) => {
                     for d in [&n.measured.up, &n.measured.down] {
-                        let pct = if d.packets > 0 { d.lost as f64 * 100.0 / d.packets as f64 } else { 0.0 };
-                        row.push(format!("{} of {} ({pct:.2} %)", d.lost, d.packets));
+                        row.push(format!("{} of {} ({:.2} %)", d.lost, d.packets, d.lost_pct()));
                         row.push(d.late.to_string());
                         row.push(format!("{} / {}", ms(d.delay_mean_ms), ms(d.delay_max_ms)));
                     }

@@ -370,10 +370,15 @@ impl NetworkSummary {
     /// delay mean 86.1 ms, max 97.3 ms`.
     pub fn measured_lines(&self) -> [String; 2] {
         let dir = |name: &str, d: &crate::model::network::DirEffect| {
-            let pct = if d.packets > 0 { d.lost as f64 * 100.0 / d.packets as f64 } else { 0.0 };
             format!(
-                "{name} {} packets: {} lost ({pct:.2} %), {} reordered, {} late; delay mean {:.1} ms, max {:.1} ms",
-                d.packets, d.lost, d.reordered, d.late, d.delay_mean_ms, d.delay_max_ms
+                "{name} {} packets: {} lost ({:.2} %), {} reordered, {} late; delay mean {:.1} ms, max {:.1} ms",
+                d.packets,
+                d.lost,
+                d.lost_pct(),
+                d.reordered,
+                d.late,
+                d.delay_mean_ms,
+                d.delay_max_ms
             )
         };
         [dir("up", &self.measured.up), dir("down", &self.measured.down)]
