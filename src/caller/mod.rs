@@ -117,10 +117,13 @@ pub async fn run_call<S: Session>(
                     if plan.telephone && let AgentEvent::Audio { samples, .. } = &mut ev {
                         *samples = telephone::to_ear(samples, agent_rate);
                     }
-                    match &mut net {
+                    let now = match &mut net {
                         // Tool calls run beside the agent: they do not cross the caller's network.
                         Some(n) if !matches!(ev, AgentEvent::ToolCall { .. }) => n.send_down(ev),
-                        _ => deliver(session, &mut tracker, &ev).await,
+                        _ => Some(ev),
+                    };
+                    if let Some(ev) = now {
+                        deliver(session, &mut tracker, &ev).await;
                     }
                 }
                 None => tracker.abort(ErrorCategory::Disconnect, "the session's event stream ended"),

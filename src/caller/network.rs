@@ -206,15 +206,23 @@ impl<T> Lane<T> {
         }
     }
 
-    /// Puts an item sent at `sent` on the link.
-    fn push(&mut self, sent: Instant, bytes: usize, kind: Kind, item: T) {
+    /// Puts an item sent at `sent` on the link. With [`MAX_IN_FLIGHT`] items in flight a packet is dropped (counted
+    /// lost) and a control message is handed back, to be delivered at once: nothing queues beyond the bound.
+    fn push(&mut self, sent: Instant, bytes: usize, kind: Kind, item: T) -> Option<T> {
+        if self.queue.len() >= MAX_IN_FLIGHT {
+            if kind != Kind::Packet {
+                return Some(item);
+            }
+            self.effect.packets += 1;
+            self.effect.lost += 1;
+            return None;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let f = if kind == Kind::Packet {
-            let full = self.queue.len() >= MAX_IN_FLIGHT;
             let fate = self.link.send(sent, bytes);
             let (at, wire_done, in_order) = (fate.at, fate.wire_done, !fate.reorder);
-            let lost = fate.lost || full;
+            let lost = fate.lost;
             InFlight { at, own_at: at, wire_done, in_order, seq, sent, lost, late: fate.late && !lost, kind, item }
         } else {
             // A control message is never later than a packet the receiver still waits for.
@@ -238,6 +246,7 @@ impl<T> Lane<T> {
         };
         let pos = self.queue.partition_point(|q| (q.at, q.seq) <= (f.at, f.seq));
         self.queue.insert(pos, f);
+        None
     }
 
     /// Where a control message `c` arrives behind what is queued before it ([`follow`]).
@@ -387,22 +396,25 @@ impl NetPath {
 
     /// The caller's frame, spoken at `sent`, onto the uplink.
     pub fn send_up(&mut self, frame: UpFrame, sent: Instant) {
-        self.up.push(sent, self.up_bytes, Kind::Packet, frame);
+        let _ = self.up.push(sent, self.up_bytes, Kind::Packet, frame);
     }
 
     /// An agent event, received at its stamp, onto the downlink. The agent's audio leaves a media gateway at its
     /// playout pace (a provider's faster-than-real-time burst waits in the gateway, as Twilio's or a WebRTC media
     /// server's buffer holds it), cut into packets of one frame's length; a flush empties the gateway's buffer (the
     /// packets not yet sent never cross). Other events are control messages, in order with the audio. Tool calls
-    /// are not for the path (the caller handles them at once).
-    pub fn send_down(&mut self, ev: AgentEvent) {
+    /// are not for the path (the caller handles them at once). Returns a control message the path is too full to
+    /// hold (an agent flooding the caller): the caller delivers it at once.
+    #[must_use]
+    pub fn send_down(&mut self, ev: AgentEvent) -> Option<AgentEvent> {
         match ev {
             AgentEvent::Audio { at, item, samples } => {
                 let push = |this: &mut NetPath, chunk: Vec<i16>| {
                     let sent = this.gateway_free.map_or(at, |g| g.max(at));
                     this.gateway_free = Some(sent + this.duration_of(chunk.len()));
                     let bytes = chunk.len() * this.down_sample_bytes;
-                    this.down.push(sent, bytes, Kind::Packet, AgentEvent::Audio { at: sent, item, samples: chunk });
+                    let _ =
+                        this.down.push(sent, bytes, Kind::Packet, AgentEvent::Audio { at: sent, item, samples: chunk });
                 };
                 if samples.len() <= self.down_packet {
                     push(self, samples);
@@ -411,6 +423,7 @@ impl NetPath {
                         push(self, chunk.to_vec());
                     }
                 }
+                None
             }
             other => {
                 let at = stamp(&other);
@@ -419,7 +432,7 @@ impl NetPath {
                     self.gateway_free = self.gateway_free.map(|g| g.min(at));
                 }
                 let kind = if matches!(other, AgentEvent::ResponseDone { .. }) { Kind::Trailer } else { Kind::Control };
-                self.down.push(at, 0, kind, other);
+                self.down.push(at, 0, kind, other)
             }
         }
     }

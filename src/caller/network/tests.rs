@@ -234,8 +234,7 @@ async fn call_over(cfg: Option<&NetworkConfig>) -> (f64, Duration, Duration) {
                 Some(n) => {
                     let first = n.down.link.clone().send(r, 160).at;
                     down_delay = first - r;
-                    n.send_down(audio);
-                    n.send_down(done);
+                    assert!(n.send_down(audio).is_none() && n.send_down(done).is_none());
                 }
                 None => {
                     tr.on_event(&audio);
@@ -278,11 +277,14 @@ async fn the_agents_burst_leaves_the_gateway_at_playout_pace_and_a_flush_empties
     let t0 = Instant::now();
     let mut p = NetPath::new(&cfg(50.0, 0.0, Jitter::Uniform), (1, 2), FRAME, 160, 8000, 1);
     // Two seconds of audio received at once (a provider's burst), a transcript, then a flush 1 s later.
-    p.send_down(AgentEvent::Audio { at: t0, item: 0, samples: vec![100; 16_000] });
-    p.send_down(AgentEvent::Transcript { at: t0, text: "hello".into(), segment: false });
+    assert!(p.send_down(AgentEvent::Audio { at: t0, item: 0, samples: vec![100; 16_000] }).is_none());
+    assert!(p.send_down(AgentEvent::Transcript { at: t0, text: "hello".into(), segment: false }).is_none());
     let f = t0 + Duration::from_millis(1000);
-    p.send_down(AgentEvent::SpeechStarted { at: f });
-    p.send_down(AgentEvent::ResponseDone { at: f, status: ResponseStatus::Cancelled, had_tool_call: false });
+    assert!(p.send_down(AgentEvent::SpeechStarted { at: f }).is_none());
+    assert!(
+        p.send_down(AgentEvent::ResponseDone { at: f, status: ResponseStatus::Cancelled, had_tool_call: false })
+            .is_none()
+    );
     let mut audio = Vec::new();
     let mut others = Vec::new();
     while let Some(released) = p.next_arrival() {
@@ -306,4 +308,23 @@ async fn the_agents_burst_leaves_the_gateway_at_playout_pace_and_a_flush_empties
     // arrive behind the audio sent before them.
     let ms = Duration::from_millis;
     assert_eq!(others, [("transcript", ms(50), ms(0)), ("flush", ms(1050), ms(1050)), ("done", ms(1050), ms(1050))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_flooding_the_caller_cannot_grow_the_path() {
+    let t0 = Instant::now();
+    let mut p = NetPath::new(&cfg(100.0, 0.0, Jitter::Uniform), (1, 2), FRAME, 160, 8000, 1);
+    // 30,000 packets' worth of audio at once: the gateway paces them, the path holds MAX_IN_FLIGHT of them.
+    assert!(p.send_down(AgentEvent::Audio { at: t0, item: 0, samples: vec![100; 160 * 30_000] }).is_none());
+    assert_eq!(p.down.queue.len(), MAX_IN_FLIGHT);
+    // A control message that cannot queue comes back, to be delivered at once.
+    let back = p.send_down(AgentEvent::Transcript { at: t0, text: "x".into(), segment: false });
+    assert!(matches!(back, Some(AgentEvent::Transcript { .. })));
+    assert_eq!(p.down.queue.len(), MAX_IN_FLIGHT);
+    // The dropped packets are counted lost.
+    while let Some(at) = p.next_arrival() {
+        p.arrive_down(at);
+    }
+    let e = p.effect().down;
+    assert_eq!((e.packets, e.lost), (30_000, 30_000 - MAX_IN_FLIGHT as u64));
 }
