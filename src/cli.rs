@@ -64,6 +64,11 @@ pub enum Command {
         /// ramp-up does; the i-th of n starts after i/n of it.
         #[arg(long, value_name = "DURATION")]
         ramp_up: Option<String>,
+        /// Run the harness's threads at real-time priority (SCHED_RR; needs root or CAP_SYS_NICE), so that nothing
+        /// else on the machine delays a frame; the embedded sims stay at normal priority. summary.json records what
+        /// was granted. docs/bench.md.
+        #[arg(long)]
+        realtime: bool,
         /// The network between the caller and every target, over the scenario's `network` keys: `lan`, `wifi`,
         /// `4g`, `pstn`, `bad-cellular`, or `none` for a clean line. docs/network.md.
         #[arg(long, value_name = "PRESET", value_parser = network_preset)]
@@ -188,6 +193,10 @@ pub enum Command {
         /// replying in lockstep, the worst case). docs/bench.md.
         #[arg(long, value_name = "DURATION", default_value = "5s")]
         ramp_up: String,
+        /// Keep the harness's threads at normal priority (by default they ask for real-time priority, and the header
+        /// says whether it was granted). docs/bench.md.
+        #[arg(long)]
+        no_realtime: bool,
     },
     /// Build or check the audio corpus (the caller's utterances and the simulated agent's replies).
     Corpus {
@@ -408,6 +417,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             shard,
             record,
             ramp_up,
+            realtime,
             network,
             load,
             quiet,
@@ -436,7 +446,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 network,
                 ramp_up,
             };
-            run_scenario(&scenario, &opts, gate, &gate_args)
+            run_scenario(&scenario, &opts, gate, &gate_args, realtime)
         }
         Command::Merge { dirs, out, allow_missing } => merge(&dirs, &out, allow_missing),
         Command::Gate { dir, gate_args, format, save_baseline } => {
@@ -451,12 +461,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             compare(&dirs, &opts, format, out.as_deref())
         }
-        Command::Bench { calls, corpus, out, sim_process, ramp_up } => {
+        Command::Bench { calls, corpus, out, sim_process, ramp_up, no_realtime } => {
             let ramp_up = match ramp_up.trim() {
                 "0" | "0s" | "0ms" => None,
                 r => Some(crate::run::load::parse_duration(r)?),
             };
-            bench(&calls, &corpus, &out, sim_process, ramp_up)
+            bench(&calls, &corpus, &out, sim_process, ramp_up, !no_realtime)
         }
         Command::Sim { scenario, seed, port, ground_truth } => sim(&scenario, seed, port, ground_truth.as_deref()),
         Command::Corpus { action } => match action {
@@ -469,7 +479,13 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 /// `voicebench run`: the run, its summary table and pages, and with `gate`, the gate's verdict on its report.
-fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate_args: &GateArgs) -> Result<i32> {
+fn run_scenario(
+    scenario: &Path,
+    opts: &crate::run::RunOptions,
+    gate: bool,
+    gate_args: &GateArgs,
+    realtime: bool,
+) -> Result<i32> {
     if !gate && gate_args.any() {
         bail!("--baseline, --slo, --noise, --junit and --json are gate options: add --gate");
     }
@@ -484,7 +500,11 @@ fn run_scenario(scenario: &Path, opts: &crate::run::RunOptions, gate: bool, gate
     } else {
         None
     };
-    let outcome = runtime()?.block_on(crate::run::run(&sc, opts, &|m| eprintln!("{m}")))?;
+    let rt = harness_runtime(realtime)?;
+    if let crate::caller::priority::Status::Refused(_) = crate::caller::priority::status() {
+        eprintln!("voicebench: --realtime: the harness runs at {}", crate::caller::priority::status().describe());
+    }
+    let outcome = rt.block_on(crate::run::run(&sc, opts, &|m| eprintln!("{m}")))?;
     print!("{}", crate::report::terminal_table(&outcome.summary));
     // A gated run is judged once: the verdict the exit code follows is the one the pages show.
     let gated = match (&gate_opts, outcome.interrupted) {
@@ -701,6 +721,7 @@ fn bench(
     out: &Path,
     sim_process: bool,
     ramp_up: Option<std::time::Duration>,
+    realtime: bool,
 ) -> Result<i32> {
     use crate::run::bench::{SimProcess, bench_once, render};
     // The corpus first: the sim child would otherwise fail on it with its own, later error.
@@ -711,7 +732,8 @@ fn bench(
             corpus.join("manifest.json").display()
         );
     }
-    let rt = runtime()?;
+    let rt = harness_runtime(realtime)?;
+    let priority = crate::caller::priority::status().describe();
     let exe = std::env::current_exe().context("finding this executable to run the sim")?;
     let mut rows = Vec::new();
     for &n in calls {
@@ -721,14 +743,14 @@ fn bench(
         rows.push(rt.block_on(bench_once(corpus, out, n, sim.as_ref(), ramp_up))?);
         drop(sim);
         // Print as the levels finish (a long bench shows its progress).
-        let table = render(&rows, sim_process, ramp_up);
+        let table = render(&rows, sim_process, ramp_up, &priority);
         let lines: Vec<&str> = table.lines().collect();
         if rows.len() == 1 {
             println!("{}\n{}", lines[0], lines[1]);
         }
         println!("{}", lines[1 + rows.len()]);
     }
-    let table = render(&rows, sim_process, ramp_up);
+    let table = render(&rows, sim_process, ramp_up, &priority);
     for l in table.lines().skip(2 + rows.len()) {
         println!("{l}");
     }
@@ -800,6 +822,39 @@ fn emit_gate(report: &GateReport, args: &GateArgs, format: GateFormat) -> Result
 fn runtime() -> Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?)
+}
+
+/// The runtime a run's callers go on, with the embedded sims moved to a runtime of their own (normal priority,
+/// threads `voicebench-sim`), as a provider's work is on its own machine. With `realtime`, the harness's threads ask
+/// for real-time priority as they start (`crate::caller::priority`); the sims' threads are started first, from
+/// this normal thread, so they never inherit it.
+fn harness_runtime(realtime: bool) -> Result<tokio::runtime::Runtime> {
+    static SIMS: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if SIMS.get().is_none() {
+        let sims = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .thread_name("voicebench-sim")
+            .enable_all()
+            .build()
+            .context("starting the sims' runtime")?;
+        crate::sim::use_runtime(sims.handle().clone());
+        let _ = SIMS.set(sims);
+    }
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(cores).enable_all();
+    if realtime {
+        b.on_thread_start(|| {
+            let _ = crate::caller::priority::raise(crate::caller::priority::Role::Worker);
+        });
+    }
+    let rt = b.build()?;
+    // The workers start in the background; what they were granted is reported, so wait for them (briefly).
+    let asked = std::time::Instant::now();
+    while realtime && crate::caller::priority::asked() < cores && asked.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(rt)
 }
 
 fn validate(files: &[PathBuf]) -> i32 {

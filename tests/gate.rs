@@ -24,6 +24,7 @@ fn meta(slo: Vec<Slo>) -> RunMeta {
         seed: 7,
         calls: 40,
         ramp_up_ms: None,
+        priority: None,
         concurrency: 4,
         frame_ms: 20,
         targets: vec![TargetMeta {

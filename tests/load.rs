@@ -31,10 +31,23 @@ fn an_open_loop_counts_the_calls_it_could_not_start_and_drops_none_below_capacit
         args.extend(["--max-start-delay", "500ms"]);
         text(&voicebench(&d, &args))
     });
-    // Below capacity: 2 calls/s for 2 s, the default 1000 slots.
+    // Below capacity: 2 calls/s for 2 s, the default 1000 slots; the harness asks for real-time priority.
     let below = text(&voicebench(
         dir.path(),
-        &["run", &s, "--out", "below", "-q", "--rate", "2/s", "--duration", "2s", "--arrivals", "constant"],
+        &[
+            "run",
+            &s,
+            "--out",
+            "below",
+            "-q",
+            "--rate",
+            "2/s",
+            "--duration",
+            "2s",
+            "--arrivals",
+            "constant",
+            "--realtime",
+        ],
     ));
     let over = over.join().unwrap();
 
@@ -54,6 +67,14 @@ fn an_open_loop_counts_the_calls_it_could_not_start_and_drops_none_below_capacit
     assert!(errors.is_empty(), "summary.json breaks the schema: {errors:?}");
 
     assert_eq!(below.0, 0, "{}{}", below.1, below.2);
+    // Granted as root or with CAP_SYS_NICE, refused (and said so) otherwise; never silently normal.
+    let priority = summary(&dir.path().join("below"))["run"]["priority"].clone();
+    match priority.as_str() {
+        Some("realtime") => {}
+        Some("refused") => assert!(below.2.contains("real-time refused"), "{}", below.2),
+        other => panic!("--realtime recorded priority {other:?}"),
+    }
+    assert_eq!(summary(&dir.path().join("over"))["run"]["priority"], "normal");
     let l = &summary(&dir.path().join("below"))["load"];
     assert_eq!(
         (l["intended"].as_u64(), l["started"].as_u64(), l["dropped"].as_u64()),

@@ -115,6 +115,7 @@ fn meta() -> RunMeta {
         seed: 1,
         calls: 1,
         ramp_up_ms: None,
+        priority: None,
         concurrency: 1,
         frame_ms: 20,
         targets: vec![TargetMeta {

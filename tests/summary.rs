@@ -167,6 +167,7 @@ fn meta() -> RunMeta {
         seed: 7,
         calls: 10,
         ramp_up_ms: None,
+        priority: None,
         concurrency: 2,
         frame_ms: 20,
         targets: vec![

@@ -7,6 +7,7 @@
 pub mod network;
 pub mod pacer;
 pub mod playback;
+pub mod priority;
 pub mod record;
 pub mod recording;
 pub mod slots;

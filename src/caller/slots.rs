@@ -143,13 +143,9 @@ fn run(s: &Shared) {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
     // On a loaded machine the thread must not wait behind other processes for a CPU each time it wakes (it runs a
-    // few µs per slot): ask for the lowest real-time priority. Best effort: without the privilege it stays normal.
-    #[cfg(target_os = "linux")]
-    // SAFETY: sched_setscheduler on the calling thread (0) with a valid, initialised sched_param.
-    unsafe {
-        let param = libc::sched_param { sched_priority: 1 };
-        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
-    }
+    // few µs per slot): ask for a real-time priority above the runtime workers' (super::priority). Best effort:
+    // without the privilege it stays normal.
+    let _ = super::priority::raise(super::priority::Role::Pacer);
     let mut due = Vec::new();
     // When the thread last served a deadline: the next batch waits a slot from then (an unpark by a new
     // registration does not restart the slot).

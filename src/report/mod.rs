@@ -146,6 +146,8 @@ pub struct RunMeta {
     pub calls: u32,
     /// Closed loop: the calls' starts were spread evenly over this long, ms.
     pub ramp_up_ms: Option<f64>,
+    /// The scheduling priority of the harness's threads (`crate::caller::priority::Status::label`).
+    pub priority: Option<String>,
     /// Concurrent calls.
     pub concurrency: u32,
     /// Outgoing frame duration, ms.
@@ -182,6 +184,7 @@ impl RunMeta {
             seed: scenario.defaults.seed,
             calls: scenario.defaults.calls,
             ramp_up_ms: None,
+            priority: None,
             concurrency: scenario.defaults.concurrency,
             frame_ms: scenario.defaults.frame_ms,
             targets: scenario.targets.iter().map(TargetMeta::from_target).collect(),

@@ -97,6 +97,7 @@ pub(crate) fn meta_of(plan: &Summary) -> RunMeta {
         seed: plan.run.seed,
         calls: plan.run.calls,
         ramp_up_ms: plan.run.ramp_up_ms,
+        priority: plan.run.priority.clone(),
         concurrency: plan.run.concurrency,
         frame_ms: plan.run.frame_ms,
         targets: plan

@@ -168,6 +168,10 @@ pub struct RunInfo {
     /// Closed loop with `--ramp-up`: the calls' starts were spread evenly over this long, ms; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp_up_ms: Option<f64>,
+    /// The scheduling priority of the harness's threads: `realtime` (granted), `refused` (asked, not granted) or
+    /// `normal` (not asked); absent in summaries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
 }
 
 /// Frame send lateness, ms.
@@ -485,6 +489,7 @@ impl Summary {
                 concurrency: meta.concurrency,
                 frame_ms: meta.frame_ms,
                 ramp_up_ms: meta.ramp_up_ms,
+                priority: meta.priority.clone(),
             },
             slo: Ordered(meta.slo.iter().map(|s| (s.key.to_string(), s.threshold)).collect()),
             started_at: rfc3339(meta.started_at),

@@ -44,6 +44,13 @@ pub fn terminal_table(summary: &Summary) -> String {
         let _ = writeln!(out, "event-loop lag: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", l.p50_ms, l.p99_ms, l.max_ms);
         if let Some(w) = h.warning() {
             let _ = writeln!(out, "OVERLOADED harness: {w}");
+            if summary.run.priority.as_deref() != Some("realtime") {
+                let _ = writeln!(
+                    out,
+                    "  the harness ran at normal priority: `voicebench run --realtime` (as root or with CAP_SYS_NICE) \
+                     lets its frames preempt other work on this machine (docs/bench.md)"
+                );
+            }
         }
     }
     if let Some(l) = &summary.load {
@@ -230,7 +237,7 @@ mod tests {
                 sha256: "ab".into(),
                 corpus_sha256: None,
             },
-            run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20, ramp_up_ms: None },
+            run: RunInfo { seed: 1, calls: 10, concurrency: 2, frame_ms: 20, ramp_up_ms: None, priority: None },
             slo: Ordered::default(),
             started_at: "2025-01-01T00:00:00.000Z".into(),
             finished_at: "2025-01-01T00:01:00.000Z".into(),
@@ -317,6 +324,10 @@ pacing: 30000 frames, lateness p50 0.210 ms, p99 0.800 ms, max 3.100 ms
             ),
             "{text}"
         );
+        // At normal priority the way out is named; at real-time priority there is nothing more to ask for.
+        assert!(text.contains("the harness ran at normal priority: `voicebench run --realtime`"), "{text}");
+        s.run.priority = Some("realtime".into());
+        assert!(!terminal_table(&s).contains("--realtime"), "{}", terminal_table(&s));
     }
 
     #[test]

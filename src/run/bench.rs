@@ -280,15 +280,21 @@ impl BenchRow {
 }
 
 /// The bench's table: a header, one line per row, and the verdict (where the harness breaks, and why).
-pub fn render(rows: &[BenchRow], sim_process: bool, ramp_up: Option<Duration>) -> String {
+/// `priority` says how the harness's threads were scheduled ([`crate::caller::priority::Status::describe`]).
+pub fn render(rows: &[BenchRow], sim_process: bool, ramp_up: Option<Duration>, priority: &str) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let starts = match ramp_up {
         Some(r) if !r.is_zero() => format!("calls started evenly over {:.1} s", r.as_secs_f64()),
         _ => "calls started at once (lockstep)".to_string(),
     };
     let mut s = format!(
-        "voicebench bench: fixed-profile sim (simulated) on 127.0.0.1, {cores} cores; {}; {starts}\n",
-        if sim_process { "the sim in its own process" } else { "harness + sim in one process" }
+        "voicebench bench: fixed-profile sim (simulated) on 127.0.0.1, {cores} cores; {}; {starts}; harness at \
+         {priority}\n",
+        if sim_process {
+            "the sim in its own process"
+        } else {
+            "harness and sim in one process, on runtimes of their own"
+        }
     );
     let sim_cols = if sim_process { format!(" {:>12} {:>12}", "sim CPU ms", "sim KiB") } else { String::new() };
     s.push_str(&format!(
@@ -570,9 +576,9 @@ mod tests {
         // One call carries the process's fixed size: its memory per call is not checked.
         assert!(rows[0].misses().is_empty() && rows[1].misses().is_empty());
         assert_eq!(rows[2].misses(), ["pacing p99 2.70 ms > 2.5 ms"]);
-        let table = render(&rows, false, None);
+        let table = render(&rows, false, None, "normal priority");
         assert!(table.contains("breaks at 1000 calls: pacing p99 2.70 ms > 2.5 ms"), "{table}");
-        let held = render(&rows[..2], false, None);
+        let held = render(&rows[..2], false, None, "normal priority");
         assert!(held.contains("held every target up to 500 calls"), "{held}");
     }
 
@@ -592,9 +598,10 @@ mod tests {
         // A NaN (no frames paced) is a miss, not a pass.
         assert_eq!(row(500, f64::NAN, None, 10.0).misses().len(), 1);
         // Without the sim's truth the TTFA column says so rather than print a number.
-        let table = render(&[row(500, 0.4, None, 10.0)], true, Some(std::time::Duration::from_secs(5)));
+        let table =
+            render(&[row(500, 0.4, None, 10.0)], true, Some(std::time::Duration::from_secs(5)), "normal priority");
         assert!(table.contains("n/a (truth in the sim)") && table.contains("own process"), "{table}");
         assert!(table.contains("calls started evenly over 5.0 s"), "{table}");
-        assert!(render(&[row(500, 0.4, None, 10.0)], true, None).contains("at once (lockstep)"));
+        assert!(render(&[row(500, 0.4, None, 10.0)], true, None, "normal priority").contains("at once (lockstep)"));
     }
 }

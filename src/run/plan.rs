@@ -170,6 +170,7 @@ impl RunPlan {
         meta.calls = calls;
         meta.concurrency = concurrency;
         meta.seed = run_seed;
+        meta.priority = Some(crate::caller::priority::status().label().to_owned());
         meta.ramp_up_ms = opts.ramp_up.filter(|_| opts.load.is_none()).map(|r| r.as_secs_f64() * 1000.0);
         meta.shard = opts.shard.filter(|s| s.count > 1).map(|s| ShardSummary::of(s, run_seed));
         meta.load = opts.load.as_ref().map(super::load::summary_of);

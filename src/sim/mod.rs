@@ -499,8 +499,32 @@ pub async fn start(scenario: &Scenario, target: &Target, seed: u64) -> Result<Si
 /// 1,000-call bench measured connect p90 1,056 ms, all of it the sim's). The kernel caps it at `net.core.somaxconn`.
 const BACKLOG: u32 = 4096;
 
-/// A loopback listener on `port` (0 for any free one) with room for a thousand callers dialling at once.
+/// The runtime the embedded sims run on when the command gave them one of their own ([`use_runtime`]).
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// Runs every sim started from now on on `handle`'s runtime instead of the caller's: `voicebench run` and `bench`
+/// keep the sims' work off the harness's (real-time) threads, as a provider's is on its own machine. Set once per
+/// process; later calls are ignored. Without it (the tests) a sim runs on the runtime that starts it.
+pub fn use_runtime(handle: tokio::runtime::Handle) {
+    let _ = RUNTIME.set(handle);
+}
+
+/// Spawns a sim's server task on the sims' runtime ([`use_runtime`]), or on the current one.
+pub(crate) fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match RUNTIME.get() {
+        Some(h) => h.spawn(f),
+        None => tokio::spawn(f),
+    }
+}
+
+/// A loopback listener on `port` (0 for any free one) with room for a thousand callers dialling at once. Registered
+/// with the sims' runtime ([`use_runtime`]) when there is one, so its connections are served there.
 pub(crate) fn listen(port: u16) -> std::io::Result<TcpListener> {
+    let _runtime = RUNTIME.get().map(tokio::runtime::Handle::enter);
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
@@ -589,7 +613,7 @@ pub async fn start_wire_on(scenario: &Scenario, target: &Target, seed: u64, port
     };
     let shared = Arc::new(Shared { started: Instant::now(), log: Mutex::new(Vec::new()), turns: scenario.turns.len() });
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(wire::serve(listener, Arc::new(ctx), shared.clone(), accept, stop_rx));
+    let task = spawn(wire::serve(listener, Arc::new(ctx), shared.clone(), accept, stop_rx));
     Ok(SimHandle { addr, url, target: name, shared, stop, task, fault_stage: None })
 }
 

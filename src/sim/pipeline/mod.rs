@@ -377,12 +377,12 @@ pub(crate) async fn start_as(
         (Some(stage), Some(fault)) => {
             let raw_listener = super::listen(0).map_err(SimError::Bind)?;
             let raw_addr = raw_listener.local_addr().map_err(SimError::Bind)?;
-            tokio::spawn(raw::serve(raw_listener, fault, stop_rx.clone()));
+            super::spawn(raw::serve(raw_listener, fault, stop_rx.clone()));
             Some((stage, raw_addr))
         }
         _ => None,
     };
-    let task = tokio::spawn(serve(listener, ctx, shared.clone(), stop_rx));
+    let task = super::spawn(serve(listener, ctx, shared.clone(), stop_rx));
     Ok(super::SimHandle { addr, url: format!("http://{addr}/v1"), target: name, shared, stop, task, fault_stage })
 }
 
