@@ -501,8 +501,9 @@ fn run_scenario(
         None
     };
     let rt = harness_runtime(realtime)?;
-    if let crate::caller::priority::Status::Refused(_) = crate::caller::priority::status() {
-        eprintln!("voicebench: --realtime: the harness runs at {}", crate::caller::priority::status().describe());
+    let priority = crate::caller::priority::status();
+    if let crate::caller::priority::Status::Refused(_) = priority {
+        eprintln!("voicebench: --realtime: the harness runs at {}", priority.describe());
     }
     let outcome = rt.block_on(crate::run::run(&sc, opts, &|m| eprintln!("{m}")))?;
     print!("{}", crate::report::terminal_table(&outcome.summary));
@@ -820,8 +821,15 @@ fn emit_gate(report: &GateReport, args: &GateArgs, format: GateFormat) -> Result
 /// The async runtime: one worker per core (the callers' timers and sockets share them; more threads than cores
 /// only add contention on a loaded machine).
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(per_core().0.build()?)
+}
+
+/// A multi-thread runtime's builder with one worker per core (timers and I/O on), and the number of cores.
+fn per_core() -> (tokio::runtime::Builder, usize) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build()?)
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(cores).enable_all();
+    (b, cores)
 }
 
 /// The runtime a run's callers go on, with the embedded sims moved to a runtime of their own (normal priority,
@@ -830,19 +838,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// this normal thread, so they never inherit it.
 fn harness_runtime(realtime: bool) -> Result<tokio::runtime::Runtime> {
     static SIMS: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     if SIMS.get().is_none() {
-        let sims = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cores)
-            .thread_name("voicebench-sim")
-            .enable_all()
-            .build()
-            .context("starting the sims' runtime")?;
+        let sims = per_core().0.thread_name("voicebench-sim").build().context("starting the sims' runtime")?;
         crate::sim::use_runtime(sims.handle().clone());
         let _ = SIMS.set(sims);
     }
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(cores).enable_all();
+    let (mut b, cores) = per_core();
     if realtime {
         b.on_thread_start(|| {
             let _ = crate::caller::priority::raise(crate::caller::priority::Role::Worker);

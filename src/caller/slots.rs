@@ -134,11 +134,6 @@ impl SlotTimer {
         Waiter { timer: self.clone(), reg: Arc::new(Registration::default()), _caller: self.shared.callers.clone() }
     }
 
-    /// How early callers are woken now ([`lead`] of the live waiters).
-    fn lead(&self) -> Duration {
-        self.shared.lead()
-    }
-
     fn ns(&self, t: Instant) -> u64 {
         // Deadlines before the epoch count as due at once (1 ns: 0 means "none").
         (t.saturating_duration_since(self.shared.epoch).as_nanos() as u64).max(1)
@@ -157,6 +152,7 @@ impl SlotTimer {
 }
 
 impl Shared {
+    /// How early callers are woken now ([`lead`] of the live waiters).
     fn lead(&self) -> Duration {
         lead(Arc::strong_count(&self.callers) - 1)
     }
@@ -257,7 +253,7 @@ impl Future for WaitUntil<'_> {
         }
         let w = self.waiter;
         // Few callers and the deadline close: spin the rest rather than wait for a thread to wake (module doc).
-        if self.due - now <= w.timer.lead() {
+        if self.due - now <= w.timer.shared.lead() {
             while Instant::now() < self.due {
                 std::hint::spin_loop();
             }
@@ -287,9 +283,9 @@ mod tests {
         let timer = SlotTimer::start();
         let a = timer.waiter();
         let more: Vec<Waiter> = (0..SPIN_MAX_CALLERS).map(|_| a.clone()).collect();
-        assert_eq!(timer.lead(), Duration::ZERO, "{} callers", SPIN_MAX_CALLERS + 1);
+        assert_eq!(timer.shared.lead(), Duration::ZERO, "{} callers", SPIN_MAX_CALLERS + 1);
         drop(more);
-        assert_eq!(timer.lead(), SPIN);
+        assert_eq!(timer.shared.lead(), SPIN);
     }
 
     /// One caller spins the last stretch, and is never early for it.
